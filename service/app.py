@@ -1,0 +1,84 @@
+"""The Flask application factory."""
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from . import logs, openapi, wiring
+from .config import Settings
+from .errors import GatehouseError
+
+log = logging.getLogger("gatehouse.http")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_BODY = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, *, services: wiring.Services | None = None) -> Flask:
+    """Build the app; nothing is created at import time."""
+    services = services or wiring.build(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.json.sort_keys = False
+    app.extensions["gatehouse"] = services
+    services.pool.open(wait=False)
+
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(GatehouseError, _gatehouse_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+    from .api import health
+
+    app.register_blueprint(health.bp)
+    openapi.init_app(app)
+    return app
+
+
+def _start_request():
+    incoming = request.headers.get("X-Request-Id", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+def _finish_request(response):
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    log.info("%s %s %s", request.method, request.path, response.status_code, extra={"fields": {
+        "method": request.method, "path": request.path, "status": response.status_code,
+        "ms": round(elapsed, 2)}})
+    return response
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra):
+    """A JSON problem body (RFC 9457) with our code and the request id."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code,
+            "request_id": g.get("request_id")}
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.content_type = "application/problem+json"
+    return response
+
+
+def _http_error(e: HTTPException):
+    response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
+    if e.code == 405 and e.valid_methods:
+        response.headers["Allow"] = ", ".join(e.valid_methods)
+    return response
+
+
+def _gatehouse_error(e: GatehouseError):
+    title = {503: "Service Unavailable", 500: "Internal Server Error"}.get(e.status, "Error")
+    return problem(e.status, title, e.message, e.code)
+
+
+def _unexpected_error(e: Exception):
+    log.exception("unhandled error")
+    return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

@@ -1,0 +1,177 @@
+"""Settings: read once, from GATEHOUSE_* environment variables and an optional TOML file.
+
+This is the only module that reads the environment. Each setting's environment
+variable is GATEHOUSE_<NAME>; a TOML file named by GATEHOUSE_CONFIG may set the
+same keys in lower case (`port = 8080`), and the environment wins over it.
+"""
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything Gatehouse is configured with."""
+
+    database_url: str | None = None
+    database_owner_url: str | None = None
+    data_dir: Path = dataclasses.field(default_factory=lambda: default_data_dir())
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    base_url: str = ""
+    log_level: str = "INFO"
+    policy_file: Path = _DEFAULT_POLICY
+    app_role: str = "gatehouse_app"
+    pool_size: int = 8
+    db_timeout: float = 5.0
+
+    @property
+    def public_base_url(self) -> str:
+        return self.base_url or f"http://{self.host}:{self.port}"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database lives when GATEHOUSE_DATA_DIR is not set."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/gatehouse")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "gatehouse"
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides) -> Settings:
+    """Build Settings from the environment (and GATEHOUSE_CONFIG file); raise ConfigError."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    config_file = environ.get("GATEHOUSE_CONFIG")
+    if config_file:
+        raw.update(_read_toml(Path(config_file)))
+    names = {f.name for f in dataclasses.fields(Settings)}
+    for name in names:
+        value = environ.get("GATEHOUSE_" + name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"GATEHOUSE_CONFIG ({config_file})", f"unknown setting {unknown[0]!r}")
+    return Settings(**{name: _PARSERS.get(name, _text)(name, value) for name, value in raw.items()})
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError("GATEHOUSE_CONFIG", f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("GATEHOUSE_CONFIG", f"{path} is not valid TOML: {e}") from None
+
+
+def _env(name: str) -> str:
+    return "GATEHOUSE_" + name.upper()
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(_env(name), f"expected text, got {value!r}")
+    return value
+
+
+def _int_in(low: int, high: int):
+    def parse(name: str, value) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(_env(name), f"expected a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(_env(name), f"{number} is out of range ({low}..{high})")
+        return number
+
+    return parse
+
+
+def _seconds(name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(_env(name), f"expected a number of seconds, got {value!r}") from None
+    if not 0 < number <= 600:
+        raise ConfigError(_env(name), f"{number} is out of range (0..600 seconds)")
+    return number
+
+
+def _database_url(name: str, value) -> str:
+    value = _text(name, value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise ConfigError(_env(name), f"malformed URL: {e}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(_env(name), "expected a postgresql:// URL")
+    if not (parts.hostname or "host=" in parts.query) or not parts.path.strip("/"):
+        raise ConfigError(_env(name), "the URL must name a host and a database")
+    return value
+
+
+def _base_url(name: str, value) -> str:
+    value = _text(name, value).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(_env(name), f"expected an http(s):// URL, got {value!r}")
+    return value
+
+
+def _log_level(name: str, value) -> str:
+    level = _text(name, value).upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(_env(name), f"expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _readable_file(name: str, value) -> Path:
+    path = Path(_text(name, value)).expanduser()
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as e:
+        raise ConfigError(_env(name), f"cannot read {path}: {e.strerror}") from None
+    return path
+
+
+def _directory(name: str, value) -> Path:
+    path = Path(_text(name, value)).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(_env(name), f"{path} is not a directory")
+    return path
+
+
+def _role(name: str, value) -> str:
+    value = _text(name, value)
+    if not value.replace("_", "").isalnum() or len(value) > 63:
+        raise ConfigError(_env(name), f"not a plain role name: {value!r}")
+    return value
+
+
+_PARSERS = {
+    "database_url": _database_url,
+    "database_owner_url": _database_url,
+    "data_dir": _directory,
+    "port": _int_in(1, 65535),
+    "workers": _int_in(1, 64),
+    "pool_size": _int_in(1, 200),
+    "db_timeout": _seconds,
+    "base_url": _base_url,
+    "log_level": _log_level,
+    "policy_file": _readable_file,
+    "app_role": _role,
+}

@@ -1,0 +1,136 @@
+"""The database: which server, which roles, and the one connection pool.
+
+With GATEHOUSE_DATABASE_URL, that server. Without it, an embedded real
+PostgreSQL from the pgserver wheel in the data directory, shared by every
+gatehouse process on that directory and stopped when the last one exits.
+"""
+
+import dataclasses
+import logging
+import threading
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+from .config import Settings
+from .errors import ConfigError, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB = "gatehouse"
+EMBEDDED_OWNER = "gatehouse_owner"
+_embedded_lock = threading.Lock()
+_embedded: dict[Path, object] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Database:
+    """Connection strings for the two roles: the owner migrates, the app serves."""
+
+    owner_url: str
+    app_url: str
+    app_role: str
+    embedded: bool = False
+
+    @property
+    def single_role(self) -> bool:
+        return self.app_role == role_of(self.owner_url)
+
+
+def role_of(url: str) -> str:
+    """The user name a connection string logs in as."""
+    return conninfo_to_dict(url).get("user") or ""
+
+
+def resolve(settings: Settings) -> Database:
+    """Find (or start) the database the settings name; raise on bad settings."""
+    if settings.database_url:
+        owner = settings.database_owner_url or settings.database_url
+        app_role = role_of(settings.database_url)
+        if not app_role:
+            raise ConfigError("GATEHOUSE_DATABASE_URL", "the URL must name the user to log in as")
+        return Database(owner_url=owner, app_url=settings.database_url, app_role=app_role)
+    if settings.database_owner_url:
+        raise ConfigError("GATEHOUSE_DATABASE_OWNER_URL", "set GATEHOUSE_DATABASE_URL as well")
+    return embedded(settings.data_dir, settings.app_role)
+
+
+def embedded(data_dir: Path, app_role: str) -> Database:
+    """Start (or join) the embedded server in data_dir, with our database and roles."""
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        import pgserver  # heavy; only embedded mode pays for it
+
+    pgdata = (data_dir / "postgres").absolute()
+    with _embedded_lock:
+        server = _embedded.get(pgdata)
+        if server is None:
+            try:
+                pgdata.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ConfigError("GATEHOUSE_DATA_DIR", f"cannot create {pgdata.parent}: {e.strerror}") from None
+            try:
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            except Exception as e:  # pgserver raises bare subprocess and OS errors
+                raise DatabaseUnavailable(f"the embedded PostgreSQL in {pgdata} did not start: {e}") from None
+            _embedded[pgdata] = server
+    info = server.get_postmaster_info()
+    base = {"host": str(info.socket_dir), "port": str(info.port)}
+    superuser = make_conninfo(**base, dbname="postgres", user="postgres")
+    ensure_roles_and_database(superuser, owner=EMBEDDED_OWNER, app=app_role, dbname=EMBEDDED_DB)
+    return Database(
+        owner_url=make_conninfo(**base, dbname=EMBEDDED_DB, user=EMBEDDED_OWNER),
+        app_url=make_conninfo(**base, dbname=EMBEDDED_DB, user=app_role),
+        app_role=app_role,
+        embedded=True,
+    )
+
+
+def ensure_roles_and_database(superuser_url: str, *, owner: str, app: str, dbname: str) -> None:
+    """Create the owner and application login roles and the database, if missing."""
+    with psycopg.connect(superuser_url, autocommit=True) as conn:
+        # Serialize concurrent first starts: CREATE ROLE/DATABASE have no IF NOT EXISTS.
+        conn.execute("SELECT pg_advisory_lock(hashtext('gatehouse:bootstrap'))")
+        for role in (owner, app):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(sql.Identifier(role)))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+                sql.Identifier(dbname), sql.Identifier(owner)))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(sql.Identifier(dbname), sql.Identifier(app)))
+        conn.execute("SELECT pg_advisory_unlock(hashtext('gatehouse:bootstrap'))")
+
+
+def connect(url: str, *, timeout: float = 5.0, autocommit: bool = False) -> psycopg.Connection:
+    """One connection, with unreachable servers reported as DatabaseUnavailable."""
+    try:
+        return psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=autocommit)
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"cannot connect to the database: {first_line(e)}") from None
+
+
+def make_pool(url: str, *, size: int, timeout: float, name: str = "gatehouse") -> ConnectionPool:
+    """The application's pool; connections that fail a check are replaced."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        timeout=timeout,
+        name=name,
+        open=False,
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=30,
+        kwargs={"connect_timeout": max(1, int(timeout)), "application_name": name},
+    )
+
+
+def first_line(error: BaseException) -> str:
+    """A psycopg error's first line, for a one-line message (never a traceback)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

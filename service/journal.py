@@ -1,0 +1,242 @@
+"""The decision journal: append events, batch journal-only appends, verify the chain.
+
+Rows are completed by the database (sql/002_journal.sql): seq, ts, prev_hash
+and hash are set by a trigger under the head-row lock, so every appender, in
+any process, extends one linear gapless chain. This module reproduces the
+canonical encoding independently to verify it.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .db import first_line
+from .errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+KINDS = ("check", "grant", "revoke", "suspend", "restore", "sync", "review", "notify", "admin", "job")
+GENESIS = bytes(32)
+FORMAT = "gatehouse-journal-v1"
+
+_INSERT = """
+INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
+VALUES (%(kind)s, %(subject)s, %(resource)s, %(outcome)s, %(reasons)s, %(detail)s, %(actor)s,
+        %(policy_version)s, %(request_id)s)
+RETURNING seq, ts, hash
+"""
+
+# The fields in canonical order, as text, exactly as the hash covers them.
+_CANONICAL_SELECT = """
+SELECT seq::text, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), kind, subject, resource,
+       outcome, reasons::text, detail::text, actor, policy_version, request_id,
+       encode(prev_hash, 'hex'), encode(hash, 'hex')
+FROM journal WHERE seq > %s ORDER BY seq
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One thing that happened, as the caller knows it (the database adds seq, ts and hashes)."""
+
+    kind: str
+    outcome: str
+    actor: str
+    subject: str | None = None
+    resource: str | None = None
+    reasons: tuple = ()
+    detail: dict = dataclasses.field(default_factory=dict)
+    policy_version: str | None = None
+    request_id: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown journal kind {self.kind!r}")
+
+    def params(self) -> dict:
+        return {
+            "kind": self.kind, "subject": self.subject, "resource": self.resource, "outcome": self.outcome,
+            "reasons": Jsonb(list(self.reasons)), "detail": Jsonb(dict(self.detail)), "actor": self.actor,
+            "policy_version": self.policy_version, "request_id": self.request_id,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """Where an event landed in the chain."""
+
+    seq: int
+    ts: object
+    hash: str
+
+
+def append(conn: psycopg.Connection, event: Event) -> Receipt:
+    """Append inside the caller's transaction: the event commits or vanishes with the change.
+
+    Append last in a transaction: the chain's head stays locked until commit.
+    """
+    seq, ts, digest = conn.execute(_INSERT, event.params()).fetchone()
+    return Receipt(seq, ts, digest.hex())
+
+
+class _Pending:
+    __slots__ = ("event", "done", "receipt", "error")
+
+    def __init__(self, event: Event):
+        self.event = event
+        self.done = threading.Event()
+        self.receipt: Receipt | None = None
+        self.error: Exception | None = None
+
+
+class JournalWriter:
+    """Group commit for journal-only appends (decisions that change nothing else).
+
+    Callers block until the transaction carrying their row has committed; one
+    thread commits all rows queued meanwhile in one transaction, so concurrent
+    requests share an fsync instead of queueing on the chain lock one by one.
+    """
+
+    def __init__(self, url: str, *, max_batch: int = 500, timeout: float = 5.0):
+        self._url = url
+        self._max_batch = max_batch
+        self._timeout = timeout
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._conn: psycopg.Connection | None = None
+
+    def record(self, event: Event) -> Receipt:
+        """Append and wait until durable; DatabaseUnavailable if it is not within the timeout."""
+        self._ensure_started()
+        pending = _Pending(event)
+        self._queue.put(pending)
+        if not pending.done.wait(self._timeout):
+            raise DatabaseUnavailable("the journal did not commit in time")
+        if pending.error is not None:
+            raise pending.error
+        return pending.receipt
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=self._timeout)
+            self._thread = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(_INSERT, [p.event.params() for p in batch], returning=True)
+                for p in batch:
+                    seq, ts, digest = cur.fetchone()
+                    p.receipt = Receipt(seq, ts, digest.hex())
+                    cur.nextset()
+        except Exception as e:  # any failure: every waiter in the batch is told, none is lost silently
+            log.warning("journal batch of %d failed: %s", len(batch), first_line(e))
+            self._drop_connection()
+            error = DatabaseUnavailable(f"the journal could not be written: {first_line(e)}")
+            for p in batch:
+                p.receipt, p.error = None, error
+        finally:
+            for p in batch:
+                p.done.set()
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, connect_timeout=max(1, int(self._timeout)),
+                                         application_name="gatehouse-journal")
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    ok: bool
+    count: int
+    head: str
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+def canonical(fields: Iterable[str | None]) -> bytes:
+    """The canonical encoding the hash covers (see sql/002_journal.sql and docs/journal.md)."""
+    parts = [FORMAT]
+    for v in fields:
+        parts.append("|-" if v is None else f"|{len(v.encode())}:{v}")
+    return "".join(parts).encode()
+
+
+def check_rows(rows: Iterator[tuple], *, after_seq: int = 0, after_hash: str = GENESIS.hex()) -> Verification:
+    """Walk rows in the _CANONICAL_SELECT shape; stop at the first that breaks the chain."""
+    expected_seq, prev, count = after_seq + 1, after_hash, 0
+    sha256 = hashlib.sha256
+    for row in rows:
+        seq = int(row[0])
+        if seq != expected_seq:
+            return Verification(False, count, prev, expected_seq, f"seq {expected_seq} is missing")
+        if row[11] != prev:
+            return Verification(False, count, prev, seq, "prev_hash does not match the previous row")
+        if sha256(canonical(row[:12])).hexdigest() != row[12]:
+            return Verification(False, count, prev, seq, "hash does not match the row's content")
+        prev, expected_seq, count = row[12], seq + 1, count + 1
+    return Verification(True, count, prev)
+
+
+def verify(conn: psycopg.Connection, *, batch: int = 20000) -> Verification:
+    """Verify the whole chain with a server-side cursor (constant memory)."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with conn.cursor(name="journal_verify") as cur:
+            cur.itersize = batch
+            cur.execute(_CANONICAL_SELECT, (0,))
+            result = check_rows(iter(cur))
+        if not result.ok:
+            return result
+        head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM journal_head").fetchone()
+    if head_seq != result.count or head_hash != result.head:
+        return Verification(False, result.count, result.head, result.count + 1,
+                            f"the chain ends at seq {result.count} but its head says {head_seq}")
+    return result

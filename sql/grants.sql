@@ -1,0 +1,16 @@
+-- Privileges of the application role, re-applied after every migration run
+-- (so tables added later are covered). The runner sets gatehouse.app_role.
+-- The application may read and write the domain tables, may only INSERT and
+-- SELECT the journal, and may not touch the journal head or the migrations.
+DO $$
+DECLARE
+    app text := current_setting('gatehouse.app_role');
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', app);
+    EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', app);
+    EXECUTE format('REVOKE ALL ON journal, journal_head, schema_migrations FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT ON journal TO %I', app);
+    EXECUTE format('GRANT SELECT ON journal_head, schema_migrations TO %I', app);
+END
+$$;
