@@ -137,7 +137,7 @@ def journal_group():
 @journal_group.command("verify")
 @pass_ctx
 def journal_verify(ctx: _Context):
-    """Walk the hash chain: `OK <count> <head>` (exit 0), or the first bad seq (exit 1)."""
+    """Walk the hash chain: `OK <count> <head>` (exit 0), or `BAD <seq> <why>` for the first bad row (exit 1)."""
     from . import journal
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
@@ -145,7 +145,7 @@ def journal_verify(ctx: _Context):
     if result.ok:
         click.echo(f"OK {result.count} {result.head}")
         return
-    click.echo(f"BAD seq {result.bad_seq}: {result.problem}")
+    click.echo(f"BAD {result.bad_seq} {result.problem}")
     sys.exit(1)
 
 

@@ -10,10 +10,11 @@ import logging
 import threading
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from .config import Settings
@@ -79,18 +80,27 @@ def embedded(data_dir: Path, app_role: str) -> Database:
                 raise DatabaseUnavailable(f"the embedded PostgreSQL in {pgdata} did not start: {e}") from None
             _embedded[pgdata] = server
     info = server.get_postmaster_info()
-    base = {"host": str(info.socket_dir), "port": str(info.port)}
-    superuser = make_conninfo(**base, dbname="postgres", user="postgres")
-    ensure_roles_and_database(superuser, owner=EMBEDDED_OWNER, app=app_role, dbname=EMBEDDED_DB)
+    at = {"host": str(info.socket_dir), "port": info.port}
+    ensure_roles_and_database(url(**at, dbname="postgres", user="postgres"),
+                              owner=EMBEDDED_OWNER, app=app_role, dbname=EMBEDDED_DB)
     return Database(
-        owner_url=make_conninfo(**base, dbname=EMBEDDED_DB, user=EMBEDDED_OWNER),
-        app_url=make_conninfo(**base, dbname=EMBEDDED_DB, user=app_role),
+        owner_url=url(**at, dbname=EMBEDDED_DB, user=EMBEDDED_OWNER),
+        app_url=url(**at, dbname=EMBEDDED_DB, user=app_role),
         app_role=app_role,
         embedded=True,
     )
 
 
-def ensure_roles_and_database(superuser_url: str, *, owner: str, app: str, dbname: str) -> None:
+def url(*, host: str, port: int | str, dbname: str, user: str, password: str | None = None) -> str:
+    """A postgresql:// URL; a host starting with / is a unix socket directory."""
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{quote(dbname, safe='')}?host={quote(host, safe='')}&port={port}"
+    return f"postgresql://{auth}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+def ensure_roles_and_database(superuser_url: str, *, owner: str, app: str, dbname: str,
+                              password: str | None = None) -> None:
     """Create the owner and application login roles and the database, if missing."""
     with psycopg.connect(superuser_url, autocommit=True) as conn:
         # Serialize concurrent first starts: CREATE ROLE/DATABASE have no IF NOT EXISTS.
@@ -99,6 +109,8 @@ def ensure_roles_and_database(superuser_url: str, *, owner: str, app: str, dbnam
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(sql.Identifier(role)))
+            if password:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                 sql.Identifier(dbname), sql.Identifier(owner)))

@@ -37,7 +37,7 @@ _CANONICAL_SELECT = """
 SELECT seq::text, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), kind, subject, resource,
        outcome, reasons::text, detail::text, actor, policy_version, request_id,
        encode(prev_hash, 'hex'), encode(hash, 'hex')
-FROM journal WHERE seq > %s ORDER BY seq
+FROM journal WHERE journal.seq > %s ORDER BY journal.seq
 """
 
 

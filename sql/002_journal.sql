@@ -90,7 +90,20 @@ CREATE TRIGGER journal_no_update BEFORE UPDATE OR DELETE ON journal
     FOR EACH ROW EXECUTE FUNCTION journal_refuse();
 CREATE TRIGGER journal_no_truncate BEFORE TRUNCATE ON journal
     FOR EACH STATEMENT EXECUTE FUNCTION journal_refuse();
--- The head may move only forward, and only through journal_chain().
+CREATE FUNCTION journal_head_forward() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq <> OLD.seq + 1 OR NEW.id IS DISTINCT FROM OLD.id THEN
+        RAISE EXCEPTION 'the journal is append-only: its head moves forward one row at a time'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- The head moves only forward, one row at a time, as journal_chain() moves it.
+CREATE TRIGGER journal_head_forward BEFORE UPDATE ON journal_head
+    FOR EACH ROW EXECUTE FUNCTION journal_head_forward();
 CREATE TRIGGER journal_head_no_delete BEFORE DELETE ON journal_head
     FOR EACH ROW EXECUTE FUNCTION journal_refuse();
 CREATE TRIGGER journal_head_no_truncate BEFORE TRUNCATE ON journal_head

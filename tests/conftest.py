@@ -1,0 +1,155 @@
+"""Real components for the tests: a PostgreSQL server, one migrated template, a fresh database per test.
+
+The server: GATEHOUSE_TEST_DATABASE_URL (a superuser URL) if set; else a
+testcontainers PostgreSQL when a Docker engine answers; else an embedded
+pgserver under /tmp (pgserver opens permissions on every parent directory).
+"""
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from service import db, migrate
+from service.config import Settings
+
+OWNER, APP, TEMPLATE = "gatehouse_test_owner", "gatehouse_test_app", "gatehouse_test_template"
+_names = itertools.count(1)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # no engine, no socket, no permission: all mean "no"
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_superuser():
+    """A superuser URL on a real PostgreSQL server for the whole test session."""
+    given = os.environ.get("GATEHOUSE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    pgdata = Path(tempfile.mkdtemp(prefix="gatehouse-test-pg-", dir="/tmp"))
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    info = server.get_postmaster_info()
+    yield db.url(host=str(info.socket_dir), port=info.port, dbname="postgres", user="postgres")
+    server.cleanup()
+    shutil.rmtree(pgdata, ignore_errors=True)
+
+
+def _at(superuser_url: str, dbname: str, user: str) -> str:
+    """The same server as superuser_url, another database and role (trust or same password)."""
+    info = psycopg.conninfo.conninfo_to_dict(superuser_url)
+    return db.url(host=info.get("host") or "127.0.0.1", port=info.get("port") or 5432, dbname=dbname,
+                  user=user, password=info.get("password"))
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_superuser):
+    """A migrated template database and the two roles (owner, app)."""
+    with psycopg.connect(pg_superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+    password = psycopg.conninfo.conninfo_to_dict(pg_superuser).get("password")
+    db.ensure_roles_and_database(pg_superuser, owner=OWNER, app=APP, dbname=TEMPLATE, password=password)
+    database = db.Database(owner_url=_at(pg_superuser, TEMPLATE, OWNER), app_url=_at(pg_superuser, TEMPLATE, APP),
+                           app_role=APP)
+    migrate.migrate(database)
+    return database
+
+
+@pytest.fixture
+def database(pg_superuser, pg_template) -> db.Database:
+    """A fresh, migrated database for one test, dropped afterwards."""
+    name = f"gatehouse_t{os.getpid()}_{next(_names)}"
+    with psycopg.connect(pg_superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE), sql.Identifier(OWNER)))
+        conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+            sql.Identifier(name), sql.Identifier(APP)))
+    yield db.Database(owner_url=_at(pg_superuser, name, OWNER), app_url=_at(pg_superuser, name, APP), app_role=APP)
+    with psycopg.connect(pg_superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_database(pg_superuser) -> db.Database:
+    """A database with the roles but no schema yet."""
+    name = f"gatehouse_e{os.getpid()}_{next(_names)}"
+    db.ensure_roles_and_database(pg_superuser, owner=OWNER, app=APP, dbname=name)
+    yield db.Database(owner_url=_at(pg_superuser, name, OWNER), app_url=_at(pg_superuser, name, APP), app_role=APP)
+    with psycopg.connect(pg_superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def superuser(pg_superuser, database) -> str:
+    """A superuser URL on this test's database."""
+    info = psycopg.conninfo.conninfo_to_dict(pg_superuser)
+    return _at(pg_superuser, psycopg.conninfo.conninfo_to_dict(database.app_url)["dbname"], info.get("user") or "postgres")
+
+
+@pytest.fixture
+def settings(database, tmp_path) -> Settings:
+    return Settings(database_url=database.app_url, database_owner_url=database.owner_url, data_dir=tmp_path,
+                    log_level="WARNING", db_timeout=3.0)
+
+
+@pytest.fixture
+def services(settings, database):
+    from service import wiring
+
+    built = wiring.build(settings, database)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def app(services):
+    from service.app import create_app
+
+    return create_app(services=services)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def gatehouse(*args: str, env: dict | None = None, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real `gatehouse` command line in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    full_env.update(env or {})
+    exe = Path(sys.executable).with_name("gatehouse")
+    return subprocess.run([str(exe), *args], env=full_env, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def db_env(database: db.Database) -> dict:
+    """Environment naming a test database, in the two-URL mode."""
+    return {"GATEHOUSE_DATABASE_URL": database.app_url, "GATEHOUSE_DATABASE_OWNER_URL": database.owner_url}
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""

@@ -1,0 +1,69 @@
+"""Migrations: in order, once, under a lock, recorded with checksums."""
+
+import concurrent.futures
+
+import psycopg
+import pytest
+
+from service import migrate
+from service.errors import MigrationError
+
+from .conftest import db_env, gatehouse
+
+
+def _applied(url):
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall()
+
+
+def _schema(url):
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                            "WHERE table_schema = 'public' ORDER BY 1, 2").fetchall()
+
+
+def test_applies_every_file_in_order_then_nothing(empty_database):
+    done = migrate.migrate(empty_database)
+    assert [m.version for m in done] == [m.version for m in migrate.available()]
+    before = (_applied(empty_database.owner_url), _schema(empty_database.owner_url))
+    assert migrate.migrate(empty_database) == []
+    assert (_applied(empty_database.owner_url), _schema(empty_database.owner_url)) == before
+
+
+def test_two_processes_migrating_at_once_both_succeed_and_apply_each_file_once(empty_database):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: gatehouse("db", "migrate", env=db_env(empty_database)), range(2)))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert sorted(r.stdout.splitlines()[-1] for r in runs) == sorted(
+        [f"{len(migrate.available())} migration(s) applied", "up to date"])
+    assert [v for v, _ in _applied(empty_database.owner_url)] == [m.version for m in migrate.available()]
+
+
+def test_status_reports_pending_then_current(empty_database):
+    pending = gatehouse("db", "status", env=db_env(empty_database))
+    assert pending.returncode == 1 and "pending 001_core" in pending.stdout
+    migrate.migrate(empty_database)
+    current = gatehouse("db", "status", env=db_env(empty_database))
+    assert current.returncode == 0 and "applied 002_journal" in current.stdout
+
+
+def test_a_changed_file_is_refused(database):
+    with psycopg.connect(database.owner_url) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            migrate.status(conn)
+
+
+def test_a_failing_migration_rolls_back_and_is_not_recorded(empty_database, monkeypatch):
+    broken = migrate.Migration(1, "broken", "CREATE TABLE half_done (x int); SELECT 1/0;")
+    monkeypatch.setattr(migrate, "available", lambda: [broken])
+    with pytest.raises(MigrationError, match="001_broken.sql failed: division by zero"):
+        migrate.migrate(empty_database)
+    with psycopg.connect(empty_database.owner_url) as conn:
+        assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+
+
+def test_migration_files_never_import_application_code():
+    for m in migrate.available():
+        assert "import " not in m.text.lower().replace("-- ", "")
