@@ -8,9 +8,11 @@ canonical encoding independently to verify it.
 
 import dataclasses
 import hashlib
+import json
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
 
 import psycopg
@@ -29,6 +31,18 @@ _INSERT = """
 INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
 VALUES (%(kind)s, %(subject)s, %(resource)s, %(outcome)s, %(reasons)s, %(detail)s, %(actor)s,
         %(policy_version)s, %(request_id)s)
+RETURNING seq, ts, hash
+"""
+
+# Many events in one statement (group commit): rows are inserted, and so
+# chained, in ordinality order, which is the order of the batch.
+_INSERT_MANY = """
+INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
+SELECT kind, subject, resource, outcome, reasons::jsonb, detail::jsonb, actor, policy_version, request_id
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::text[]) WITH ORDINALITY
+     AS e(kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id, n)
+ORDER BY n
 RETURNING seq, ts, hash
 """
 
@@ -58,6 +72,11 @@ class Event:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown journal kind {self.kind!r}")
+
+    def columns(self) -> tuple:
+        """The event as the text values _INSERT_MANY takes."""
+        return (self.kind, self.subject, self.resource, self.outcome, json.dumps(list(self.reasons)),
+                json.dumps(dict(self.detail)), self.actor, self.policy_version, self.request_id)
 
     def params(self) -> dict:
         return {
@@ -98,19 +117,21 @@ class _Pending:
 class JournalWriter:
     """Group commit for journal-only appends (decisions that change nothing else).
 
-    Callers block until the transaction carrying their row has committed; one
-    thread commits all rows queued meanwhile in one transaction, so concurrent
+    Callers block until the transaction carrying their row has committed. A
+    flusher commits all rows queued meanwhile in one transaction, so concurrent
     requests share an fsync instead of queueing on the chain lock one by one.
+    Two flushers, each with its own connection, overlap one batch's commit with
+    the next batch's preparation; the chain lock keeps their batches in line.
     """
 
-    def __init__(self, url: str, *, max_batch: int = 500, timeout: float = 5.0):
+    def __init__(self, url: str, *, max_batch: int = 500, timeout: float = 5.0, flushers: int = 2):
         self._url = url
         self._max_batch = max_batch
         self._timeout = timeout
+        self._flushers = flushers
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
-        self._conn: psycopg.Connection | None = None
 
     def record(self, event: Event) -> Receipt:
         """Append and wait until durable; DatabaseUnavailable if it is not within the timeout."""
@@ -124,69 +145,73 @@ class JournalWriter:
         return pending.receipt
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=self._timeout)
-            self._thread = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Flush what is queued and stop the flushers."""
+        with self._start_lock:
+            threads, self._threads = self._threads, []
+            for _ in threads:
+                self._queue.put(None)
+            for t in threads:
+                t.join(timeout=self._timeout)
 
     def _ensure_started(self) -> None:
-        if self._thread is None:
+        if not self._threads:
             with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
-                    self._thread.start()
+                if not self._threads:
+                    self._threads = [threading.Thread(target=self._run, name=f"journal-writer-{n}", daemon=True)
+                                     for n in range(self._flushers)]
+                    for t in self._threads:
+                        t.start()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
-
-    def _commit(self, batch: list[_Pending]) -> None:
+        conn: list[psycopg.Connection | None] = [None]
         try:
-            conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(_INSERT, [p.event.params() for p in batch], returning=True)
-                for p in batch:
-                    seq, ts, digest = cur.fetchone()
-                    p.receipt = Receipt(seq, ts, digest.hex())
-                    cur.nextset()
+            while self._flush_one(conn):
+                pass
+        finally:
+            if conn[0] is not None:
+                conn[0].close()
+
+    def _flush_one(self, conn: list) -> bool:
+        """Commit one batch of whatever is queued; False when told to stop."""
+        first = self._queue.get()
+        if first is None:
+            return False
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # leave the stop for after this batch
+                self._queue.put(None)
+                break
+            batch.append(item)
+        self._commit(batch, conn)
+        return True
+
+    def _commit(self, batch: list[_Pending], holder: list) -> None:
+        try:
+            if holder[0] is None or holder[0].closed:
+                holder[0] = psycopg.connect(self._url, connect_timeout=max(1, int(self._timeout)),
+                                            application_name="gatehouse-journal")
+            conn = holder[0]
+            with conn.transaction():
+                columns = [list(c) for c in zip(*(p.event.columns() for p in batch))]
+                rows = conn.execute(_INSERT_MANY, columns).fetchall()
+            rows.sort()  # seq follows the batch's order
+            for p, (seq, ts, digest) in zip(batch, rows, strict=True):
+                p.receipt = Receipt(seq, ts, digest.hex())
         except Exception as e:  # any failure: every waiter in the batch is told, none is lost silently
             log.warning("journal batch of %d failed: %s", len(batch), first_line(e))
-            self._drop_connection()
+            if holder[0] is not None:
+                holder[0].close()
+                holder[0] = None
             error = DatabaseUnavailable(f"the journal could not be written: {first_line(e)}")
             for p in batch:
                 p.receipt, p.error = None, error
         finally:
             for p in batch:
                 p.done.set()
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._url, connect_timeout=max(1, int(self._timeout)),
-                                         application_name="gatehouse-journal")
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
 
 
 # --- verification ------------------------------------------------------------------------------
@@ -201,42 +226,52 @@ class Verification:
     problem: str | None = None
 
 
+def _field(v: str | None) -> str:
+    if v is None:
+        return "|-"
+    return f"|{len(v) if v.isascii() else len(v.encode())}:{v}"
+
+
 def canonical(fields: Iterable[str | None]) -> bytes:
-    """The canonical encoding the hash covers (see sql/002_journal.sql and docs/journal.md)."""
-    parts = [FORMAT]
-    for v in fields:
-        parts.append("|-" if v is None else f"|{len(v.encode())}:{v}")
-    return "".join(parts).encode()
+    """The canonical encoding the hash covers (see sql/002_journal.sql and README.md)."""
+    return (FORMAT + "".join(map(_field, fields))).encode()
 
 
 def check_rows(rows: Iterator[tuple], *, after_seq: int = 0, after_hash: str = GENESIS.hex()) -> Verification:
     """Walk rows in the _CANONICAL_SELECT shape; stop at the first that breaks the chain."""
     expected_seq, prev, count = after_seq + 1, after_hash, 0
-    sha256 = hashlib.sha256
+    sha256, encode = hashlib.sha256, canonical
     for row in rows:
         seq = int(row[0])
         if seq != expected_seq:
             return Verification(False, count, prev, expected_seq, f"seq {expected_seq} is missing")
         if row[11] != prev:
             return Verification(False, count, prev, seq, "prev_hash does not match the previous row")
-        if sha256(canonical(row[:12])).hexdigest() != row[12]:
+        if sha256(encode(row[:12])).hexdigest() != row[12]:
             return Verification(False, count, prev, seq, "hash does not match the row's content")
         prev, expected_seq, count = row[12], seq + 1, count + 1
     return Verification(True, count, prev)
 
 
 def verify(conn: psycopg.Connection, *, batch: int = 20000) -> Verification:
-    """Verify the whole chain with a server-side cursor (constant memory)."""
+    """Verify the whole chain with a server-side cursor (constant memory).
+
+    The next batch is fetched on a second thread while this one is checked.
+    """
+    total, head = 0, GENESIS.hex()
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        with conn.cursor(name="journal_verify") as cur:
-            cur.itersize = batch
+        with conn.cursor(name="journal_verify") as cur, ThreadPoolExecutor(1) as fetcher:
             cur.execute(_CANONICAL_SELECT, (0,))
-            result = check_rows(iter(cur))
-        if not result.ok:
-            return result
+            pending = fetcher.submit(cur.fetchmany, batch)
+            while rows := pending.result():
+                pending = fetcher.submit(cur.fetchmany, batch)
+                part = check_rows(iter(rows), after_seq=total, after_hash=head)
+                if not part.ok:
+                    pending.result()
+                    return dataclasses.replace(part, count=total + part.count)
+                total, head = total + part.count, part.head
         head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM journal_head").fetchone()
-    if head_seq != result.count or head_hash != result.head:
-        return Verification(False, result.count, result.head, result.count + 1,
-                            f"the chain ends at seq {result.count} but its head says {head_seq}")
-    return result
+    if head_seq != total or head_hash != head:
+        return Verification(False, total, head, total + 1, f"the chain ends at seq {total} but its head says {head_seq}")
+    return Verification(True, total, head)
