@@ -33,10 +33,40 @@ class Settings:
     app_role: str = "gatehouse_app"
     pool_size: int = 8
     db_timeout: float = 5.0
+    # WebAuthn (admins)
+    rp_id: str = ""
+    rp_name: str = "Gatehouse"
+    webauthn_origins: tuple[str, ...] = ()
+    webauthn_device_bound: bool = False
+    webauthn_roots: Path | None = None
+    webauthn_aaguids: tuple[str, ...] = ()
+    # Sessions, tokens, OIDC sign-in
+    session_lifetime: int = 8 * 3600
+    token_lifetime: int = 900
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
 
     @property
     def public_base_url(self) -> str:
         return self.base_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def relying_party_id(self) -> str:
+        """The WebAuthn RP ID: GATEHOUSE_RP_ID, else the public base URL's host."""
+        return self.rp_id or (urlsplit(self.public_base_url).hostname or "localhost")
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Origins a WebAuthn response or a console POST may come from."""
+        if self.webauthn_origins:
+            return self.webauthn_origins
+        parts = urlsplit(self.public_base_url)
+        return (f"{parts.scheme}://{parts.netloc}",)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base_url.startswith("https://")
 
 
 def default_data_dir() -> Path:
@@ -162,7 +192,52 @@ def _role(name: str, value) -> str:
     return value
 
 
+def _bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(name, value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(_env(name), f"expected true or false, got {value!r}")
+
+
+def _list(name: str, value) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(name, value).split(",")
+    return tuple(_text(name, item).strip() for item in items if str(item).strip())
+
+
+def _origins(name: str, value) -> tuple[str, ...]:
+    origins = _list(name, value)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(_env(name), f"not an origin (scheme://host[:port]): {origin!r}")
+    return tuple(o.rstrip("/") for o in origins)
+
+
+def _aaguids(name: str, value) -> tuple[str, ...]:
+    import uuid
+
+    try:
+        return tuple(str(uuid.UUID(v)) for v in _list(name, value))
+    except ValueError:
+        raise ConfigError(_env(name), "expected AAGUIDs (UUIDs), comma-separated") from None
+
+
+def _issuer(name: str, value) -> str:
+    return _base_url(name, value) if value else ""
+
+
 _PARSERS = {
+    "webauthn_origins": _origins,
+    "webauthn_device_bound": _bool,
+    "webauthn_roots": _readable_file,
+    "webauthn_aaguids": _aaguids,
+    "session_lifetime": _int_in(60, 30 * 24 * 3600),
+    "token_lifetime": _int_in(60, 24 * 3600),
+    "oidc_issuer": _issuer,
     "database_url": _database_url,
     "database_owner_url": _database_url,
     "data_dir": _directory,

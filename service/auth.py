@@ -1,0 +1,137 @@
+"""Who is asking, and may they: principals, role and scope guards, CSRF, refusals journaled.
+
+Machines authenticate with bearer tokens (service/oauth.py); people and admins
+with a session cookie (service/sessions.py). A guard that refuses answers 401
+or 403 with a JSON problem body, journals the refusal, and changes nothing.
+"""
+
+import dataclasses
+import functools
+import hmac
+
+from flask import current_app, g, request
+
+from .errors import GatehouseError
+from .journal import Event
+
+SCOPES = ("scim", "access:check", "training:write", "journal:read")
+ROLES = ("admin", "auditor", "hr", "manager")
+
+
+class Unauthenticated(GatehouseError):
+    """Authentication is required."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(GatehouseError):
+    """You may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: an admin, a person, or a machine client."""
+
+    kind: str  # "admin" | "person" | "client"
+    id: str
+    name: str
+    roles: frozenset = frozenset()
+    scopes: frozenset = frozenset()
+
+    @property
+    def actor(self) -> str:
+        """How the journal names this caller."""
+        return f"{self.kind}:{self.name}"
+
+
+def services():
+    return current_app.extensions["gatehouse"]
+
+
+def refuse(error: GatehouseError, *, kind: str, actor: str, what: str) -> GatehouseError:
+    """Journal a refusal (committed before the answer) and return the error to raise."""
+    services().journal.record(Event(
+        kind=kind, outcome="refused", actor=actor, request_id=g.get("request_id"),
+        reasons=({"code": error.code, "text": error.message},),
+        detail={"what": what, "method": request.method, "path": request.path}))
+    return error
+
+
+def bearer_principal() -> Principal | None:
+    """The machine client behind the Authorization header, or None."""
+    from . import oauth
+
+    return oauth.principal_from_request(services(), request)
+
+
+def session_principal() -> Principal | None:
+    """The person or admin behind the session cookie, or None."""
+    from . import sessions
+
+    if "session_principal" not in g:
+        g.session_principal = sessions.principal_from_request(services(), request)
+    return g.session_principal
+
+
+def require_scope(scope: str, *, journal_kind: str = "admin"):
+    """Guard a machine API: a valid bearer token carrying `scope`."""
+    assert scope in SCOPES, scope
+
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            principal = bearer_principal()
+            if principal is None:
+                raise refuse(Unauthenticated("a valid bearer token is required"), kind=journal_kind,
+                             actor="anonymous", what=f"scope:{scope}")
+            if scope not in principal.scopes:
+                raise refuse(Forbidden(f"this client lacks the {scope!r} scope"), kind=journal_kind,
+                             actor=principal.actor, what=f"scope:{scope}")
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def require_role(*roles: str):
+    """Guard a page or console API: a session whose principal holds one of `roles`."""
+    assert roles and set(roles) <= set(ROLES), roles
+
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            principal = session_principal()
+            what = "role:" + "|".join(roles)
+            if principal is None:
+                raise refuse(Unauthenticated("sign in first"), kind="admin", actor="anonymous", what=what)
+            if not principal.roles & set(roles):
+                raise refuse(Forbidden(f"this needs the {' or '.join(roles)} role"), kind="admin",
+                             actor=principal.actor, what=what)
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                check_same_origin_and_csrf(principal)
+            g.principal = principal
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def check_same_origin_and_csrf(principal: Principal | None) -> None:
+    """State-changing browser requests: Origin must be ours and the CSRF token must match."""
+    origin = request.headers.get("Origin")
+    actor = principal.actor if principal else "anonymous"
+    if origin is None or origin.rstrip("/") not in services().settings.allowed_origins:
+        raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor=actor, what="origin")
+    from . import sessions
+
+    expected = sessions.csrf_token(services(), request)
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    if not expected or not hmac.compare_digest(expected, given):
+        raise refuse(Forbidden("missing or wrong CSRF token"), kind="admin", actor=actor, what="csrf")

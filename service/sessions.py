@@ -1,0 +1,81 @@
+"""Browser sessions: a random token in a Secure, HttpOnly, SameSite=Lax cookie; its hash in web_sessions."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import psycopg
+from flask import g
+
+from .auth import Principal
+
+COOKIE = "gatehouse_session"
+
+_LOAD = """
+SELECT s.csrf_token, a.id::text, a.email, p.id::text, p.user_name, p.active,
+       coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
+       EXISTS (SELECT 1 FROM people d WHERE d.manager_id = p.id AND d.active)
+FROM web_sessions s
+LEFT JOIN admins a ON a.id = s.admin_id AND a.active
+LEFT JOIN people p ON p.id = s.person_id
+WHERE s.token_hash = %s AND s.expires_at > now()
+"""
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def create(conn: psycopg.Connection, *, lifetime: int, admin_id=None, person_id=None) -> str:
+    """Start a session in the caller's transaction; return the cookie value."""
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO web_sessions (token_hash, admin_id, person_id, csrf_token, expires_at) "
+        "VALUES (%s, %s, %s, %s, now() + %s)",
+        (_hash(token), admin_id, person_id, secrets.token_urlsafe(32), timedelta(seconds=lifetime)))
+    conn.execute("DELETE FROM web_sessions WHERE expires_at < now() - interval '1 day'")
+    return token
+
+
+def destroy(conn: psycopg.Connection, token: str) -> None:
+    conn.execute("DELETE FROM web_sessions WHERE token_hash = %s", (_hash(token),))
+
+
+def _load(services, request):
+    if "session_row" not in g:
+        token = request.cookies.get(COOKIE)
+        row = None
+        if token:
+            with services.pool.connection() as conn:
+                row = conn.execute(_LOAD, (_hash(token),)).fetchone()
+        g.session_row = row
+    return g.session_row
+
+
+def principal_from_request(services, request) -> Principal | None:
+    """The admin or person signed in with this request's cookie, if the session is live."""
+    row = _load(services, request)
+    if row is None:
+        return None
+    _, admin_id, email, person_id, user_name, active, roles, manages = row
+    if admin_id:
+        return Principal(kind="admin", id=admin_id, name=email, roles=frozenset({"admin"}))
+    if person_id and active:
+        return Principal(kind="person", id=person_id, name=user_name,
+                         roles=frozenset(roles) | ({"manager"} if manages else set()))
+    return None
+
+
+def csrf_token(services, request) -> str | None:
+    """The CSRF token bound to this request's session."""
+    row = _load(services, request)
+    return row[0] if row else None
+
+
+def set_cookie(response, token: str, settings) -> None:
+    response.set_cookie(COOKIE, token, max_age=settings.session_lifetime, secure=settings.secure_cookies,
+                        httponly=True, samesite="Lax", path="/")
+
+
+def clear_cookie(response, settings) -> None:
+    response.delete_cookie(COOKIE, secure=settings.secure_cookies, httponly=True, samesite="Lax", path="/")
