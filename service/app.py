@@ -1,11 +1,12 @@
 """The Flask application factory."""
 
 import logging
+import secrets
 import re
 import time
 import uuid
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import logs, openapi, wiring
@@ -26,6 +27,9 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.extensions["gatehouse"] = services
     services.pool.open(wait=False)
 
+    app.config.update(SESSION_COOKIE_NAME="gatehouse_flow", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=services.settings.secure_cookies,
+                      PERMANENT_SESSION_LIFETIME=600)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(HTTPException, _http_error)
@@ -43,6 +47,19 @@ def _start_request():
     incoming = request.headers.get("X-Request-Id", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
+
+
+def ensure_secret_key():
+    """Load (or create, once for all workers) the key that signs Flask's short-lived flow cookie.
+
+    Blueprints that use flask.session (the OIDC sign-in flow) call this in before_request.
+    """
+    if not current_app.secret_key:
+        services = current_app.extensions["gatehouse"]
+        with services.pool.connection() as conn:
+            conn.execute("INSERT INTO app_secrets (name, value) VALUES ('flask', %s) ON CONFLICT DO NOTHING",
+                         (secrets.token_bytes(32),))
+            current_app.secret_key = conn.execute("SELECT value FROM app_secrets WHERE name = 'flask'").fetchone()[0]
 
 
 def _finish_request(response):

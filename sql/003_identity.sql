@@ -103,3 +103,11 @@ CREATE TABLE api_tokens (
     CHECK (kind = 'static' OR expires_at IS NOT NULL)
 );
 CREATE INDEX api_tokens_client_idx ON api_tokens (client_id);
+
+-- Keys the service generates for itself on first use (e.g. the key that signs
+-- the short-lived OIDC state cookie), shared by every worker and replica.
+CREATE TABLE app_secrets (
+    name        text PRIMARY KEY,
+    value       bytea NOT NULL CHECK (octet_length(value) >= 32),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
