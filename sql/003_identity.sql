@@ -40,6 +40,8 @@ CREATE TABLE webauthn_challenges (
     admin_id     uuid REFERENCES admins (id) ON DELETE CASCADE,
     action       text,
     body_hash    text,
+    -- for a registration started by a step-up (keys.add): that assertion's key and counter
+    step_up      jsonb,
     expires_at   timestamptz NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     CHECK (purpose <> 'action' OR (admin_id IS NOT NULL AND action IS NOT NULL AND body_hash IS NOT NULL)),

@@ -1,0 +1,305 @@
+"""The admin console: WebAuthn sign-in and enrollment, keys, admins, and API clients.
+
+Pages are server-rendered; their buttons call the JSON endpoints below through
+static/gatehouse.js, which runs navigator.credentials.create()/get(). Every
+state-changing admin action goes through stepup.requires_webauthn.
+"""
+
+from flask import Blueprint, g, jsonify, render_template, request
+
+from . import journal, sessions, webauthn
+from .auth import Forbidden, Principal, refuse, require_role, services, session_principal
+from .errors import BadRequest, NotFound
+from .stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
+from .store import admins, clients
+
+bp = Blueprint("console", __name__, url_prefix="/admin")
+
+
+def _check_origin() -> None:
+    """Endpoints used before there is a session: the Origin header must be ours."""
+    origin = (request.headers.get("Origin") or "").rstrip("/")
+    if origin not in services().settings.allowed_origins:
+        raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor="anonymous", what="origin")
+
+
+def _refused(e: webauthn.WebAuthnRefused, actor: str, what: str):
+    error = Forbidden(str(e))
+    error.code = e.code
+    return refuse(error, kind="admin", actor=actor, what=what)
+
+
+@bp.after_request
+def _frame_and_script_policy(response):
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+# --- sign in ----------------------------------------------------------------------------------
+
+
+@bp.get("/login")
+def login_page():
+    return render_template("admin_login.html")
+
+
+@bp.post("/api/login/begin")
+def login_begin():
+    _check_origin()
+    with services().pool.connection() as conn:
+        challenge = admins.create_challenge(conn, "login")
+    return jsonify(webauthn.authentication_options(key_policy(services().settings), allow=[], challenge=challenge))
+
+
+@bp.post("/api/login/finish")
+def login_finish():
+    _check_origin()
+    assertion = json_body().get("assertion")
+    settings = services().settings
+    try:
+        response = assertion if isinstance(assertion, dict) else {}
+        challenge = webauthn.challenge_of(response)
+        with services().pool.connection() as conn:
+            record = admins.consume_challenge(conn, challenge)
+            key = admins.key_by_id(conn, webauthn.credential_id_of(response))
+            admin = admins.admin_by_id(conn, key.admin_id) if key else None
+        if record is None or record.purpose != "login" or record.expired:
+            raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
+        if key is None or admin is None or not admin.active:
+            raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
+        verified = webauthn.verify_assertion(key_policy(settings), response, challenge=challenge,
+                                             public_key=key.public_key, stored_count=key.sign_count)
+    except webauthn.WebAuthnRefused as e:
+        raise _refused(e, "anonymous", "signin") from None
+    principal = Principal(kind="admin", id=admin.id, name=admin.email, roles=frozenset({"admin"}))
+    proof = Proof(principal, "signin", key.id, key.sign_count, verified.sign_count)
+    with services().pool.connection() as conn, conn.transaction():
+        token = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+        proof.record(conn, method="webauthn")
+    response = jsonify(ok=True, redirect="/admin")
+    sessions.set_cookie(response, token, settings)
+    return response
+
+
+@bp.post("/logout")
+@require_role("admin")
+def logout():
+    with services().pool.connection() as conn, conn.transaction():
+        sessions.destroy(conn, request.cookies.get(sessions.COOKIE, ""))
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=g.principal.actor,
+                                           detail={"action": "signout"}, request_id=g.get("request_id")))
+    response = jsonify(ok=True, redirect="/admin/login")
+    sessions.clear_cookie(response, services().settings)
+    return response
+
+
+# --- enrollment (first key, from `gatehouse admin enroll` or admins.add) -----------------------
+
+
+def _enrollment(token: str):
+    with services().pool.connection() as conn:
+        admin = admins.enrollment_admin(conn, token)
+    if admin is None:
+        raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
+                     actor="anonymous", what="enroll")
+    return admin
+
+
+@bp.get("/enroll/<token>")
+def enroll_page(token):
+    """Shows the enrollment button; GET never changes state (mail scanners prefetch links)."""
+    return render_template("admin_enroll.html", admin=_enrollment(token), token=token)
+
+
+@bp.post("/api/enroll/<token>/begin")
+def enroll_begin(token):
+    _check_origin()
+    admin = _enrollment(token)
+    with services().pool.connection() as conn:
+        exclude = [k.id for k in admins.keys_of(conn, admin.id)]
+        challenge = admins.create_challenge(conn, "register", admin_id=admin.id)
+    return jsonify(webauthn.registration_options(
+        key_policy(services().settings), user_handle=admin.user_handle, email=admin.email,
+        display_name=admin.display_name, exclude=exclude, challenge=challenge))
+
+
+def _verify_new_key(admin_id: str, credential, actor: str, what: str):
+    """Consume the registration challenge and verify the new key under the policy."""
+    try:
+        response = credential if isinstance(credential, dict) else {}
+        challenge = webauthn.challenge_of(response)
+        with services().pool.connection() as conn:
+            record = admins.consume_challenge(conn, challenge)
+        if record is None or record.purpose != "register" or record.expired or record.admin_id != admin_id:
+            raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
+        return record, webauthn.verify_registration(key_policy(services().settings), response, challenge=challenge)
+    except webauthn.WebAuthnRefused as e:
+        raise _refused(e, actor, what) from None
+
+
+def _key_detail(key: webauthn.NewKey, name: str) -> dict:
+    return {"key": webauthn.b64(key.credential_id), "name": name, "fmt": key.fmt, "aaguid": key.aaguid,
+            "kind": key.kind, "attested": key.attested, "backup_eligible": key.backup_eligible,
+            "backed_up": key.backed_up, "user_verified": key.user_verified}
+
+
+@bp.post("/api/enroll/<token>/finish")
+def enroll_finish(token):
+    _check_origin()
+    admin = _enrollment(token)
+    body = json_body()
+    name = str(body.get("name") or "security key")[:64]
+    _, key = _verify_new_key(admin.id, body.get("credential"), f"admin:{admin.email}", "enroll")
+    settings = services().settings
+    with services().pool.connection() as conn, conn.transaction():
+        if not admins.use_enrollment(conn, token, admin.id):
+            raise NotFound("this enrollment link is unknown, used or expired")
+        admins.add_key(conn, admin.id, name, key)
+        session = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=f"admin:{admin.email}",
+                                           detail={"action": "keys.enroll", **_key_detail(key, name)},
+                                           request_id=g.get("request_id")))
+    response = jsonify(ok=True, redirect="/admin")
+    sessions.set_cookie(response, session, settings)
+    return response
+
+
+# --- the console ------------------------------------------------------------------------------
+
+
+@bp.get("")
+def console():
+    principal = session_principal()
+    if principal is None or principal.kind != "admin":
+        return render_template("admin_login.html"), 401
+    with services().pool.connection() as conn:
+        keys = admins.keys_of(conn, principal.id)
+        everyone = admins.list_admins(conn)
+        api_clients = clients.list_all(conn)
+    return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
+                           csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
+
+
+@bp.post("/api/challenge")
+@require_role("admin")
+def action_challenge():
+    body = json_body()
+    action = body.get("action")
+    if action not in ACTIONS:
+        raise BadRequest(f"unknown action {action!r}")
+    return jsonify(issue_action_challenge(g.principal, action, body.get("params", {})))
+
+
+@bp.post("/api/keys/add")
+@requires_webauthn("keys.add")
+def keys_add(params, proof: Proof):
+    """Step one of adding a key: the step-up is verified, hand out registration options."""
+    name = str(params.get("name") or "security key")[:64]
+    with services().pool.connection() as conn, conn.transaction():
+        admin = admins.admin_by_id(conn, proof.principal.id)
+        exclude = [k.id for k in admins.keys_of(conn, admin.id)]
+        challenge = admins.create_challenge(conn, "register", admin_id=admin.id, action="keys.add",
+                                            step_up={"name": name, "credential_id": webauthn.b64(proof.credential_id),
+                                                     "counter": proof.new_count})
+        if not admins.record_use(conn, proof.credential_id, old=proof.old_count, new=proof.new_count):
+            raise Forbidden("this key was used concurrently; try again")
+    return jsonify(webauthn.registration_options(key_policy(services().settings), user_handle=admin.user_handle,
+                                                 email=admin.email, display_name=admin.display_name,
+                                                 exclude=exclude, challenge=challenge))
+
+
+@bp.post("/api/keys/finish")
+@require_role("admin")
+def keys_finish():
+    """Step two: verify the new key; the journal row names the step-up assertion that allowed it."""
+    principal = g.principal
+    record, key = _verify_new_key(principal.id, json_body().get("credential"), principal.actor, "keys.add")
+    if record.action != "keys.add" or not record.step_up:
+        raise refuse(Forbidden("adding a key needs a security-key assertion first"), kind="admin",
+                     actor=principal.actor, what="keys.add")
+    name = record.step_up["name"]
+    with services().pool.connection() as conn, conn.transaction():
+        admins.add_key(conn, principal.id, name, key)
+        journal.append(conn, journal.Event(
+            kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
+            detail={"action": "keys.add", "credential_id": record.step_up["credential_id"],
+                    "counter": record.step_up["counter"], **_key_detail(key, name)}))
+    return jsonify(ok=True)
+
+
+@bp.post("/api/keys/remove")
+@requires_webauthn("keys.remove")
+def keys_remove(params, proof: Proof):
+    try:
+        credential_id = webauthn.unb64(str(params.get("key", "")))
+    except Exception:
+        raise BadRequest("params.key must be a base64url credential id") from None
+    with services().pool.connection() as conn, conn.transaction():
+        removed = admins.remove_key(conn, proof.principal.id, credential_id)
+        proof.record(conn, key=webauthn.b64(removed.id), name=removed.name)
+    return jsonify(ok=True)
+
+
+@bp.post("/api/admins/add")
+@requires_webauthn("admins.add")
+def admins_add(params, proof: Proof):
+    """Add an admin and hand back their single-use enrollment link (shown once)."""
+    with services().pool.connection() as conn, conn.transaction():
+        admin = admins.create_admin(conn, str(params.get("email", "")), display_name=params.get("display_name"),
+                                    created_by=proof.principal.actor)
+        token = admins.create_enrollment(conn, admin.id, created_by=proof.principal.actor)
+        proof.record(conn, email=admin.email)
+    return jsonify(ok=True, enrollment_url=enrollment_url(token))
+
+
+@bp.post("/api/admins/remove")
+@requires_webauthn("admins.remove")
+def admins_remove(params, proof: Proof):
+    with services().pool.connection() as conn, conn.transaction():
+        removed = admins.remove_admin(conn, str(params.get("email", "")))
+        proof.record(conn, email=removed.email)
+    return jsonify(ok=True)
+
+
+@bp.post("/api/clients/create")
+@requires_webauthn("clients.create")
+def clients_create(params, proof: Proof):
+    """Create an API client; its secret is in this response only."""
+    with services().pool.connection() as conn, conn.transaction():
+        issued = clients.create(conn, name=str(params.get("name", "")), scopes=params.get("scopes") or [],
+                                created_by=proof.principal.actor)
+        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id,
+                     scopes=list(issued.client.scopes))
+    return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
+
+
+@bp.post("/api/clients/revoke")
+@requires_webauthn("clients.revoke")
+def clients_revoke(params, proof: Proof):
+    with services().pool.connection() as conn, conn.transaction():
+        client, tokens = clients.revoke(conn, str(params.get("name", "")))
+        proof.record(conn, client=client.name, client_id=client.client_id, tokens_revoked=tokens)
+    return jsonify(ok=True)
+
+
+@bp.post("/api/clients/token")
+@requires_webauthn("clients.token")
+def clients_token(params, proof: Proof):
+    """A static bearer token for a SCIM pusher (Okta, Entra); in this response only."""
+    with services().pool.connection() as conn, conn.transaction():
+        issued = clients.issue_static_token(conn, str(params.get("name", "")))
+        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
+    return jsonify(ok=True, client=issued.client.name, token=issued.secret)
+
+
+def enrollment_url(token: str) -> str:
+    return f"{services().settings.public_base_url}/admin/enroll/{token}"
+
+
+ACTIONS = {"keys.add", "keys.remove", "admins.add", "admins.remove",
+           "clients.create", "clients.revoke", "clients.token"}
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,202 @@
+"""Admins, their WebAuthn keys, single-use challenges and enrollment links."""
+
+import dataclasses
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
+
+ENROLLMENT_MINUTES = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Admin:
+    id: str
+    email: str
+    display_name: str | None
+    user_handle: bytes
+    active: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    id: bytes
+    admin_id: str
+    name: str
+    public_key: bytes
+    sign_count: int
+    aaguid: str
+    attestation_fmt: str
+    attested: bool
+    backup_eligible: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+    @property
+    def kind(self) -> str:
+        return describe_kind(self.backup_eligible, self.attested)
+
+
+@dataclasses.dataclass(frozen=True)
+class Challenge:
+    challenge: bytes
+    purpose: str
+    admin_id: str | None
+    action: str | None
+    body_hash: str | None
+    step_up: dict | None
+    expired: bool
+
+
+_ADMIN = "SELECT id::text, email, display_name, user_handle, active FROM admins"
+_KEY = ("SELECT id, admin_id::text, name, public_key, sign_count, aaguid::text, attestation_fmt, attested, "
+        "backup_eligible, created_at, last_used_at FROM webauthn_credentials")
+
+
+def _hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def admin_by_email(conn: psycopg.Connection, email: str) -> Admin | None:
+    row = conn.execute(_ADMIN + " WHERE lower(email) = lower(%s)", (email,)).fetchone()
+    return Admin(*row) if row else None
+
+
+def admin_by_id(conn: psycopg.Connection, admin_id: str) -> Admin | None:
+    row = conn.execute(_ADMIN + " WHERE id = %s", (admin_id,)).fetchone()
+    return Admin(*row) if row else None
+
+
+def list_admins(conn: psycopg.Connection) -> list[tuple[Admin, int]]:
+    """Active admins with how many keys each holds."""
+    rows = conn.execute(
+        "SELECT a.id::text, a.email, a.display_name, a.user_handle, a.active, count(c.id) FROM admins a "
+        "LEFT JOIN webauthn_credentials c ON c.admin_id = a.id WHERE a.active GROUP BY a.id ORDER BY lower(a.email)"
+    ).fetchall()
+    return [(Admin(*r[:5]), r[5]) for r in rows]
+
+
+def create_admin(conn: psycopg.Connection, email: str, *, display_name: str | None, created_by: str) -> Admin:
+    """Add an admin (or re-activate a removed one); Conflict if already active."""
+    email = (email or "").strip()
+    if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        raise BadRequest(f"not an e-mail address: {email!r}")
+    existing = admin_by_email(conn, email)
+    if existing and existing.active:
+        raise Conflict(f"{email} is already an admin")
+    if existing:
+        conn.execute("UPDATE admins SET active = true WHERE id = %s", (existing.id,))
+        return dataclasses.replace(existing, active=True)
+    row = conn.execute(
+        "INSERT INTO admins (email, display_name, user_handle, created_by) VALUES (%s, %s, %s, %s) "
+        "RETURNING id::text, email, display_name, user_handle, active",
+        (email, display_name, secrets.token_bytes(32), created_by)).fetchone()
+    return Admin(*row)
+
+
+def remove_admin(conn: psycopg.Connection, email: str) -> Admin:
+    """Deactivate an admin, drop their keys and sessions; never the last one."""
+    admin = admin_by_email(conn, email)
+    if admin is None or not admin.active:
+        raise NotFound(f"no admin {email}")
+    others = conn.execute("SELECT count(*) FROM admins WHERE active AND id <> %s", (admin.id,)).fetchone()[0]
+    if not others:
+        raise Conflict("the last admin cannot be removed")
+    conn.execute("UPDATE admins SET active = false WHERE id = %s", (admin.id,))
+    conn.execute("DELETE FROM webauthn_credentials WHERE admin_id = %s", (admin.id,))
+    conn.execute("DELETE FROM web_sessions WHERE admin_id = %s", (admin.id,))
+    return admin
+
+
+def create_enrollment(conn: psycopg.Connection, admin_id: str, *, created_by: str) -> str:
+    """A single-use enrollment token, valid ENROLLMENT_MINUTES; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    conn.execute("INSERT INTO enrollments (token_hash, admin_id, created_by, expires_at) VALUES (%s, %s, %s, now() + %s)",
+                 (_hash(token), admin_id, created_by, timedelta(minutes=ENROLLMENT_MINUTES)))
+    return token
+
+
+def enrollment_admin(conn: psycopg.Connection, token: str) -> Admin | None:
+    """The admin an unused, unexpired enrollment token is for."""
+    row = conn.execute(
+        "SELECT admin_id::text FROM enrollments WHERE token_hash = %s AND used_at IS NULL AND expires_at > now()",
+        (_hash(token),)).fetchone()
+    return admin_by_id(conn, row[0]) if row else None
+
+
+def use_enrollment(conn: psycopg.Connection, token: str, admin_id: str) -> bool:
+    """Mark the token used; False if it was used, expired, or for someone else."""
+    row = conn.execute(
+        "UPDATE enrollments SET used_at = now() WHERE token_hash = %s AND admin_id = %s AND used_at IS NULL "
+        "AND expires_at > now() RETURNING 1", (_hash(token), admin_id)).fetchone()
+    return row is not None
+
+
+def keys_of(conn: psycopg.Connection, admin_id: str) -> list[Key]:
+    return [Key(*r) for r in conn.execute(_KEY + " WHERE admin_id = %s ORDER BY created_at", (admin_id,))]
+
+
+def key_by_id(conn: psycopg.Connection, credential_id: bytes) -> Key | None:
+    row = conn.execute(_KEY + " WHERE id = %s", (credential_id,)).fetchone()
+    return Key(*row) if row else None
+
+
+def add_key(conn: psycopg.Connection, admin_id: str, name: str, key: NewKey) -> None:
+    name = (name or "").strip()[:64] or "security key"
+    try:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO webauthn_credentials (id, admin_id, name, public_key, sign_count, aaguid, attestation_fmt,"
+                " attested, backup_eligible, backed_up, user_verified, transports) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (key.credential_id, admin_id, name, key.public_key, key.sign_count, key.aaguid, key.fmt, key.attested,
+                 key.backup_eligible, key.backed_up, key.user_verified, list(key.transports)))
+    except psycopg.errors.UniqueViolation:
+        raise Conflict("this key is already registered") from None
+
+
+def remove_key(conn: psycopg.Connection, admin_id: str, credential_id: bytes) -> Key:
+    """Remove one of an admin's keys; never their last one."""
+    keys = keys_of(conn, admin_id)
+    key = next((k for k in keys if k.id == credential_id), None)
+    if key is None:
+        raise NotFound("no such key")
+    if len(keys) == 1:
+        raise Conflict("an admin keeps at least one key; add another before removing this one")
+    conn.execute("DELETE FROM webauthn_credentials WHERE id = %s", (credential_id,))
+    return key
+
+
+def record_use(conn: psycopg.Connection, credential_id: bytes, *, old: int, new: int) -> bool:
+    """Store the new sign counter; False if another request moved it first."""
+    row = conn.execute(
+        "UPDATE webauthn_credentials SET sign_count = %s, last_used_at = now() WHERE id = %s AND sign_count = %s "
+        "RETURNING 1", (new, credential_id, old)).fetchone()
+    return row is not None
+
+
+def create_challenge(conn: psycopg.Connection, purpose: str, *, admin_id: str | None = None, action: str | None = None,
+                     body_hash: str | None = None, step_up: dict | None = None) -> bytes:
+    """A fresh random challenge, valid CHALLENGE_SECONDS, recorded for its single use."""
+    challenge = secrets.token_bytes(32)
+    conn.execute(
+        "INSERT INTO webauthn_challenges (challenge, purpose, admin_id, action, body_hash, step_up, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, now() + %s)",
+        (challenge, purpose, admin_id, action, body_hash, Jsonb(step_up) if step_up else None,
+         timedelta(seconds=CHALLENGE_SECONDS)))
+    conn.execute("DELETE FROM webauthn_challenges WHERE expires_at < now() - interval '1 hour'")
+    return challenge
+
+
+def consume_challenge(conn: psycopg.Connection, challenge: bytes) -> Challenge | None:
+    """Take a challenge out, whatever happens next: each is good for one response only."""
+    row = conn.execute(
+        "DELETE FROM webauthn_challenges WHERE challenge = %s "
+        "RETURNING challenge, purpose, admin_id::text, action, body_hash, step_up, expires_at <= now()",
+        (challenge,)).fetchone()
+    return Challenge(*row) if row else None
