@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import logs, openapi, wiring
+from . import console, logs, oauth, openapi, wiring
 from .config import Settings
 from .errors import GatehouseError
 
@@ -25,6 +25,11 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
     app.extensions["gatehouse"] = services
+    if services.settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = services.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     services.pool.open(wait=False)
 
     app.config.update(SESSION_COOKIE_NAME="gatehouse_flow", SESSION_COOKIE_HTTPONLY=True,
@@ -40,6 +45,11 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
 
     app.register_blueprint(health.bp)
     openapi.init_app(app)
+    console.init_app(app)
+    oauth.init_app(app)
+    from . import oidc
+
+    oidc.init_app(app)
     return app
 
 
@@ -92,8 +102,13 @@ def _http_error(e: HTTPException):
 
 
 def _gatehouse_error(e: GatehouseError):
-    title = {503: "Service Unavailable", 500: "Internal Server Error"}.get(e.status, "Error")
-    return problem(e.status, title, e.message, e.code)
+    title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable",
+             500: "Internal Server Error"}.get(e.status, "Bad Request" if e.status == 400 else "Error")
+    response = problem(e.status, title, e.message, e.code)
+    response.headers.update(e.headers)
+    if e.status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
 
 
 def _unexpected_error(e: Exception):

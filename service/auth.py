@@ -23,6 +23,7 @@ class Unauthenticated(GatehouseError):
 
     status = 401
     code = "unauthenticated"
+    headers = {"WWW-Authenticate": 'Bearer realm="gatehouse"'}  # RFC 6750 §3
 
 
 class Forbidden(GatehouseError):

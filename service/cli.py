@@ -149,6 +149,129 @@ def journal_verify(ctx: _Context):
     sys.exit(1)
 
 
+@cli.group("clients")
+def clients_group():
+    """Machine clients: OAuth client credentials, and static tokens for SCIM pushers."""
+
+
+def _client_change(ctx: _Context, action: str, change):
+    """Run `change(conn)` and journal it in one transaction; detail never holds a secret or token."""
+    from . import journal
+
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+        result, detail = change(conn)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(),
+                                           detail={"action": action, **detail}))
+    return result
+
+
+def _about(client) -> dict:
+    return {"client": client.name, "client_id": client.client_id, "scopes": list(client.scopes)}
+
+
+@clients_group.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="A scope the client may ask for (repeat for more): scim, access:check, training:write, "
+                   "journal:read.")
+@pass_ctx
+def clients_create(ctx: _Context, name, scopes):
+    """Register a client; print its client_id and secret, once."""
+    from .store import clients
+
+    def change(conn):
+        issued = clients.create(conn, name=name, scopes=scopes, created_by=operator_actor())
+        return issued, _about(issued.client)
+
+    issued = _client_change(ctx, "clients.create", change)
+    click.echo(f"client_id:     {issued.client.client_id}")
+    click.echo(f"client_secret: {issued.secret}")
+    click.echo("The secret will not be shown again; store it in the client's configuration now.")
+
+
+@clients_group.command("list")
+@pass_ctx
+def clients_list(ctx: _Context):
+    """List clients: name, client_id, scopes, created, last used, revoked."""
+    from .store import clients
+
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        found = clients.list_all(conn)
+    if not found:
+        click.echo("no clients")
+        return
+    rows = [("NAME", "CLIENT_ID", "SCOPES", "CREATED", "LAST USED", "REVOKED")]
+    rows += [(c.name, c.client_id, ",".join(c.scopes), _when(c.created_at), _when(c.last_used_at),
+              _when(c.revoked_at)) for c in found]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def _when(ts) -> str:
+    from datetime import timezone
+
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if ts else "-"
+
+
+@clients_group.command("revoke")
+@click.argument("name")
+@pass_ctx
+def clients_revoke(ctx: _Context, name):
+    """Revoke a client and every token it holds."""
+    from .store import clients
+
+    def change(conn):
+        client, tokens = clients.revoke(conn, name)
+        return (client, tokens), {**_about(client), "tokens_revoked": tokens}
+
+    client, tokens = _client_change(ctx, "clients.revoke", change)
+    click.echo(f"revoked {client.name} ({client.client_id}) and {tokens} token(s)")
+
+
+@clients_group.command("token")
+@click.argument("name")
+@pass_ctx
+def clients_token(ctx: _Context, name):
+    """Issue a long-lived bearer token for a SCIM client (Okta, Entra ID); print it, once."""
+    from .store import clients
+
+    def change(conn):
+        issued = clients.issue_static_token(conn, name)
+        return issued, {**_about(issued.client), "kind": "static"}
+
+    issued = _client_change(ctx, "clients.token", change)
+    click.echo(issued.secret)
+    click.echo(f"A static bearer token for {issued.client.name}; it will not be shown again, and it works until "
+               "the client is revoked.", err=True)
+
+
+@cli.group("admin")
+def admin_group():
+    """Admins (break-glass enrollment from the server host)."""
+
+
+@admin_group.command("enroll")
+@click.argument("email")
+@click.option("--name", "display_name", help="The admin's display name.")
+@pass_ctx
+def admin_enroll(ctx: _Context, email: str, display_name: str | None):
+    """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
+    from . import journal
+    from .store import admins
+
+    actor = operator_actor()
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+        admin = admins.admin_by_email(conn, email)
+        if admin is None or not admin.active:
+            admin = admins.create_admin(conn, email, display_name=display_name, created_by=actor)
+        token = admins.create_enrollment(conn, admin.id, created_by=actor)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor,
+                                           detail={"action": "admins.enroll", "email": admin.email}))
+    click.echo(f"{ctx.settings.public_base_url}/admin/enroll/{token}")
+    click.echo(f"Single use, valid {admins.ENROLLMENT_MINUTES} minutes.", err=True)
+
+
 def operator_actor() -> str:
     """Who runs an operator command, for the journal: operator:<os user>."""
     try:

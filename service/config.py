@@ -33,6 +33,7 @@ class Settings:
     app_role: str = "gatehouse_app"
     pool_size: int = 8
     db_timeout: float = 5.0
+    trusted_proxies: int = 0
     # WebAuthn (admins)
     rp_id: str = ""
     rp_name: str = "Gatehouse"
@@ -244,6 +245,7 @@ _PARSERS = {
     "port": _int_in(1, 65535),
     "workers": _int_in(1, 64),
     "pool_size": _int_in(1, 200),
+    "trusted_proxies": _int_in(0, 5),
     "db_timeout": _seconds,
     "base_url": _base_url,
     "log_level": _log_level,

@@ -10,6 +10,7 @@ class GatehouseError(Exception):
 
     status = 500
     code = "internal"
+    headers: dict = {}
 
     def __init__(self, message: str | None = None):
         super().__init__(message or (self.__doc__ or self.code).strip())

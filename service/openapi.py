@@ -30,6 +30,28 @@ PATHS: dict[str, dict] = {
         "operationId": "openapi",
         "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {}}}},
     }},
+    "/oauth/token": {"post": {
+        "summary": "Get an access token with the client-credentials grant (RFC 6749 §4.4).",
+        "operationId": "oauthToken",
+        "security": [{"clientSecretBasic": []}, {}],
+        "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+            "type": "object", "required": ["grant_type"],
+            "properties": {
+                "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                "scope": {"type": "string", "description": "space-separated; a subset of the client's scopes"},
+                "client_id": {"type": "string", "description": "client_secret_post only"},
+                "client_secret": {"type": "string", "description": "client_secret_post only"},
+            }}}}},
+        "responses": {
+            "200": {"description": "an opaque bearer token (RFC 6749 §5.1)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthToken"}}}},
+            "400": {"description": "invalid request, grant or scope (RFC 6749 §5.2)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "401": {"description": "client authentication failed (invalid_client)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "503": _problem_response("the database is unavailable"),
+        },
+    }},
 }
 
 COMPONENTS = {
@@ -43,8 +65,30 @@ COMPONENTS = {
                 "detail": {"type": "string"}, "code": {"type": "string"}, "request_id": {"type": "string"},
             },
         },
+        "OAuthToken": {
+            "type": "object", "required": ["access_token", "token_type", "expires_in", "scope"],
+            "properties": {
+                "access_token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+                "expires_in": {"type": "integer"}, "scope": {"type": "string"},
+            },
+        },
+        "OAuthError": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+        },
     },
-    "securitySchemes": {},
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "An access token from /oauth/token, or a static token for SCIM clients."},
+        "oauth2": {"type": "oauth2", "flows": {"clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {
+            "scim": "push people and groups over SCIM 2.0",
+            "access:check": "ask whether a person may connect now",
+            "training:write": "report completed training",
+            "journal:read": "read the decision journal",
+        }}}},
+        "clientSecretBasic": {"type": "http", "scheme": "basic",
+                              "description": "client_id and client_secret, for /oauth/token only."},
+    },
 }
 
 

@@ -1,0 +1,223 @@
+"""Sign-in for people (managers, auditors, hr) through the company's OpenID Connect provider.
+
+authlib's Flask client runs the code flow; its state and nonce live in Flask's
+short-lived signed "gatehouse_flow" cookie. A signed-in person gets our
+server-side session (service/sessions.py); the flow cookie is then cleared.
+"""
+
+import dataclasses
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
+from flask import Blueprint, current_app, g, redirect, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
+from joserfc.errors import JoseError
+
+from . import auth, sessions
+from .journal import Event, append
+
+bp = Blueprint("oidc", __name__)
+
+EXTENSION = "gatehouse.oidc"
+HUMAN_ROLES = frozenset({"auditor", "hr", "manager"})
+FLOW_PATHS = ("/login", "/auth/callback")  # the routes that use flask.session
+PROVIDER_TIMEOUT = 10  # seconds for each call to the provider (discovery, keys, token)
+
+_PERSON = """
+SELECT p.id::text, p.user_name, p.active AND p.deleted_at IS NULL,
+       coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
+       EXISTS (SELECT 1 FROM people d WHERE d.manager_id = p.id AND d.active)
+FROM people p
+"""
+# SCIM stores emails as [{"value": ..., "type": ...}]; a bare string element counts too.
+_BY_EMAIL = _PERSON + """
+WHERE lower(p.primary_email) = lower(%(value)s)
+   OR EXISTS (SELECT 1 FROM jsonb_array_elements(p.emails) e
+              WHERE lower(coalesce(e ->> 'value', e #>> '{}')) = lower(%(value)s))
+"""
+_BY_USER_NAME = _PERSON + "WHERE lower(p.user_name) = lower(%(value)s)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    """Someone an ID token may name, with the roles that decide whether they may sign in."""
+
+    id: str
+    user_name: str
+    active: bool
+    roles: frozenset
+
+
+def init_app(app) -> None:
+    """Register the sign-in routes when an OIDC issuer is configured."""
+    settings = app.extensions["gatehouse"].settings
+    if not settings.oidc_issuer:
+        return
+    oauth = OAuth(app)
+    app.extensions[EXTENSION] = oauth.register(
+        "sso", server_metadata_url=settings.oidc_issuer + "/.well-known/openid-configuration",
+        client_id=settings.oidc_client_id, client_secret=settings.oidc_client_secret,
+        client_kwargs={"scope": "openid email profile", "default_timeout": PROVIDER_TIMEOUT})
+    app.session_interface = _FlowSessions()
+    app.register_blueprint(bp)
+
+
+class _FlowSessions(SecureCookieSessionInterface):
+    """Flask's signed flow cookie, its key loaded (ensure_secret_key) before a sign-in path opens it.
+
+    Not in before_request: Flask opens the session before those hooks run, so the
+    first request of each process would get a null session and lose the state.
+    """
+
+    def open_session(self, app, request):
+        if not app.secret_key and request.path in FLOW_PATHS:
+            from .app import ensure_secret_key  # here: service.app imports this module
+
+            ensure_secret_key()
+        return super().open_session(app, request)
+
+
+@bp.after_request
+def _page_policy(response):
+    # No scripts, styles or frames; forms post only to us (CSP Level 3).
+    response.headers.setdefault("Content-Security-Policy",
+                                "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _page(status: int, title: str, message: str, *, retry: bool = False):
+    return render_template("oidc_message.html", title=title, message=message, retry=retry), status
+
+
+def _issuer() -> str:
+    return auth.services().settings.oidc_issuer
+
+
+def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", subject: str | None = None,
+             claims: dict | None = None):
+    """Journal a refused sign-in (committed before the answer) and answer with a page."""
+    seen = {k: str(v)[:256] for k, v in (claims or {}).items() if k in ("sub", "email", "preferred_username")}
+    auth.services().journal.record(Event(
+        kind="admin", outcome="refused", actor=actor, subject=subject, request_id=g.get("request_id"),
+        reasons=({"code": code, "text": text},),
+        detail={"action": "signin", "method": "oidc", "issuer": _issuer(), **seen}))
+    return _page(status, "Sign-in refused", text, retry=status != 403)
+
+
+@bp.get("/login")
+def login():
+    session.clear()  # one flow at a time keeps the flow cookie small
+    redirect_uri = auth.services().settings.public_base_url + "/auth/callback"
+    try:
+        return current_app.extensions[EXTENSION].authorize_redirect(redirect_uri)
+    except (requests.RequestException, ValueError) as e:
+        return _refused(502, "provider_unreachable",
+                        f"The sign-in provider cannot be reached ({type(e).__name__}).")
+
+
+@bp.get("/auth/callback")
+def callback():
+    try:
+        token = current_app.extensions[EXTENSION].authorize_access_token()
+    except requests.RequestException as e:
+        return _refused(502, "provider_unreachable",
+                        f"The sign-in provider cannot be reached ({type(e).__name__}).")
+    except (AuthlibBaseError, JoseError, ValueError) as e:
+        code = str(getattr(e, "error", None) or type(e).__name__)[:64]
+        return _refused(400, "signin_failed", f"The sign-in could not be completed ({code}). Start again.")
+    claims = dict(token.get("userinfo") or {})
+    if not claims.get("sub"):
+        return _refused(400, "no_id_token", "The sign-in provider sent no ID token. Start again.")
+    with auth.services().pool.connection() as conn:
+        found = match_people(conn, claims)
+    who = str(claims.get("email") or claims.get("preferred_username") or claims["sub"])[:256]
+    person, code, text = admit(found, who)
+    if code:
+        actor = f"person:{person.user_name}" if person else "anonymous"
+        return _refused(403, code, text, actor=actor, subject=person.id if person else None,
+                        claims=claims)
+    return _sign_in(person, claims)
+
+
+def match_people(conn, claims: dict) -> list[Person]:
+    """The people an ID token names: by email when the provider verified it, else by preferred_username."""
+    email, user_name = claims.get("email"), claims.get("preferred_username")
+    if isinstance(email, str) and email and claims.get("email_verified") is True:
+        found = _people(conn, _BY_EMAIL, email)
+        if found:
+            return found
+    if isinstance(user_name, str) and user_name:
+        return _people(conn, _BY_USER_NAME, user_name)
+    return []
+
+
+def _people(conn, query: str, value: str) -> list[Person]:
+    rows = conn.execute(query, {"value": value}).fetchall()
+    return [Person(id=pid, user_name=name, active=active, roles=frozenset(roles) | ({"manager"} if manages else set()))
+            for pid, name, active, roles, manages in rows]
+
+
+def admit(found: list[Person], who: str) -> tuple[Person | None, str | None, str]:
+    """Pick the one live person and check they may sign in; else a refusal code and text."""
+    live = [p for p in found if p.active]
+    if len(live) > 1:
+        return None, "ambiguous_person", f"More than one Gatehouse account matches {who}."
+    if not found:
+        return None, "unknown_person", f"There is no Gatehouse account for {who}."
+    if not live:
+        return found[0], "inactive_person", f"The Gatehouse account for {who} is not active."
+    if not live[0].roles & HUMAN_ROLES:
+        return live[0], "no_role", f"{who} is not a manager, auditor or hr in Gatehouse."
+    return live[0], None, ""
+
+
+def _sign_in(person: Person, claims: dict):
+    """One transaction: end any previous session, start a new one, journal it; then set the cookie."""
+    services = auth.services()
+    settings = services.settings
+    previous = request.cookies.get(sessions.COOKIE)
+    with services.pool.connection() as conn, conn.transaction():
+        if previous:  # a fresh token on every sign-in (no session fixation)
+            sessions.destroy(conn, previous)
+        token = sessions.create(conn, lifetime=settings.session_lifetime, person_id=person.id)
+        append(conn, Event(kind="admin", outcome="ok", actor=f"person:{person.user_name}", subject=person.id,
+                           request_id=g.get("request_id"),
+                           detail={"action": "signin", "method": "oidc", "issuer": settings.oidc_issuer,
+                                   "sub": str(claims["sub"])[:256]}))
+    session.clear()
+    response = redirect("/me")
+    sessions.set_cookie(response, token, settings)
+    return response
+
+
+@bp.get("/me")
+def me():
+    principal = auth.session_principal()
+    if principal is None:
+        return redirect("/login")
+    csrf = sessions.csrf_token(auth.services(), request)
+    return render_template("oidc_me.html", title="Signed in", principal=principal, roles=sorted(principal.roles),
+                           csrf_token=csrf)
+
+
+@bp.post("/logout")
+def logout():
+    services = auth.services()
+    principal = auth.session_principal()
+    if principal is not None:
+        try:
+            auth.check_same_origin_and_csrf(principal)  # journals its own refusal
+        except auth.Forbidden as e:
+            return _page(403, "Sign-out refused", e.message)
+        with services.pool.connection() as conn, conn.transaction():
+            sessions.destroy(conn, request.cookies[sessions.COOKIE])
+            append(conn, Event(kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
+                               subject=principal.id if principal.kind == "person" else None,
+                               detail={"action": "signout"}))
+    # A page, not a redirect to /login: that would go straight back through the
+    # provider and, with its session still live, sign the person in again.
+    response = current_app.make_response(_page(200, "Signed out", "You are signed out of Gatehouse.", retry=True))
+    sessions.clear_cookie(response, services.settings)
+    return response

@@ -1,0 +1,310 @@
+"""OIDC sign-in end to end: a real provider process (oidc-provider-mock), the app, a real PostgreSQL."""
+
+import dataclasses
+import html
+import re
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import psycopg
+import pytest
+import requests
+from psycopg.types.json import Json
+
+from service import wiring
+from service.app import create_app
+
+BASE = "http://localhost"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def provider(tmp_path_factory):
+    """The issuer URL of an oidc-provider-mock process, running for the whole session."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("oidc") / "provider.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
+                                 str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    issuer = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(issuer, proc, log)
+        yield issuer
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until_up(issuer, proc, log, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"oidc-provider-mock exited {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(issuer + "/.well-known/openid-configuration", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"oidc-provider-mock did not answer within {timeout} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def settings(settings, provider):
+    return dataclasses.replace(settings, oidc_issuer=provider, oidc_client_id="gatehouse",
+                               oidc_client_secret="not-a-secret", base_url=BASE)
+
+
+def _sql(database, query, params=()):
+    with psycopg.connect(database.owner_url) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description else None
+
+
+def _person(database, user_name, email=None, *, emails=(), active=True, deleted=False, manager=None, roles=()):
+    """Insert a person as the schema owner; return the id."""
+    (pid,), = _sql(database, """
+        INSERT INTO people (user_name, primary_email, emails, active, deleted_at, manager_id, source)
+        VALUES (%s, %s, %s::jsonb, %s, CASE WHEN %s THEN now() END, %s, 'manual') RETURNING id::text""",
+        (user_name, email, Json([{"value": e} for e in emails]), active, deleted, manager))
+    for role in roles:
+        _sql(database, "INSERT INTO person_roles (person_id, role, granted_by) VALUES (%s, %s, 'test')",
+             (pid, role))
+    return pid
+
+
+@pytest.fixture
+def people(database):
+    """alice (auditor), bob (manager of dave), carol (hr, inactive), dave (no role), erin (hr, deleted)."""
+    ids = {"alice": _person(database, "alice", "alice@example.com", emails=["Alice.Smith@Example.COM"],
+                            roles=["auditor"]),
+           "bob": _person(database, "Bob", "bob@example.com"),
+           "carol": _person(database, "carol", "carol@example.com", active=False, roles=["hr"]),
+           "erin": _person(database, "erin", "erin@example.com", active=False, deleted=True, roles=["hr"])}
+    ids["dave"] = _person(database, "dave", "dave@example.com", manager=ids["bob"])
+    return ids
+
+
+def _authorize(client, provider, sub, claims, *, form=None):
+    """Set the user's claims at the provider, start sign-in, and let the provider answer; the callback URL."""
+    requests.put(f"{provider}/users/{quote(sub, safe='')}", json=claims, timeout=5).raise_for_status()
+    r = client.get("/login")
+    assert r.status_code == 302 and r.location.startswith(provider + "/oauth2/authorize?")
+    answer = requests.post(r.location, data=form or {"sub": sub}, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def _sign_in(client, provider, sub, claims):
+    return client.get(_authorize(client, provider, sub, claims))
+
+
+def _set_cookie(response, name):
+    """The Set-Cookie header for `name`, as a lower-cased list of its parts."""
+    found = [h for h in response.headers.getlist("Set-Cookie") if h.startswith(name + "=")]
+    assert len(found) == 1, response.headers.getlist("Set-Cookie")
+    return [part.strip().lower() for part in found[0].split(";")]
+
+
+def _csrf(client):
+    page = client.get("/me").get_data(as_text=True)
+    return html.unescape(re.search(r'name="csrf_token" value="([^"]*)"', page).group(1))
+
+
+def _journal(database, outcome):
+    return _sql(database, "SELECT actor, subject::text, reasons, detail FROM journal "
+                          "WHERE kind = 'admin' AND outcome = %s ORDER BY seq", (outcome,))
+
+
+def _sessions(database):
+    return _sql(database, "SELECT person_id::text FROM web_sessions")
+
+
+# --- signing in --------------------------------------------------------------------------------
+
+
+def test_sign_in_by_verified_email(client, provider, database, people):
+    r = _sign_in(client, provider, "alice-sub", {"email": "ALICE@example.com", "email_verified": True})
+    assert r.status_code == 302 and r.location == "/me"
+    cookie = _set_cookie(r, "gatehouse_session")
+    assert {"httponly", "samesite=lax", "path=/"} <= set(cookie) and "secure" not in cookie
+    assert "expires=thu, 01 jan 1970 00:00:00 gmt" in _set_cookie(r, "gatehouse_flow")  # flow state cleared
+    page = client.get("/me")
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    text = page.get_data(as_text=True)
+    assert "<strong>alice</strong>" in text and "auditor" in text and 'action="/logout"' in text
+    assert "'none'" in page.headers["Content-Security-Policy"]
+    assert _sessions(database) == [(people["alice"],)]
+    (actor, subject, reasons, detail), = _journal(database, "ok")
+    assert (actor, subject) == ("person:alice", people["alice"])
+    assert detail == {"action": "signin", "method": "oidc", "issuer": provider, "sub": "alice-sub"}
+
+
+@pytest.mark.parametrize(("claims", "user", "role"), [
+    ({"email": "alice.smith@example.com", "email_verified": True}, "alice", "auditor"),  # a secondary email
+    ({"email": "bob@example.com", "email_verified": False, "preferred_username": "BOB"}, "Bob", "manager"),
+    ({"preferred_username": "bob"}, "Bob", "manager"),
+])
+def test_other_ways_a_person_is_matched(client, provider, people, claims, user, role):
+    assert _sign_in(client, provider, "sub-1", claims).status_code == 302
+    text = client.get("/me").get_data(as_text=True)
+    assert f"<strong>{user}</strong>" in text and role in text
+
+
+def test_https_base_url_makes_every_cookie_secure(settings, database, people, provider):
+    services = wiring.build(dataclasses.replace(settings, base_url="https://localhost"), database)
+    try:
+        client = create_app(services=services).test_client()
+        requests.put(f"{provider}/users/alice-sub", json={"email": "alice@example.com", "email_verified": True},
+                     timeout=5).raise_for_status()
+        r = client.get("/login", base_url="https://localhost")
+        assert "secure" in _set_cookie(r, "gatehouse_flow")
+        assert dict(parse_qsl(urlsplit(r.location).query))["redirect_uri"] == "https://localhost/auth/callback"
+        callback = requests.post(r.location, data={"sub": "alice-sub"}, allow_redirects=False,
+                                 timeout=5).headers["Location"]
+        assert callback.startswith("https://localhost/auth/callback?")
+        r = client.get(callback)
+        assert r.status_code == 302
+        assert {"secure", "httponly", "samesite=lax"} <= set(_set_cookie(r, "gatehouse_session"))
+        assert client.get("/me", base_url="https://localhost").status_code == 200
+    finally:
+        services.close()
+
+
+# --- refusals ----------------------------------------------------------------------------------
+
+
+def test_unknown_person_is_refused_and_journaled(client, provider, database, people):
+    r = _sign_in(client, provider, "zed-sub", {"email": "zed<b>@example.com", "email_verified": True})
+    assert r.status_code == 403 and r.content_type.startswith("text/html")
+    text = r.get_data(as_text=True)
+    assert "no Gatehouse account for zed&lt;b&gt;@example.com" in text and "<b>" not in text
+    assert "gatehouse_session=" not in str(r.headers) and _sessions(database) == []
+    (actor, subject, reasons, detail), = _journal(database, "refused")
+    assert (actor, subject, reasons[0]["code"]) == ("anonymous", None, "unknown_person")
+    assert detail["action"] == "signin" and detail["email"] == "zed<b>@example.com" and detail["sub"] == "zed-sub"
+
+
+@pytest.mark.parametrize(("claims", "who", "code"), [
+    ({"email": "carol@example.com", "email_verified": True}, "carol", "inactive_person"),
+    ({"email": "erin@example.com", "email_verified": True}, "erin", "inactive_person"),
+    ({"email": "dave@example.com", "email_verified": True}, "dave", "no_role"),
+])
+def test_inactive_deleted_and_roleless_people_are_refused(client, provider, database, people, claims, who, code):
+    r = _sign_in(client, provider, f"{who}-sub", claims)
+    assert r.status_code == 403
+    assert _sessions(database) == []
+    (actor, subject, reasons, _), = _journal(database, "refused")
+    assert (actor, subject, reasons[0]["code"]) == (f"person:{who}", people[who], code)
+
+
+def test_unverified_email_does_not_match(client, provider, database, people):
+    claims = {"email": "alice@example.com", "email_verified": False, "preferred_username": "nobody"}
+    r = _sign_in(client, provider, "mallory", claims)
+    assert r.status_code == 403 and "no Gatehouse account" in r.get_data(as_text=True)
+    assert _sessions(database) == [] and _journal(database, "refused")[0][2][0]["code"] == "unknown_person"
+
+
+def _with_state(url, state):
+    parts = urlsplit(url)
+    query = {**dict(parse_qsl(parts.query)), "state": state}
+    if state is None:
+        del query["state"]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+@pytest.mark.parametrize("state", ["tampered", None])
+def test_tampered_or_missing_state_is_refused(client, provider, database, people, state):
+    callback = _authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    r = client.get(_with_state(callback, state))
+    assert r.status_code == 400 and r.content_type.startswith("text/html")
+    assert "Traceback" not in r.get_data(as_text=True) and _sessions(database) == []
+    (actor, _, reasons, detail), = _journal(database, "refused")
+    assert (actor, reasons[0]["code"], detail["action"]) == ("anonymous", "signin_failed", "signin")
+    assert "mismatching_state" in reasons[0]["text"]
+
+
+def test_callback_without_the_flow_cookie_is_refused(app, client, provider, database, people):
+    callback = _authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    r = app.test_client().get(callback)  # another browser: a login CSRF attempt
+    assert r.status_code == 400 and _sessions(database) == []
+
+
+def test_provider_denial_is_refused_and_journaled(client, provider, database, people):
+    callback = _authorize(client, provider, "alice-sub", {}, form={"action": "deny"})
+    r = client.get(callback)
+    assert r.status_code == 400 and "access_denied" in r.get_data(as_text=True)
+    assert _journal(database, "refused")[0][2][0]["code"] == "signin_failed"
+
+
+def test_unreachable_provider_is_a_502_page(settings, database):
+    services = wiring.build(dataclasses.replace(settings, oidc_issuer=f"http://127.0.0.1:{_free_port()}"), database)
+    try:
+        r = create_app(services=services).test_client().get("/login")
+    finally:
+        services.close()
+    assert r.status_code == 502 and "cannot be reached" in r.get_data(as_text=True)
+    assert _journal(database, "refused")[0][2][0]["code"] == "provider_unreachable"
+
+
+def test_no_issuer_no_sign_in_routes(settings, database):
+    services = wiring.build(dataclasses.replace(settings, oidc_issuer=""), database)
+    try:
+        client = create_app(services=services).test_client()
+        assert client.get("/login").status_code == 404 and client.get("/me").status_code == 404
+    finally:
+        services.close()
+
+
+# --- the session: /me, logout, expiry ----------------------------------------------------------
+
+
+def test_me_without_a_session_goes_to_sign_in(client, people):
+    r = client.get("/me")
+    assert r.status_code == 302 and r.location == "/login"
+
+
+def test_logout_with_csrf_ends_the_session(client, provider, database, people):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    r = client.post("/logout", data={"csrf_token": _csrf(client)}, headers={"Origin": BASE})
+    assert r.status_code == 200 and "signed out" in r.get_data(as_text=True)
+    assert "expires=thu, 01 jan 1970 00:00:00 gmt" in _set_cookie(r, "gatehouse_session")
+    assert _sessions(database) == []
+    assert [d["action"] for _, _, _, d in _journal(database, "ok")] == ["signin", "signout"]
+    assert client.get("/me").status_code == 302
+
+
+@pytest.mark.parametrize(("csrf", "origin"), [(False, BASE), (True, "https://evil.example"), (True, None)])
+def test_logout_without_csrf_or_from_elsewhere_is_refused(client, provider, database, people, csrf, origin):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    data = {"csrf_token": _csrf(client)} if csrf else {}
+    r = client.post("/logout", data=data, headers={"Origin": origin} if origin else {})
+    assert r.status_code == 403 and "gatehouse_session=" not in str(r.headers)
+    assert client.get("/me").status_code == 200 and _sessions(database) == [(people["alice"],)]
+    (actor, _, reasons, detail), = _journal(database, "refused")
+    assert actor == "person:alice" and detail["what"] == ("origin" if csrf else "csrf")
+
+
+def test_logout_by_get_is_not_allowed(client):
+    r = client.get("/logout")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"]
+
+
+def test_an_expired_session_no_longer_works(client, provider, database, people):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    assert client.get("/me").status_code == 200
+    _sql(database, "UPDATE web_sessions SET expires_at = now() - interval '1 second'")
+    r = client.get("/me")
+    assert r.status_code == 302 and r.location == "/login"
