@@ -90,25 +90,30 @@ def test_app_role_cannot_move_the_head(database):
         conn.execute("UPDATE journal_head SET seq = 5")
 
 
-def test_tampered_row_is_reported_at_its_seq(database, superuser):
-    _append(database.app_url, [_event(i) for i in range(6)])
+def _tamper_and_verify(database, superuser, rows: int, statement: str):
+    """Append rows, change one behind the triggers' back as a superuser, run `gatehouse journal verify`."""
+    _append(database.app_url, [_event(i) for i in range(rows)])
     with psycopg.connect(superuser) as conn:
         conn.execute("ALTER TABLE journal DISABLE TRIGGER journal_no_update")
-        conn.execute("UPDATE journal SET outcome = 'deny' WHERE seq = 4")
+        conn.execute(statement)
         conn.execute("ALTER TABLE journal ENABLE TRIGGER journal_no_update")
-    done = gatehouse("journal", "verify", env=db_env(database))
+    return gatehouse("journal", "verify", env=db_env(database))
+
+
+def test_tampered_row_is_reported_at_its_seq(database, superuser):
+    done = _tamper_and_verify(database, superuser, 6, "UPDATE journal SET outcome = 'deny' WHERE seq = 4")
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("BAD 4 hash does not match"), done.stdout
 
 
 def test_deleted_last_row_is_reported(database, superuser):
-    _append(database.app_url, [_event(i) for i in range(3)])
-    with psycopg.connect(superuser) as conn:
-        conn.execute("ALTER TABLE journal DISABLE TRIGGER journal_no_update")
-        conn.execute("DELETE FROM journal WHERE seq = 3")
-        conn.execute("ALTER TABLE journal ENABLE TRIGGER journal_no_update")
-    done = gatehouse("journal", "verify", env=db_env(database))
+    done = _tamper_and_verify(database, superuser, 3, "DELETE FROM journal WHERE seq = 3")
     assert (done.returncode, done.stdout.split()[:3]) == (1, ["BAD", "3", "the"])
+
+
+def test_deleted_middle_row_is_reported(database, superuser):
+    done = _tamper_and_verify(database, superuser, 5, "DELETE FROM journal WHERE seq = 2")
+    assert (done.returncode, done.stdout.strip()) == (1, "BAD 2 seq 2 is missing")
 
 
 def test_verify_prints_count_and_head(database):
