@@ -229,6 +229,23 @@ def clients_revoke(ctx: _Context, name):
     click.echo(f"revoked {client.name} ({client.client_id}) and {tokens} token(s)")
 
 
+@clients_group.command("rotate")
+@click.argument("name")
+@pass_ctx
+def clients_rotate(ctx: _Context, name):
+    """Give a client a new secret (its access tokens stop working); print it, once."""
+    from .store import clients
+
+    def change(conn):
+        issued = clients.rotate_secret(conn, name)
+        return issued, _about(issued.client)
+
+    issued = _client_change(ctx, "clients.rotate", change)
+    click.echo(f"client_id:     {issued.client.client_id}")
+    click.echo(f"client_secret: {issued.secret}")
+    click.echo("The old secret no longer works; the new one will not be shown again.")
+
+
 @clients_group.command("token")
 @click.argument("name")
 @pass_ctx

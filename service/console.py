@@ -283,6 +283,16 @@ def clients_revoke(params, proof: Proof):
     return jsonify(ok=True)
 
 
+@bp.post("/api/clients/rotate")
+@requires_webauthn("clients.rotate")
+def clients_rotate(params, proof: Proof):
+    """A new secret for a client (its access tokens stop working); in this response only."""
+    with services().pool.connection() as conn, conn.transaction():
+        issued = clients.rotate_secret(conn, str(params.get("name", "")))
+        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
+    return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
+
+
 @bp.post("/api/clients/token")
 @requires_webauthn("clients.token")
 def clients_token(params, proof: Proof):
@@ -298,7 +308,7 @@ def enrollment_url(token: str) -> str:
 
 
 ACTIONS = {"keys.add", "keys.remove", "admins.add", "admins.remove",
-           "clients.create", "clients.revoke", "clients.token"}
+           "clients.create", "clients.revoke", "clients.rotate", "clients.token"}
 
 
 def init_app(app) -> None:

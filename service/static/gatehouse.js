@@ -39,7 +39,7 @@ const ENDPOINTS = {
   "keys.add": "/admin/api/keys/add", "keys.remove": "/admin/api/keys/remove",
   "admins.add": "/admin/api/admins/add", "admins.remove": "/admin/api/admins/remove",
   "clients.create": "/admin/api/clients/create", "clients.revoke": "/admin/api/clients/revoke",
-  "clients.token": "/admin/api/clients/token",
+  "clients.token": "/admin/api/clients/token", "clients.rotate": "/admin/api/clients/rotate",
 };
 
 async function stepUp(action, params) {
