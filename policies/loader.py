@@ -1,0 +1,195 @@
+"""Parse and strictly validate a policy file's bytes (the caller reads the file)."""
+
+import hashlib
+import re
+import tomllib
+from typing import Any
+
+from policies.model import ALL_RESOURCES, EVERYONE, Guard, Policy, Resource, Reviews, TrainingRequirement
+
+KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+KINDS = ("vpn", "tool")
+MAX_DAYS = 36500  # a century: keeps date arithmetic far from datetime's limits
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, the key and the fault."""
+
+    def __init__(self, source: str, path: str | None, problem: str):
+        self.source, self.path, self.problem = source, path, problem
+        super().__init__(f"{source}: {path}: {problem}" if path else f"{source}: {problem}")
+
+
+class _Fault(Exception):
+    """Raised inside the parser; parse_policy adds the file name."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(path, problem)
+        self.path, self.problem = path, problem
+
+
+def parse_policy(data: bytes, *, source: str) -> Policy:
+    """Parse TOML policy bytes into a Policy whose version is their SHA-256 hex."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise PolicyError(source, None, f"not UTF-8 ({e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PolicyError(source, None, f"invalid TOML: {e}") from None
+    try:
+        return _policy(doc, hashlib.sha256(data).hexdigest())
+    except _Fault as f:
+        raise PolicyError(source, f.path, f.problem) from None
+
+
+def _policy(doc: dict, version: str) -> Policy:
+    _keys(doc, "", required={"resources", "reviews", "guard"}, optional={"training"})
+    tables = _tables(doc["resources"], "resources")
+    resources = tuple(_resource(t, f"resources[{i}]") for i, t in enumerate(tables))
+    _no_duplicates([r.key for r in resources], "resources[{}].key", "resource key")
+    known = {r.key for r in resources}
+    tables = _tables(doc.get("training", []), "training")
+    training = tuple(_training(t, f"training[{i}]", known) for i, t in enumerate(tables))
+    _no_duplicates([t.course for t in training], "training[{}].course", "course")
+    return Policy(version, resources, training, _reviews(doc["reviews"]), _guard(doc["guard"]))
+
+
+def _resource(table: dict, path: str) -> Resource:
+    _keys(table, path, required={"key", "name", "kind"})
+    kind = _str(table["kind"], f"{path}.kind")
+    if kind not in KINDS:
+        raise _Fault(f"{path}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    return Resource(_key(table["key"], f"{path}.key"), _str(table["name"], f"{path}.name"), kind)
+
+
+def _training(table: dict, path: str, known: set[str]) -> TrainingRequirement:
+    _keys(table, path, required={"course", "name", "validity_days", "grace_days", "gates"},
+          optional={"applies_to", "reminder_days"})
+    return TrainingRequirement(
+        course=_key(table["course"], f"{path}.course"),
+        name=_str(table["name"], f"{path}.name"),
+        validity_days=_days(table["validity_days"], f"{path}.validity_days", minimum=1),
+        grace_days=_days(table["grace_days"], f"{path}.grace_days"),
+        gates=_gates(table["gates"], f"{path}.gates", known),
+        applies_to=_applies_to(table.get("applies_to", EVERYONE), f"{path}.applies_to"),
+        reminder_days=_reminder_days(table.get("reminder_days", []), f"{path}.reminder_days"),
+    )
+
+
+def _gates(value: Any, path: str, known: set[str]) -> frozenset[str]:
+    gates = _list(value, path, nonempty=True)
+    for i, gate in enumerate(gates):
+        if _str(gate, f"{path}[{i}]") != ALL_RESOURCES and gate not in known:
+            raise _Fault(f"{path}[{i}]", f"names no resource in [[resources]]: {gate!r}")
+    _no_duplicates(gates, path + "[{}]", "gate")
+    return frozenset(gates)
+
+
+def _applies_to(value: Any, path: str) -> str | frozenset[str]:
+    if value == EVERYONE:
+        return EVERYONE
+    if isinstance(value, str):
+        raise _Fault(path, f'must be "{EVERYONE}" or a list of department names, got {value!r}')
+    departments = [_str(d, f"{path}[{i}]") for i, d in enumerate(_list(value, path, nonempty=True))]
+    _no_duplicates(departments, path + "[{}]", "department")
+    return frozenset(departments)
+
+
+def _reminder_days(value: Any, path: str) -> tuple[int, ...]:
+    days = [_days(d, f"{path}[{i}]", minimum=1) for i, d in enumerate(_list(value, path))]
+    _no_duplicates(days, path + "[{}]", "reminder")
+    return tuple(sorted(days, reverse=True))
+
+
+def _reviews(value: Any) -> Reviews:
+    table = _table(value, "reviews")
+    _keys(table, "reviews", required={"cadence_days", "due_days"})
+    cadence = _days(table["cadence_days"], "reviews.cadence_days", minimum=1)
+    due = _days(table["due_days"], "reviews.due_days", minimum=1)
+    if due > cadence:
+        raise _Fault("reviews.due_days", f"must not exceed reviews.cadence_days ({cadence}), got {due}")
+    return Reviews(cadence, due)
+
+
+def _guard(value: Any) -> Guard:
+    table = _table(value, "guard")
+    _keys(table, "guard", required={"max_deactivation_share", "max_deactivations"})
+    share = table["max_deactivation_share"]
+    if isinstance(share, bool) or not isinstance(share, int | float):
+        raise _Fault("guard.max_deactivation_share", f"must be a number, got {_type(share)}")
+    if not 0 < share <= 1:
+        raise _Fault("guard.max_deactivation_share", f"must be more than 0 and at most 1, got {share}")
+    count = _int(table["max_deactivations"], "guard.max_deactivations")
+    if count < 0:
+        raise _Fault("guard.max_deactivations", f"must not be negative, got {count}")
+    return Guard(float(share), count)
+
+
+def _keys(table: dict, path: str, *, required: set[str], optional: set[str] = frozenset()) -> None:
+    prefix = f"{path}." if path else ""
+    unknown = [key for key in table if key not in required | optional]
+    if unknown:
+        raise _Fault(prefix + unknown[0], "unknown key")
+    missing = sorted(required - table.keys())
+    if missing:
+        raise _Fault(prefix + missing[0], "missing")
+
+
+def _table(value: Any, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise _Fault(path, f"must be a table, got {_type(value)}")
+    return value
+
+
+def _tables(value: Any, path: str) -> list[dict]:
+    if not isinstance(value, list):
+        raise _Fault(path, f"must be an array of tables ([[{path}]]), got {_type(value)}")
+    return [_table(t, f"{path}[{i}]") for i, t in enumerate(value)]
+
+
+def _list(value: Any, path: str, *, nonempty: bool = False) -> list:
+    if not isinstance(value, list):
+        raise _Fault(path, f"must be a list, got {_type(value)}")
+    if nonempty and not value:
+        raise _Fault(path, "must not be empty")
+    return value
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise _Fault(path, f"must be a string, got {_type(value)}")
+    if not value.strip():
+        raise _Fault(path, "must not be empty")
+    return value
+
+
+def _key(value: Any, path: str) -> str:
+    if not KEY_PATTERN.fullmatch(_str(value, path)):
+        raise _Fault(path, f"must match ^{KEY_PATTERN.pattern}$, got {value!r}")
+    return value
+
+
+def _int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Fault(path, f"must be an integer, got {_type(value)}")
+    return value
+
+
+def _days(value: Any, path: str, *, minimum: int = 0) -> int:
+    days = _int(value, path)
+    if not minimum <= days <= MAX_DAYS:
+        raise _Fault(path, f"must be between {minimum} and {MAX_DAYS} days, got {days}")
+    return days
+
+
+def _no_duplicates(values: list, path: str, what: str) -> None:
+    seen = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise _Fault(path.format(i), f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+def _type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)

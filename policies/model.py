@@ -1,0 +1,190 @@
+"""Frozen values the decision core takes and returns: the policy, the facts, the decision."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+EVERYONE = "everyone"
+ALL_RESOURCES = "*"
+GRANT_STATES = (None, "active", "suspended", "revoked")
+REVIEW_DECISIONS = (None, "approve", "revoke")
+
+
+def require_aware(value: datetime, what: str) -> None:
+    """Raise ValueError unless value is a timezone-aware datetime."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something a person may be granted: a VPN or a tool."""
+
+    key: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class TrainingRequirement:
+    """A course that gates some resources for some people."""
+
+    course: str
+    name: str
+    validity_days: int
+    grace_days: int
+    gates: frozenset[str]
+    applies_to: str | frozenset[str] = EVERYONE
+    reminder_days: tuple[int, ...] = ()
+
+    def gates_resource(self, key: str) -> bool:
+        """Whether this course must be current to use the resource `key`."""
+        return ALL_RESOURCES in self.gates or key in self.gates
+
+    def applies_to_department(self, department: str | None) -> bool:
+        """Whether this course is required of people in `department`."""
+        if self.applies_to == EVERYONE:
+            return True
+        return department is not None and department in self.applies_to
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Managers re-approve access every cadence_days, within due_days."""
+
+    cadence_days: int
+    due_days: int
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A sync deactivating more than this share or count is held for an admin."""
+
+    max_deactivation_share: float
+    max_deactivations: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy file; version is the SHA-256 hex of its bytes."""
+
+    version: str
+    resources: tuple[Resource, ...]
+    training: tuple[TrainingRequirement, ...]
+    reviews: Reviews
+    guard: Guard
+
+    def resource(self, key: str) -> Resource | None:
+        """The resource named `key`, or None."""
+        return next((r for r in self.resources if r.key == key), None)
+
+    def requirements_for(self, key: str) -> tuple[TrainingRequirement, ...]:
+        """The courses that gate the resource `key`, in policy order."""
+        return tuple(t for t in self.training if t.gates_resource(key))
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the decision needs to know about a person."""
+
+    active: bool
+    deleted: bool
+    started_at: datetime
+    department: str | None = None
+
+    def __post_init__(self):
+        require_aware(self.started_at, "started_at")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """An open review item: a manager's approve/revoke for one campaign."""
+
+    campaign: str
+    due_at: datetime
+    decision: str | None = None
+
+    def __post_init__(self):
+        require_aware(self.due_at, "due_at")
+        if self.decision not in REVIEW_DECISIONS:
+            raise ValueError(f"review decision must be one of {REVIEW_DECISIONS}, got {self.decision!r}")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything loaded for one (person, resource) check; person None means no such person."""
+
+    person: Person | None
+    resource: str
+    resource_known: bool
+    grant: str | None = None
+    grant_reason: str | None = None
+    completions: Mapping[str, datetime] = field(default_factory=dict)
+    reviews: tuple[ReviewItem, ...] = ()
+
+    def __post_init__(self):
+        if self.grant not in GRANT_STATES:
+            raise ValueError(f"grant must be one of {GRANT_STATES}, got {self.grant!r}")
+        for course, completed_at in self.completions.items():
+            require_aware(completed_at, f"completions[{course!r}]")
+        # Copies, so a caller mutating its dict or list cannot change frozen facts.
+        object.__setattr__(self, "completions", MappingProxyType(dict(self.completions)))
+        object.__setattr__(self, "reviews", tuple(self.reviews))
+
+
+class Code(StrEnum):
+    """Reason codes; training and review codes are suffixed with ':<course>' or ':<campaign>'."""
+
+    OK = "ok"
+    PERSON_UNKNOWN = "person_unknown"
+    PERSON_INACTIVE = "person_inactive"
+    RESOURCE_UNKNOWN = "resource_unknown"
+    NO_GRANT = "no_grant"
+    GRANT_REVOKED = "grant_revoked"
+    GRANT_SUSPENDED = "grant_suspended"
+    TRAINING_LAPSED = "training_lapsed"
+    TRAINING_MISSING = "training_missing"
+    REVIEW_MISSED = "review_missed"
+    REVIEW_REVOKED = "review_revoked"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a decision came out as it did: a machine code and a sentence for people."""
+
+    code: str
+    text: str
+
+    @classmethod
+    def of(cls, kind: Code, text: str, subject: str | None = None) -> "Reason":
+        """A reason of `kind`, its code suffixed with ':<subject>' when given."""
+        code = kind.value if subject is None else f"{kind.value}:{subject}"
+        return cls(code, text)
+
+    @property
+    def kind(self) -> Code:
+        """The code without its ':<subject>' suffix."""
+        return Code(self.code.partition(":")[0])
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Allow or deny, every reason, and the policy version that decided."""
+
+    allow: bool
+    reasons: tuple[Reason, ...]
+    policy_version: str
+
+    def __post_init__(self):
+        kinds = [r.kind for r in self.reasons]
+        valid = kinds == [Code.OK] if self.allow else bool(kinds) and Code.OK not in kinds
+        if not valid:
+            raise ValueError("an allow has exactly one 'ok' reason; a deny has one or more deny reasons")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The reason codes, in order (what the journal stores)."""
+        return tuple(r.code for r in self.reasons)
