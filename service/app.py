@@ -41,9 +41,11 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
-    from .api import health
+    from .api import access, health, scim
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(scim.bp)
+    app.register_blueprint(access.bp)
     openapi.init_app(app)
     console.init_app(app)
     oauth.init_app(app)
@@ -94,7 +96,16 @@ def problem(status: int, title: str, detail: str, code: str, **extra):
     return response
 
 
+def _scim_path() -> bool:
+    return request.path.startswith("/scim/")
+
+
 def _http_error(e: HTTPException):
+    if _scim_path():
+        from .api.scim import error_response
+        from .scim.errors import ScimError
+
+        return error_response(ScimError(e.code or 500, e.description or e.name))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
     if e.code == 405 and e.valid_methods:
         response.headers["Allow"] = ", ".join(e.valid_methods)
@@ -113,4 +124,9 @@ def _gatehouse_error(e: GatehouseError):
 
 def _unexpected_error(e: Exception):
     log.exception("unhandled error")
+    if _scim_path():
+        from .api.scim import error_response
+        from .scim.errors import ScimError
+
+        return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

@@ -78,21 +78,27 @@ def session_principal() -> Principal | None:
     return g.session_principal
 
 
+def authorize_scope(scope: str, *, journal_kind: str = "admin") -> Principal:
+    """The bearer-token client of this request, if it holds `scope`; else refuse (journaled)."""
+    assert scope in SCOPES, scope
+    principal = bearer_principal()
+    if principal is None:
+        raise refuse(Unauthenticated("a valid bearer token is required"), kind=journal_kind,
+                     actor="anonymous", what=f"scope:{scope}")
+    if scope not in principal.scopes:
+        raise refuse(Forbidden(f"this client lacks the {scope!r} scope"), kind=journal_kind,
+                     actor=principal.actor, what=f"scope:{scope}")
+    g.principal = principal
+    return principal
+
+
 def require_scope(scope: str, *, journal_kind: str = "admin"):
     """Guard a machine API: a valid bearer token carrying `scope`."""
-    assert scope in SCOPES, scope
 
     def decorate(view):
         @functools.wraps(view)
         def guarded(*args, **kwargs):
-            principal = bearer_principal()
-            if principal is None:
-                raise refuse(Unauthenticated("a valid bearer token is required"), kind=journal_kind,
-                             actor="anonymous", what=f"scope:{scope}")
-            if scope not in principal.scopes:
-                raise refuse(Forbidden(f"this client lacks the {scope!r} scope"), kind=journal_kind,
-                             actor=principal.actor, what=f"scope:{scope}")
-            g.principal = principal
+            authorize_scope(scope, journal_kind=journal_kind)
             return view(*args, **kwargs)
 
         return guarded

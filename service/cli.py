@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from policies import PolicyError
+
 from . import db, migrate
 from .config import Settings, load_settings
 from .errors import ConfigError, DatabaseUnavailable, GatehouseError
@@ -51,13 +53,16 @@ def cli():
 def serve(host, port, workers, threads):
     """Migrate the database, then serve HTTP with gunicorn."""
     from . import logs
+    from .policy import load_policy, sync_resources_at
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
+    policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
     database = db.resolve(settings)
     migrate.migrate(database)
     _check_app_role(database, settings)
-    _Gunicorn(settings, database, threads).run()
+    sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
+    _Gunicorn(settings, database, threads, policy).run()
 
 
 def _check_app_role(database: db.Database, settings: Settings) -> None:
@@ -68,7 +73,7 @@ def _check_app_role(database: db.Database, settings: Settings) -> None:
 class _Gunicorn:
     """gunicorn with our app factory; each worker builds its own pool after the fork."""
 
-    def __init__(self, settings: Settings, database: db.Database, threads: int):
+    def __init__(self, settings: Settings, database: db.Database, threads: int, policy):
         from gunicorn.app.base import BaseApplication
 
         outer = self
@@ -88,7 +93,7 @@ class _Gunicorn:
                 return outer.factory()
 
         self._app = App()
-        self.settings, self.database = settings, database
+        self.settings, self.database, self.policy = settings, database, policy
 
     def factory(self):
         from . import logs
@@ -96,7 +101,7 @@ class _Gunicorn:
         from .wiring import build
 
         logs.configure(self.settings.log_level)
-        return create_app(services=build(self.settings, self.database))
+        return create_app(services=build(self.settings, self.database, policy=self.policy))
 
     def run(self):
         self._app.run()
@@ -289,6 +294,88 @@ def admin_enroll(ctx: _Context, email: str, display_name: str | None):
     click.echo(f"Single use, valid {admins.ENROLLMENT_MINUTES} minutes.", err=True)
 
 
+@cli.group("access")
+def access_group():
+    """Access decisions."""
+
+
+@access_group.command("explain")
+@click.argument("user")
+@click.argument("resource")
+@pass_ctx
+def access_explain(ctx: _Context, user: str, resource: str):
+    """Say whether USER may use RESOURCE now, why, and the dates that matter; exit 1 on deny (not journaled)."""
+    from datetime import datetime, timezone
+
+    import psycopg
+
+    from policies import decide
+
+    from .policy import load_policy
+    from .store import access
+
+    policy = load_policy(ctx.settings.policy_file)
+    try:
+        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+            facts = access.load_facts(conn, user, resource).facts
+    except psycopg.Error as e:
+        raise DatabaseUnavailable(f"the facts could not be read: {db.first_line(e)}") from None
+    now = datetime.now(timezone.utc)
+    decision = decide(facts, policy, now)
+    for line in _explanation(user, facts, policy, decision, now):
+        click.echo(line)
+    if not decision.allow:
+        sys.exit(1)
+
+
+def _explanation(user, facts, policy, decision, now) -> list[str]:
+    """The decision in plain words: every reason, then each course's and review's dates."""
+    from policies import training_status
+
+    resource = policy.resource(facts.resource)
+    what = f"{facts.resource} ({resource.name})" if resource else facts.resource
+    verdict = "ALLOW: {} may use {}" if decision.allow else "DENY: {} may not use {}"
+    lines = [verdict.format(user, what) + f" now ({_at(now)}).", "Because:"]
+    lines += [f"  - {r.text} [{r.code}]" for r in decision.reasons]
+    person = facts.person
+    if person is not None and facts.resource_known:
+        requirements = policy.requirements_for(facts.resource)
+        names = {t.course: t.name for t in requirements}
+        statuses = training_status(facts.completions, requirements, now, started_at=person.started_at,
+                                   department=person.department)
+        if statuses:
+            lines.append(f"Training required for {facts.resource}:")
+        lines += [f"  - {names[s.course]} ({s.course}): {_training_dates(s, now)}" for s in statuses]
+        for item in sorted(facts.reviews, key=lambda i: i.due_at):
+            lines.append(f"  - review {item.campaign}: due {_at(item.due_at)} ({_relative(item.due_at, now)}), "
+                         f"{item.decision or 'not yet decided'}")
+    lines.append(f"Policy version: {decision.policy_version}")
+    return lines
+
+
+def _training_dates(status, now) -> str:
+    done = f"completed {_at(status.completed_at)}" if status.completed_at else "never completed"
+    verb = "lapsed" if status.lapses_at <= now else "lapses"
+    if status.completed_at is None:
+        verb = "was due" if status.lapses_at <= now else "due"
+    return f"{done}; {verb} {_at(status.lapses_at)} ({_relative(status.lapses_at, now)})"
+
+
+def _at(moment) -> str:
+    from datetime import timezone
+
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _relative(moment, now) -> str:
+    seconds = int((moment - now).total_seconds())
+    unit, length = next((u, n) for u, n in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+                        if abs(seconds) >= n or n == 1)
+    count = abs(seconds) // length
+    amount = f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
+
+
 def operator_actor() -> str:
     """Who runs an operator command, for the journal: operator:<os user>."""
     try:
@@ -308,6 +395,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(e.format_message().replace("\n", " "), 2)
     except (ConfigError, DatabaseUnavailable) as e:
         _fail(e.message, 2)
+    except PolicyError as e:  # names the file and the key at fault
+        _fail(str(e).replace("\n", " "), 2)
     except GatehouseError as e:
         _fail(e.message, 1)
     except KeyboardInterrupt:
@@ -317,3 +406,4 @@ def main(argv: list[str] | None = None) -> None:
 def _fail(message: str, code: int) -> None:
     print(f"gatehouse: error: {message}", file=sys.stderr)
     sys.exit(code)
+

@@ -34,6 +34,8 @@ class Settings:
     pool_size: int = 8
     db_timeout: float = 5.0
     trusted_proxies: int = 0
+    # SCIM: how a pushed person is matched to one already known from LDAP
+    scim_join_key: str = "email"
     # WebAuthn (admins)
     rp_id: str = ""
     rp_name: str = "Gatehouse"
@@ -47,6 +49,22 @@ class Settings:
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    # LDAP / Active Directory sync (off while ldap_url is empty) and the worker's schedule
+    ldap_url: tuple[str, ...] = ()
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = dataclasses.field(default="", repr=False)
+    ldap_bind_password_file: Path | None = None
+    ldap_user_base: str = ""
+    ldap_group_base: str = ""
+    ldap_user_filter: str = ""
+    ldap_group_filter: str = ""
+    ldap_flavor: str = "openldap"
+    ldap_start_tls: bool = False
+    ldap_ca_file: Path | None = None
+    ldap_allow_plaintext: bool = False
+    ldap_page_size: int = 500
+    ldap_sync_minutes: int = 15
+    ldap_full_sync_at: int = 2
 
     @property
     def public_base_url(self) -> str:
@@ -231,7 +249,38 @@ def _issuer(name: str, value) -> str:
     return _base_url(name, value) if value else ""
 
 
+def _join_key(name: str, value) -> str:
+    value = _text(name, value)
+    if value not in ("email", "employeeNumber", "externalId"):
+        raise ConfigError(_env(name), f"expected email, employeeNumber or externalId, got {value!r}")
+    return value
+
+
+def _ldap_urls(name: str, value) -> tuple[str, ...]:
+    urls = _list(name, value)
+    if not all(urlsplit(u).scheme in ("ldap", "ldaps") and urlsplit(u).hostname for u in urls):
+        raise ConfigError(_env(name), f"expected ldap:// or ldaps:// URLs, comma-separated, got {value!r}")
+    return urls
+
+
+def _ldap_flavor(name: str, value) -> str:
+    value = _text(name, value)
+    if value not in ("openldap", "ad"):
+        raise ConfigError(_env(name), f"expected openldap or ad, got {value!r}")
+    return value
+
+
 _PARSERS = {
+    "ldap_url": _ldap_urls,
+    "ldap_bind_password_file": _readable_file,
+    "ldap_flavor": _ldap_flavor,
+    "ldap_start_tls": _bool,
+    "ldap_ca_file": _readable_file,
+    "ldap_allow_plaintext": _bool,
+    "ldap_page_size": _int_in(0, 100000),
+    "ldap_sync_minutes": _int_in(1, 24 * 60),
+    "ldap_full_sync_at": _int_in(0, 23),
+    "scim_join_key": _join_key,
     "webauthn_origins": _origins,
     "webauthn_device_bound": _bool,
     "webauthn_roots": _readable_file,

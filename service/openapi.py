@@ -54,6 +54,108 @@ PATHS: dict[str, dict] = {
     }},
 }
 
+def _scim(summary: str, *, body: bool = False, ok: str = "200") -> dict:
+    operation = {"summary": summary, "tags": ["SCIM"], "security": [{"bearer": []}],
+                 "responses": {ok: {"description": "success", "content": {"application/scim+json": {}}},
+                               "400": {"description": "SCIM error (RFC 7644 §3.12)"},
+                               "401": {"description": "no valid bearer token"},
+                               "403": {"description": "the token lacks the scim scope"}}}
+    if body:
+        operation["requestBody"] = {"content": {"application/scim+json": {"schema": {"type": "object"}}}}
+    return operation
+
+
+def _scim_resource(kind: str) -> dict[str, dict]:
+    """The SCIM endpoints for Users or Groups (RFC 7644 §3)."""
+    plural = f"/scim/v2/{kind}s"
+    return {
+        plural: {"get": _scim(f"List or filter {kind}s"), "post": _scim(f"Create a {kind}", body=True, ok="201")},
+        f"{plural}/.search": {"post": _scim(f"Search {kind}s", body=True)},
+        plural + "/{%s_id}" % ("person" if kind == "User" else "group"): {
+            "get": _scim(f"Get a {kind}"), "put": _scim(f"Replace a {kind}", body=True),
+            "patch": _scim(f"Patch a {kind}", body=True, ok="200" if kind == "User" else "204"),
+            "delete": _scim(f"Delete a {kind}", ok="204")},
+    }
+
+
+PATHS.update({
+    "/scim/v2/ServiceProviderConfig": {"get": _scim("What this SCIM service provider supports")},
+    "/scim/v2/Schemas": {"get": _scim("The supported schemas")},
+    "/scim/v2/Schemas/{schema_id}": {"get": _scim("One schema")},
+    "/scim/v2/ResourceTypes": {"get": _scim("The resource types")},
+    "/scim/v2/ResourceTypes/{type_id}": {"get": _scim("One resource type")},
+    **_scim_resource("User"),
+    **_scim_resource("Group"),
+})
+
+
+def _access(summary: str, responses: dict, **extra) -> dict:
+    """An access API operation: bearer token with the access:check scope."""
+    return {"summary": summary, "tags": ["Access"], "security": [{"oauth2": ["access:check"]}], **extra,
+            "responses": {**responses, "400": _problem_response("bad input (missing, over 256 characters)"),
+                          "401": _problem_response("no valid bearer token (journaled)"),
+                          "403": _problem_response("the token lacks the access:check scope (journaled)")}}
+
+
+_DECISION = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/AccessDecision"}}}}
+_RADIUS = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/RadiusReply"}}}}
+_CHECK_RESPONSES = {
+    "200": {"description": "the decision, journaled (kind check) before this answer", **_DECISION},
+    "503": {"description": "fail closed: the facts or the journal are unavailable; allow is false", **_DECISION},
+}
+_QUERY = [{"name": n, "in": "query", "required": True, "schema": {"type": "string", "maxLength": 256}}
+          for n in ("user", "resource")]
+
+PATHS.update({
+    "/api/v1/access/check": {
+        "post": _access("May this person use this resource now?", _CHECK_RESPONSES, operationId="accessCheck",
+                        requestBody={"required": True, "content": {"application/json": {"schema": {
+                            "$ref": "#/components/schemas/AccessCheckRequest"}}}}),
+        "get": _access("May this person use this resource now? (query form)", _CHECK_RESPONSES,
+                       operationId="accessCheckGet", parameters=_QUERY),
+    },
+    "/api/v1/access/radius": {"post": {
+        "summary": "The check for FreeRADIUS rlm_rest: 200 accepts, 401 rejects; both carry Reply-Message.",
+        "tags": ["Access"], "security": [{"oauth2": ["access:check"]}], "operationId": "accessRadius",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["user"], "properties": {
+                "user": {"type": "string", "maxLength": 256},
+                "resource": {"type": "string", "maxLength": 256, "default": "vpn"}}}}}},
+        "responses": {"200": {"description": "allowed", **_RADIUS},
+                      "401": {"description": "denied, unavailable, refused or bad input", **_RADIUS}},
+    }},
+    "/api/v1/access/resources/{resource}/members": {"get": _access(
+        "The userNames allowed to use the resource now (ETag; If-None-Match answers 304).", {
+            "200": {"description": "the members", "headers": {"ETag": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Members"}}}},
+            "304": {"description": "unchanged since the ETag sent in If-None-Match"},
+            "404": _problem_response("no such resource"),
+            "503": _problem_response("the facts or the journal are unavailable"),
+        }, operationId="accessMembers", parameters=[
+            {"name": "resource", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}])},
+})
+
+_REASON = {"type": "object", "required": ["code", "text"],
+           "properties": {"code": {"type": "string"}, "text": {"type": "string"}}}
+ACCESS_SCHEMAS = {
+    "AccessCheckRequest": {"type": "object", "required": ["user", "resource"], "properties": {
+        "user": {"type": "string", "maxLength": 256, "description": "userName, primary email or employee number"},
+        "resource": {"type": "string", "maxLength": 256}}},
+    "AccessDecision": {"type": "object", "required": ["allow", "reasons", "decision_id", "policy_version"],
+                       "properties": {
+                           "allow": {"type": "boolean"}, "reasons": {"type": "array", "items": _REASON},
+                           "decision_id": {"type": ["integer", "null"], "description": "the journal seq"},
+                           "policy_version": {"type": "string"}, "code": {"type": "string"},
+                           "request_id": {"type": "string"}}},
+    "RadiusReply": {"type": "object", "required": ["reply:Reply-Message", "do_xlat"], "properties": {
+        "reply:Reply-Message": {"type": "string"}, "do_xlat": {"type": "boolean", "enum": [False]}}},
+    "Members": {"type": "object", "required": ["resource", "members", "policy_version"], "properties": {
+        "resource": {"type": "string"}, "members": {"type": "array", "items": {"type": "string"}},
+        "policy_version": {"type": "string"}}},
+}
+
+
 COMPONENTS = {
     "schemas": {
         "Problem": {
@@ -90,6 +192,8 @@ COMPONENTS = {
                               "description": "client_id and client_secret, for /oauth/token only."},
     },
 }
+
+COMPONENTS["schemas"].update(ACCESS_SCHEMAS)
 
 
 def document(base_url: str = "") -> dict:

@@ -4,9 +4,12 @@ import dataclasses
 
 from psycopg_pool import ConnectionPool
 
+from policies import Policy
+
 from . import db
 from .config import Settings, load_settings
 from .journal import JournalWriter
+from .policy import load_policy
 
 
 @dataclasses.dataclass
@@ -17,16 +20,19 @@ class Services:
     database: db.Database
     pool: ConnectionPool
     journal: JournalWriter
+    policy: Policy
 
     def close(self) -> None:
         self.journal.close()
         self.pool.close()
 
 
-def build(settings: Settings | None = None, database: db.Database | None = None) -> Services:
-    """Wire settings → database → pool and journal writer (opened lazily, nothing connects yet)."""
+def build(settings: Settings | None = None, database: db.Database | None = None, *,
+          policy: Policy | None = None) -> Services:
+    """Wire settings → policy, database → pool and journal writer (opened lazily, nothing connects yet)."""
     settings = settings or load_settings()
+    policy = policy or load_policy(settings.policy_file)
     database = database or db.resolve(settings)
     pool = db.make_pool(database.app_url, size=settings.pool_size, timeout=settings.db_timeout)
     journal = JournalWriter(database.app_url, timeout=settings.db_timeout)
-    return Services(settings=settings, database=database, pool=pool, journal=journal)
+    return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy)

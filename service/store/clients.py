@@ -24,7 +24,8 @@ _COLUMNS = "id::text, name, client_id, scopes, created_by, created_at, last_used
 
 _LOOKUP_TOKEN = """
 SELECT c.id::text, c.name, c.client_id, t.kind, t.scopes, c.scopes, t.expires_at,
-       t.expires_at IS NOT NULL AND t.expires_at <= now(), t.revoked_at IS NOT NULL
+       t.expires_at IS NOT NULL AND t.expires_at <= now(), t.revoked_at IS NOT NULL,
+       t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'
 FROM api_tokens t JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
 WHERE t.token_hash = %s
 """
@@ -79,6 +80,7 @@ class Token:
     expires_at: datetime | None
     expired: bool
     revoked: bool
+    use_unrecorded: bool = True  # last_used_at is older than a minute: record this use
 
 
 def hash_secret(secret: str) -> bytes:
@@ -214,10 +216,10 @@ def lookup_token(conn: psycopg.Connection, token_hash: bytes) -> Token | None:
     row = conn.execute(_LOOKUP_TOKEN, (token_hash,)).fetchone()
     if row is None:
         return None
-    uuid, name, client_id, kind, token_scopes, client_scopes, expires_at, expired, revoked = row
+    uuid, name, client_id, kind, token_scopes, client_scopes, expires_at, expired, revoked, stale = row
     # A token never carries more than its client holds now.
     return Token(uuid, name, client_id, kind, frozenset(token_scopes) & frozenset(client_scopes), expires_at,
-                 expired, revoked)
+                 expired, revoked, stale)
 
 
 def touch_token(conn: psycopg.Connection, token_hash: bytes) -> None:

@@ -1,0 +1,371 @@
+"""SCIM 2.0 service provider (RFC 7644) at /scim/v2, as Okta and Microsoft Entra ID use it.
+
+Each write is one transaction with its journal row (kind sync, actor the SCIM
+client). A person set inactive or deleted is a leaver: their grants are
+revoked in that same transaction, and every later access check denies.
+"""
+
+import json
+
+from flask import Blueprint, Response, g, request
+
+from .. import journal
+from ..auth import authorize_scope, services
+from ..errors import GatehouseError
+from ..scim import discovery, filters, patch
+from ..scim.errors import ScimError
+from ..scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
+from ..store import groups, people
+
+bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+MEDIA = "application/scim+json"
+ACCEPTED = ("application/scim+json", "application/json", "text/json")  # text/json: Okta
+
+
+def scim_response(body, status: int = 200, *, etag: str | None = None, location: str | None = None) -> Response:
+    response = Response(json.dumps(body, default=str) if body is not None else "", status=status,
+                        content_type=f"{MEDIA}; charset=utf-8")
+    if etag:
+        response.headers["ETag"] = etag
+    if location:
+        response.headers["Location"] = location
+    return response
+
+
+def error_response(error: ScimError) -> Response:
+    return scim_response(error.body(), error.status)
+
+
+@bp.errorhandler(ScimError)
+def _scim_error(e: ScimError):
+    return error_response(e)
+
+
+@bp.errorhandler(GatehouseError)
+def _gatehouse_error(e: GatehouseError):
+    scim_type = {"uniqueness": "uniqueness", "bad_request": "invalidValue"}.get(e.code)
+    response = error_response(ScimError(e.status, e.message, scim_type))
+    response.headers.update(e.headers)
+    return response
+
+
+@bp.before_request
+def _authorize_and_parse():
+    authorize_scope("scim")
+    if request.method in ("POST", "PUT", "PATCH"):
+        kind = (request.mimetype or "").lower()
+        if kind and kind not in ACCEPTED:
+            raise ScimError(415, f"send {MEDIA}, application/json or text/json, not {kind}", "invalidSyntax")
+        try:
+            g.body = json.loads(request.get_data(cache=False) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ScimError(400, "the request body is not valid JSON", "invalidSyntax") from None
+
+
+def _base() -> str:
+    return services().settings.public_base_url + "/scim/v2"
+
+
+def _source() -> str:
+    """Where this client's externalIds live: one namespace per SCIM client."""
+    return f"scim:{g.principal.name}"
+
+
+def _record(conn, outcome: str, detail: dict, subject: str | None = None) -> None:
+    journal.append(conn, journal.Event(kind="sync", outcome=outcome, actor=g.principal.actor, subject=subject,
+                                       detail=detail, request_id=g.get("request_id")))
+
+
+def _check_version(current_etag: str) -> None:
+    """If-Match (RFC 7644 §3.14): a stale version is 412 and changes nothing."""
+    wanted = request.headers.get("If-Match")
+    if wanted and wanted.strip() != "*":
+        tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+        if current_etag.removeprefix("W/") not in tags:
+            raise ScimError(412, "the resource changed since that version (If-Match)")
+
+
+def _immutable_id(body, resource_id: str) -> None:
+    if isinstance(body, dict) and body.get("id") not in (None, resource_id):
+        raise ScimError(400, "id cannot be changed", "mutability")
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+@bp.get("/ServiceProviderConfig")
+def service_provider_config():
+    return scim_response(discovery.service_provider_config(_base()))
+
+
+def _listing(resources: list[dict]) -> dict:
+    return {"schemas": [LIST], "totalResults": len(resources), "startIndex": 1, "itemsPerPage": len(resources),
+            "Resources": resources}
+
+
+def _one(resources: list[dict], wanted: str):
+    found = next((r for r in resources if r["id"] == wanted), None)
+    if found is None:
+        raise ScimError(404, f"no {wanted}")
+    return scim_response(found)
+
+
+@bp.get("/Schemas")
+def schemas():
+    return scim_response(_listing(discovery.schemas(_base())))
+
+
+@bp.get("/Schemas/<schema_id>")
+def schema(schema_id):
+    return _one(discovery.schemas(_base()), schema_id)
+
+
+@bp.get("/ResourceTypes")
+def resource_types():
+    return scim_response(_listing(discovery.resource_types(_base())))
+
+
+@bp.get("/ResourceTypes/<type_id>")
+def resource_type(type_id):
+    return _one(discovery.resource_types(_base()), type_id)
+
+
+# --- listing and search (RFC 7644 §3.4.2) -------------------------------------------------------
+
+
+def _int_param(value, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ScimError(400, f"{name} must be an integer", "invalidValue") from None
+
+
+def _query(source: dict) -> dict:
+    def joined(v):
+        return ",".join(v) if isinstance(v, list) else v
+
+    start = max(1, _int_param(source.get("startIndex"), "startIndex", 1))
+    count = min(max(0, _int_param(source.get("count"), "count", 100)), discovery.MAX_RESULTS)
+    return {"filter": source.get("filter"), "start": start, "count": count,
+            "attributes": joined(source.get("attributes")), "excluded": joined(source.get("excludedAttributes"))}
+
+
+MAX_FILTER_LENGTH, MAX_FILTER_TERMS = 4096, 64
+
+
+def _list(kind: str, q: dict):
+    where, params = None, {}
+    if q["filter"] and len(q["filter"]) > MAX_FILTER_LENGTH:
+        raise ScimError(400, f"filters are limited to {MAX_FILTER_LENGTH} characters", "tooMany")
+    if q["filter"]:
+        try:
+            compiled = filters.compile_filter(q["filter"], kind, scim_source=_source())
+        except filters.InvalidFilter as e:
+            raise ScimError(400, str(e), "invalidFilter") from None
+        if len(compiled.params) > MAX_FILTER_TERMS:  # RFC 7644 §3.12: more than we are willing to process
+            raise ScimError(400, f"filters are limited to {MAX_FILTER_TERMS} comparisons", "tooMany")
+        where, params = compiled.sql, compiled.params
+    base = _base()
+    with services().pool.connection() as conn:
+        if kind == "User":
+            total, found = people.search(conn, where, params, offset=q["start"] - 1, limit=q["count"])
+            rendered = [render_user(p, base=base, ext_source=_source()) for p in found]
+        else:
+            members = "members" not in (q["excluded"] or "").lower() and (
+                not q["attributes"] or "members" in q["attributes"].lower())
+            total, found = groups.search(conn, where, params, offset=q["start"] - 1, limit=q["count"],
+                                         with_members=members)
+            rendered = [render_group(g_, base=base) for g_ in found]
+    resources = [project(r, attributes=q["attributes"], excluded=q["excluded"]) for r in rendered]
+    return scim_response({"schemas": [LIST], "totalResults": total, "startIndex": q["start"],
+                          "itemsPerPage": len(resources), "Resources": resources})
+
+
+@bp.get("/Users")
+def list_users():
+    return _list("User", _query(request.args))
+
+
+@bp.get("/Groups")
+def list_groups():
+    return _list("Group", _query(request.args))
+
+
+@bp.post("/Users/.search")
+def search_users():
+    return _list("User", _query(_search_body()))
+
+
+@bp.post("/Groups/.search")
+def search_groups():
+    return _list("Group", _query(_search_body()))
+
+
+def _search_body() -> dict:
+    if not isinstance(g.body, dict):
+        raise ScimError(400, "the search request must be a JSON object", "invalidSyntax")
+    return g.body
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+def _user_out(person, status: int = 200):
+    body = render_user(person, base=_base(), ext_source=_source())
+    body = project(body, attributes=request.args.get("attributes"), excluded=request.args.get("excludedAttributes"))
+    return scim_response(body, status, etag=person.etag, location=body["meta"]["location"] if status == 201 else None)
+
+
+def _person(conn, person_id: str, *, lock: bool = False):
+    person = people.get(conn, person_id, lock=lock)
+    if person is None:
+        raise ScimError(404, f"no User {person_id}")
+    return person
+
+
+@bp.get("/Users/<person_id>")
+def get_user(person_id):
+    with services().pool.connection() as conn:
+        person = _person(conn, person_id)
+    if request.headers.get("If-None-Match") == person.etag:
+        return scim_response(None, 304, etag=person.etag)
+    return _user_out(person)
+
+
+@bp.post("/Users")
+def create_user():
+    fields = parse_user(g.body, replacing=False)
+    settings = services().settings
+    with services().pool.connection() as conn, conn.transaction():
+        candidate = people.find_join_candidate(conn, fields, key=settings.scim_join_key, other_than=_source())
+        if candidate is not None:  # known from LDAP: join, never a second copy
+            person, changes = people.update(conn, candidate, fields, ext_source=_source())
+            _record(conn, "joined", {"resource": "User", "join_key": settings.scim_join_key, "changes": changes},
+                    person.id)
+        else:
+            person = people.create(conn, fields, source="scim", ext_source=_source())
+            _record(conn, "created", {"resource": "User", "user_name": person.user_name, "active": person.active},
+                    person.id)
+    return _user_out(person, 201)
+
+
+def _apply_user(person_id: str, make_fields):
+    """Load (locked), check If-Match, compute new fields, write, journal; leaver effects when deactivated."""
+    with services().pool.connection() as conn, conn.transaction():
+        person = _person(conn, person_id, lock=True)
+        _check_version(person.etag)
+        fields = make_fields(person)
+        updated, changes = people.update(conn, person, fields, ext_source=_source())
+        if changes:
+            outcome, detail = "updated", {"resource": "User", "changes": changes}
+            if person.active and not updated.active:
+                outcome = "deactivated"
+                detail.update(leaver=True, revoked=people.end_access(conn, person.id, reason="leaver: deactivated"))
+            _record(conn, outcome, detail, person.id)
+    return _user_out(updated)
+
+
+@bp.put("/Users/<person_id>")
+def replace_user(person_id):
+    _immutable_id(g.body, person_id)
+    fields = parse_user(g.body, replacing=True)  # `active` omitted → unchanged (documented in the README)
+    return _apply_user(person_id, lambda person: fields)
+
+
+@bp.patch("/Users/<person_id>")
+def patch_user(person_id):
+    def patched(person):
+        current = render_user(person, base=_base(), ext_source=_source())
+        try:
+            result = patch.apply_patch(current, g.body, kind="User")
+        except patch.PatchError as e:
+            raise ScimError(e.status, e.detail, e.scim_type) from None
+        return parse_user(result, replacing=True)
+
+    return _apply_user(person_id, patched)
+
+
+@bp.delete("/Users/<person_id>")
+def delete_user(person_id):
+    with services().pool.connection() as conn, conn.transaction():
+        person = _person(conn, person_id, lock=True)
+        _check_version(person.etag)
+        people.soft_delete(conn, person)
+        revoked = people.end_access(conn, person.id, reason="leaver: deleted")
+        _record(conn, "deleted", {"resource": "User", "user_name": person.user_name, "leaver": True,
+                                  "revoked": revoked}, person.id)
+    return scim_response(None, 204)
+
+
+# --- groups -----------------------------------------------------------------------------------
+
+
+def _group(conn, group_id: str, *, lock: bool = False):
+    found = groups.get(conn, group_id, lock=lock)
+    if found is None:
+        raise ScimError(404, f"no Group {group_id}")
+    return found
+
+
+def _group_out(group, status: int = 200):
+    body = project(render_group(group, base=_base()), attributes=request.args.get("attributes"),
+                   excluded=request.args.get("excludedAttributes"))
+    return scim_response(body, status, etag=group.etag, location=body["meta"]["location"] if status == 201 else None)
+
+
+@bp.get("/Groups/<group_id>")
+def get_group(group_id):
+    with services().pool.connection() as conn:
+        return _group_out(_group(conn, group_id))
+
+
+@bp.post("/Groups")
+def create_group():
+    name, external_id, members = parse_group(g.body, replacing=False)
+    with services().pool.connection() as conn, conn.transaction():
+        group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
+        _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
+                                  "members": [m.person_id for m in group.members]})
+    return _group_out(group, 201)
+
+
+def _apply_group(group_id: str, make_values, status: int):
+    with services().pool.connection() as conn, conn.transaction():
+        group = _group(conn, group_id, lock=True)
+        _check_version(group.etag)
+        name, external_id, members = make_values(group)
+        updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, member_ids=members)
+        if changes:
+            _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
+    return _group_out(updated) if status == 200 else scim_response(None, 204, etag=updated.etag)
+
+
+@bp.put("/Groups/<group_id>")
+def replace_group(group_id):
+    _immutable_id(g.body, group_id)
+    values = parse_group(g.body, replacing=True)
+    return _apply_group(group_id, lambda group: values, 200)
+
+
+@bp.patch("/Groups/<group_id>")
+def patch_group(group_id):
+    def patched(group):
+        try:
+            result = patch.apply_patch(render_group(group, base=_base()), g.body, kind="Group")
+        except patch.PatchError as e:
+            raise ScimError(e.status, e.detail, e.scim_type) from None
+        return parse_group(result, replacing=True)
+
+    return _apply_group(group_id, patched, 204)  # Entra expects 204 for a group PATCH
+
+
+@bp.delete("/Groups/<group_id>")
+def delete_group(group_id):
+    with services().pool.connection() as conn, conn.transaction():
+        group = _group(conn, group_id, lock=True)
+        _check_version(group.etag)
+        groups.delete(conn, group)
+        _record(conn, "deleted", {"resource": "Group", "group": group.id, "display_name": group.display_name})
+    return scim_response(None, 204)

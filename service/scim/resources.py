@@ -1,0 +1,182 @@
+"""SCIM resources (RFC 7643): requests validated with scim2-models, responses rendered from the store.
+
+Rendering is plain dict building (stored e-mails from LDAP need not pass an
+e-mail validator to be shown), with `attributes` / `excludedAttributes`
+applied as RFC 7644 §3.9 says.
+"""
+
+import pydantic
+from scim2_models import Context, EnterpriseUser, Group, User
+
+from ..store.groups import Group as StoredGroup
+from ..store.people import Fields, Person
+from .errors import ScimError
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+USER_MODEL = User[EnterpriseUser]
+ALWAYS = {"id", "schemas"}  # returned: always (RFC 7643 §7)
+
+
+def _validate(model, payload, ctx: Context):
+    if not isinstance(payload, dict):
+        raise ScimError(400, "the request body must be a JSON object", "invalidSyntax")
+    try:
+        return model.model_validate(payload, scim_ctx=ctx)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+        raise ScimError(400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), "invalidValue") from None
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def parse_user(payload, *, replacing: bool) -> Fields:
+    """A POST or PUT body → the fields a source sets (password is accepted and discarded)."""
+    ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
+    payload, manager = _without_manager(payload)
+    user = _validate(USER_MODEL, payload, ctx)
+    ext = user[EnterpriseUser] if ENTERPRISE in (user.schemas or []) or user[EnterpriseUser] else None
+    name = user.name
+    return Fields(
+        user_name=user.user_name, given_name=name.given_name if name else None,
+        family_name=name.family_name if name else None, display_name=user.display_name,
+        emails=tuple({"value": e.value, "type": _text(e.type), "primary": bool(e.primary)} for e in user.emails or ()
+                     if e.value),
+        employee_number=ext.employee_number if ext else None, department=ext.department if ext else None,
+        organization=ext.organization if ext else None, title=user.title,
+        manager_ref=manager,
+        active=user.active, external_id=user.external_id)
+
+
+def _without_manager(payload):
+    """Take the enterprise manager out before validation: Okta and Entra send only its value
+    (Entra as a plain string), which scim2-models refuses without "$ref"."""
+    if not isinstance(payload, dict):
+        return payload, None
+    key = next((k for k in payload if k.lower() == ENTERPRISE.lower()), None)
+    ext = payload.get(key) if key else None
+    if not isinstance(ext, dict):
+        return payload, None
+    name = next((k for k in ext if k.lower() == "manager"), None)
+    if name is None:
+        return payload, None
+    rest = {k: v for k, v in ext.items() if k != name}
+    manager = ext[name]
+    if isinstance(manager, dict):
+        manager = next((v for k, v in manager.items() if k.lower() == "value"), None)
+    if manager is not None and not isinstance(manager, str):
+        raise ScimError(400, "manager.value must be a string", "invalidValue")
+    return {**payload, key: rest}, (manager or None)
+
+
+def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[str]]:
+    """A POST or PUT body → (displayName, externalId, member ids)."""
+    ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
+    group = _validate(Group, payload, ctx)
+    if not group.display_name:
+        raise ScimError(400, "displayName is required", "invalidValue")
+    return group.display_name, group.external_id, [m.value for m in group.members or () if m.value]
+
+
+def _meta(kind: str, base: str, obj) -> dict:
+    return {"resourceType": kind, "created": obj.created_at.isoformat(), "lastModified": obj.updated_at.isoformat(),
+            "location": f"{base}/{kind}s/{obj.id}", "version": obj.etag}
+
+
+def render_user(person: Person, *, base: str, ext_source: str) -> dict:
+    """The full SCIM User for a person."""
+    user = {"schemas": [CORE_USER], "id": person.id}
+    if person.external_ids.get(ext_source):
+        user["externalId"] = person.external_ids[ext_source]
+    user["userName"] = person.user_name
+    name = {k: v for k, v in (("givenName", person.given_name), ("familyName", person.family_name)) if v}
+    if name:
+        name["formatted"] = " ".join(v for v in (person.given_name, person.family_name) if v)
+        user["name"] = name
+    for key, value in (("displayName", person.display_name), ("title", person.title)):
+        if value:
+            user[key] = value
+    user["active"] = person.active
+    if person.emails:
+        user["emails"] = [{k: v for k, v in e.items() if v is not None} for e in person.emails]
+    enterprise = {k: v for k, v in (("employeeNumber", person.employee_number), ("department", person.department),
+                                    ("organization", person.organization)) if v}
+    manager = person.manager_id or person.manager_ref
+    if manager:
+        enterprise["manager"] = {"value": manager}
+    if enterprise:
+        user["schemas"].append(ENTERPRISE)
+        user[ENTERPRISE] = enterprise
+    user["meta"] = _meta("User", base, person)
+    return user
+
+
+def render_group(group: StoredGroup, *, base: str) -> dict:
+    body = {"schemas": [CORE_GROUP], "id": group.id, "displayName": group.display_name}
+    if group.external_id:
+        body["externalId"] = group.external_id
+    if group.members is not None:
+        body["members"] = [{"value": m.person_id, "display": m.display, "type": "User",
+                            "$ref": f"{base}/Users/{m.person_id}"} for m in group.members]
+    body["meta"] = _meta("Group", base, group)
+    return body
+
+
+def _paths(text: str | None) -> list[list[str]]:
+    """`attributes=userName,name.givenName,urn:...:User:department` → lower-cased path parts."""
+    paths = []
+    for raw in (text or "").split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        lowered = raw.lower()
+        for urn in (ENTERPRISE.lower(), CORE_USER.lower(), CORE_GROUP.lower()):
+            if lowered.startswith(urn + ":"):
+                rest = lowered[len(urn) + 1:].split(".")
+                paths.append(rest if urn != ENTERPRISE.lower() else [urn, *rest])
+                break
+            if lowered == urn:
+                paths.append([urn])
+                break
+        else:
+            paths.append(lowered.split("."))
+    return paths
+
+
+def project(resource: dict, *, attributes: str | None, excluded: str | None) -> dict:
+    """Apply attributes / excludedAttributes (RFC 7644 §3.9); id and schemas are always returned."""
+    keep, drop = _paths(attributes), _paths(excluded)
+    if keep:
+        picked = {k: v if k in ALWAYS else _selected(k, v, keep) for k, v in resource.items()}
+        return {k: v for k, v in picked.items() if v is not None}
+    if drop:
+        return {k: _without(v, [p[1:] for p in drop if p[0] == k.lower()]) for k, v in resource.items()
+                if k in ALWAYS or [k.lower()] not in drop}
+    return resource
+
+
+def _selected(key: str, value, paths: list[list[str]]):
+    """The part of resource[key] the attribute paths ask for, or None."""
+    subs = [p[1:] for p in paths if p[0] == key.lower()]
+    if not subs:
+        return None
+    if [] in subs or not isinstance(value, (dict, list)):
+        return value
+    if isinstance(value, list):
+        return [{k: v for k, v in item.items() if [k.lower()] in subs} for item in value if isinstance(item, dict)]
+    picked = {k: _selected(k, v, subs) for k, v in value.items()}
+    return {k: v for k, v in picked.items() if v is not None} or None
+
+
+def _without(value, subs: list[list[str]]):
+    if not subs or not isinstance(value, (dict, list)):
+        return value
+    if isinstance(value, list):
+        return [_without(item, subs) for item in value]
+    return {k: _without(v, [s[1:] for s in subs if s and s[0] == k.lower()]) for k, v in value.items()
+            if [k.lower()] not in subs}

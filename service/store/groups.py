@@ -1,0 +1,132 @@
+"""Groups and their members."""
+
+import dataclasses
+import uuid
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from ..errors import BadRequest, Conflict
+
+_COLUMNS = sql.SQL("g.id::text, g.display_name, g.external_id, g.source, g.version, g.created_at, g.updated_at")
+_MEMBERS = sql.SQL("""coalesce((SELECT jsonb_agg(jsonb_build_array(m.person_id::text, p.display_name, p.user_name)
+                                 ORDER BY m.added_at, m.person_id)
+                      FROM group_members m JOIN people p ON p.id = m.person_id WHERE m.group_id = g.id), '[]')""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    person_id: str
+    display: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    id: str
+    display_name: str
+    external_id: str | None
+    source: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    members: tuple[Member, ...] | None  # None when not loaded
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+def _group(row, with_members: bool) -> Group:
+    members = tuple(Member(pid, display or user) for pid, display, user in row[7]) if with_members else None
+    return Group(*row[:7], members)
+
+
+def _select(where: sql.Composable, with_members: bool) -> sql.Composed:
+    extra = _MEMBERS if with_members else sql.SQL("NULL")
+    return sql.SQL("SELECT {}, {} FROM groups g WHERE {}").format(_COLUMNS, extra, where)
+
+
+def get(conn: psycopg.Connection, group_id: str, *, lock: bool = False, with_members: bool = True) -> Group | None:
+    try:
+        uuid.UUID(group_id)
+    except (ValueError, TypeError):
+        return None
+    query = _select(sql.SQL("g.id = %s"), with_members) + (sql.SQL(" FOR UPDATE OF g") if lock else sql.SQL(""))
+    row = conn.execute(query, (group_id,)).fetchone()
+    return _group(row, with_members) if row else None
+
+
+def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict, *, offset: int, limit: int,
+           with_members: bool = True) -> tuple[int, list[Group]]:
+    condition = where if where is not None else sql.SQL("true")
+    total = conn.execute(sql.SQL("SELECT count(*) FROM groups g WHERE {}").format(condition), params).fetchone()[0]
+    if limit <= 0 or offset >= total:
+        return total, []
+    query = _select(condition, with_members) + sql.SQL(" ORDER BY g.created_at, g.id OFFSET %(_o)s LIMIT %(_l)s")
+    rows = conn.execute(query, {**params, "_o": offset, "_l": limit}).fetchall()
+    return total, [_group(r, with_members) for r in rows]
+
+
+def _check_members(conn: psycopg.Connection, member_ids: list[str]) -> list[str]:
+    ids = list(dict.fromkeys(member_ids))
+    try:
+        [uuid.UUID(i) for i in ids]
+    except ValueError:
+        raise BadRequest("members must be the ids of people") from None
+    known = {r[0] for r in conn.execute("SELECT id::text FROM people WHERE id = ANY(%s::uuid[]) AND deleted_at IS NULL",
+                                        (ids,))}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise BadRequest(f"no person with id {unknown[0]}")
+    return ids
+
+
+def _conflict(name: str) -> Conflict:
+    error = Conflict(f"a group named {name!r} exists")
+    error.code = "uniqueness"
+    return error
+
+
+def create(conn: psycopg.Connection, *, display_name: str, external_id: str | None, member_ids: list[str],
+           source: str) -> Group:
+    ids = _check_members(conn, member_ids)
+    try:  # no savepoint: a unique violation aborts the caller's transaction
+        group_id = conn.execute(
+            "INSERT INTO groups (display_name, external_id, source) VALUES (%s, %s, %s) RETURNING id::text",
+            (display_name, external_id, source)).fetchone()[0]
+    except psycopg.errors.UniqueViolation:
+        raise _conflict(display_name) from None
+    conn.execute("INSERT INTO group_members (group_id, person_id) SELECT %s, unnest(%s::uuid[])", (group_id, ids))
+    return get(conn, group_id)
+
+
+def replace(conn: psycopg.Connection, group: Group, *, display_name: str, external_id: str | None,
+            member_ids: list[str]) -> tuple[Group, dict]:
+    """Set name, external id and members; return the group and what changed."""
+    ids = _check_members(conn, member_ids)
+    before = {m.person_id for m in group.members}
+    added, removed = [i for i in ids if i not in before], sorted(before - set(ids))
+    changes = {}
+    if display_name != group.display_name:
+        changes["display_name"] = [group.display_name, display_name]
+    if external_id != group.external_id:
+        changes["external_id"] = [group.external_id, external_id]
+    if added:
+        changes["members_added"] = added
+    if removed:
+        changes["members_removed"] = removed
+    if not changes:
+        return group, {}
+    try:
+        conn.execute("UPDATE groups SET display_name = %s, external_id = %s, version = version + 1, "
+                     "updated_at = now() WHERE id = %s", (display_name, external_id, group.id))
+    except psycopg.errors.UniqueViolation:
+        raise _conflict(display_name) from None
+    conn.execute("DELETE FROM group_members WHERE group_id = %s AND person_id = ANY(%s::uuid[])", (group.id, removed))
+    conn.execute("INSERT INTO group_members (group_id, person_id) SELECT %s, unnest(%s::uuid[])", (group.id, added))
+    return get(conn, group.id), changes
+
+
+def delete(conn: psycopg.Connection, group: Group) -> None:
+    conn.execute("DELETE FROM groups WHERE id = %s", (group.id,))

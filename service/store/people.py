@@ -1,0 +1,271 @@
+"""People: one row per person, whichever sources (SCIM, LDAP) know them."""
+
+import dataclasses
+import uuid
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..errors import Conflict
+
+_COLUMNS = sql.SQL("""
+    p.id::text, p.user_name, p.given_name, p.family_name, p.display_name, p.emails, p.primary_email,
+    p.employee_number, p.department, p.organization, p.title, p.manager_id::text, p.manager_ref, p.active,
+    p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at,
+    coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
+              WHERE x.person_id = p.id), '{}')""")
+
+# The attributes a source may set, in the order changes are reported.
+FIELDS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",
+          "organization", "title", "manager", "active")
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    id: str
+    user_name: str
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    emails: list
+    primary_email: str | None
+    employee_number: str | None
+    department: str | None
+    organization: str | None
+    title: str | None
+    manager_id: str | None
+    manager_ref: str | None
+    active: bool
+    source: str
+    attribute_sources: dict
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    external_ids: dict
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+@dataclasses.dataclass(frozen=True)
+class Fields:
+    """What a source says about a person; None means "not given" for active."""
+
+    user_name: str
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    emails: tuple = ()
+    employee_number: str | None = None
+    department: str | None = None
+    organization: str | None = None
+    title: str | None = None
+    manager_ref: str | None = None
+    active: bool | None = None
+    external_id: str | None = None
+
+
+def primary_email(emails) -> str | None:
+    """The primary e-mail, else the first one."""
+    chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
+    return chosen.get("value") if chosen else None
+
+
+def _select(where: sql.Composable) -> sql.Composed:
+    return sql.SQL("SELECT {} FROM people p WHERE {}").format(_COLUMNS, where)
+
+
+def get(conn: psycopg.Connection, person_id: str, *, lock: bool = False) -> Person | None:
+    """A live (not deleted) person by id."""
+    try:
+        uuid.UUID(person_id)
+    except (ValueError, TypeError):
+        return None
+    query = _select(sql.SQL("p.id = %s AND p.deleted_at IS NULL"))
+    if lock:
+        query = query + sql.SQL(" FOR UPDATE OF p")
+    row = conn.execute(query, (person_id,)).fetchone()
+    return Person(*row) if row else None
+
+
+def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict, *, offset: int,
+           limit: int) -> tuple[int, list[Person]]:
+    """Live people matching `where` (over alias p), in a stable order, with the total count."""
+    condition = sql.SQL("p.deleted_at IS NULL") if where is None else sql.SQL("p.deleted_at IS NULL AND ({})").format(where)
+    total = conn.execute(sql.SQL("SELECT count(*) FROM people p WHERE {}").format(condition), params).fetchone()[0]
+    if limit <= 0 or offset >= total:
+        return total, []
+    query = _select(condition) + sql.SQL(" ORDER BY p.created_at, p.id OFFSET %(_offset)s LIMIT %(_limit)s")
+    rows = conn.execute(query, {**params, "_offset": offset, "_limit": limit}).fetchall()
+    return total, [Person(*r) for r in rows]
+
+
+def find_by_external_id(conn: psycopg.Connection, source: str, external_id: str) -> Person | None:
+    row = conn.execute(_select(sql.SQL(
+        "p.id = (SELECT person_id FROM person_external_ids WHERE source = %s AND external_id = %s)")),
+        (source, external_id)).fetchone()
+    return Person(*row) if row else None
+
+
+def find_join_candidate(conn: psycopg.Connection, fields: Fields, *, key: str, other_than: str) -> Person | None:
+    """A live person from another source who is this one, by the configured join key."""
+    value = {"externalId": fields.external_id, "employeeNumber": fields.employee_number,
+             "email": primary_email(list(fields.emails))}.get(key)
+    if not value:
+        return None
+    condition = {
+        "externalId": "EXISTS (SELECT 1 FROM person_external_ids x WHERE x.person_id = p.id AND x.external_id = %s)",
+        "employeeNumber": "p.employee_number = %s",
+        "email": "lower(p.primary_email) = lower(%s)",
+    }[key]
+    row = conn.execute(_select(sql.SQL(
+        "p.deleted_at IS NULL AND " + condition + " AND NOT EXISTS (SELECT 1 FROM person_external_ids y "
+        "WHERE y.person_id = p.id AND y.source = %s) ORDER BY p.created_at LIMIT 1")), (value, other_than)).fetchone()
+    return Person(*row) if row else None
+
+
+def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
+    """The id of the person a manager reference names: id, userName, e-mail or employee number (or LDAP DN)."""
+    if not ref:
+        return None
+    row = conn.execute(
+        "SELECT p.id::text FROM people p WHERE p.deleted_at IS NULL AND (p.id::text = %(r)s "
+        "OR lower(p.user_name) = lower(%(r)s) OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
+        "OR EXISTS (SELECT 1 FROM person_external_ids x WHERE x.person_id = p.id AND lower(x.external_id) = lower(%(r)s))) "
+        "ORDER BY (p.id::text = %(r)s) DESC LIMIT 1", {"r": ref}).fetchone()
+    return row[0] if row else None
+
+
+def adopt_pending_reports(conn: psycopg.Connection, person: Person) -> int:
+    """People whose manager reference names this person now get them as manager."""
+    refs = [person.id, person.user_name.lower(), *(v.lower() for v in person.external_ids.values())]
+    if person.primary_email:
+        refs.append(person.primary_email.lower())
+    return conn.execute(
+        "UPDATE people SET manager_id = %s, manager_ref = NULL, version = version + 1, updated_at = now() "
+        "WHERE manager_ref IS NOT NULL AND manager_id IS NULL AND id <> %s "
+        "AND (lower(manager_ref) = ANY(%s) OR manager_ref = %s)",
+        (person.id, person.id, refs, person.employee_number)).rowcount
+
+
+def _values(fields: Fields, conn: psycopg.Connection) -> dict:
+    emails = [dict(e) for e in fields.emails]
+    return {
+        "user_name": fields.user_name, "given_name": fields.given_name, "family_name": fields.family_name,
+        "display_name": fields.display_name, "emails": Jsonb(emails), "primary_email": primary_email(emails),
+        "employee_number": fields.employee_number, "department": fields.department,
+        "organization": fields.organization, "title": fields.title,
+        "manager_id": resolve_manager(conn, fields.manager_ref),
+        "manager_ref": fields.manager_ref,
+    }
+
+
+def _unique(e: psycopg.errors.UniqueViolation, fields: Fields) -> Conflict:
+    constraint = e.diag.constraint_name or ""
+    what = {"people_user_name_key": f"userName {fields.user_name!r}",
+            "people_employee_number_key": f"employeeNumber {fields.employee_number!r}",
+            "person_external_ids_pkey": f"externalId {fields.external_id!r}"}.get(constraint, "a unique attribute")
+    error = Conflict(f"{what} is already taken")
+    error.code = "uniqueness"
+    return error
+
+
+_INSERT = """
+INSERT INTO people (user_name, given_name, family_name, display_name, emails, primary_email, employee_number,
+                    department, organization, title, manager_id, manager_ref, active, source, attribute_sources)
+VALUES (%(user_name)s, %(given_name)s, %(family_name)s, %(display_name)s, %(emails)s, %(primary_email)s,
+        %(employee_number)s, %(department)s, %(organization)s, %(title)s, %(manager_id)s, %(manager_ref)s,
+        %(active)s, %(source)s, %(sources)s)
+RETURNING id::text
+"""
+
+_UPDATE = """
+UPDATE people SET user_name = %(user_name)s, given_name = %(given_name)s, family_name = %(family_name)s,
+       display_name = %(display_name)s, emails = %(emails)s, primary_email = %(primary_email)s,
+       employee_number = %(employee_number)s, department = %(department)s, organization = %(organization)s,
+       title = %(title)s, manager_id = %(manager_id)s, manager_ref = %(manager_ref)s, active = %(active)s,
+       attribute_sources = %(sources)s, version = version + 1, updated_at = now()
+WHERE id = %(id)s
+"""
+
+# Changes that can make this person the manager someone is waiting for.
+_IDENTITY = {"user_name", "emails", "employee_number", "external_id"}
+
+
+def create(conn: psycopg.Connection, fields: Fields, *, source: str, ext_source: str) -> Person:
+    """Insert a person in the caller's transaction; Conflict on a taken userName.
+
+    No savepoint: a unique violation aborts the caller's transaction, as it should.
+    """
+    values = _values(fields, conn)
+    values["manager_ref"] = None if values["manager_id"] else fields.manager_ref
+    params = {**values, "active": fields.active is not False, "source": source,
+              "sources": Jsonb({f: ext_source for f in FIELDS})}
+    try:
+        person_id = conn.execute(_INSERT, params).fetchone()[0]
+        if fields.external_id:
+            link_external_id(conn, person_id, ext_source, fields.external_id)
+    except psycopg.errors.UniqueViolation as e:
+        raise _unique(e, fields) from None
+    person = get(conn, person_id)
+    adopt_pending_reports(conn, person)
+    return person
+
+
+def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_source: str) -> tuple[Person, dict]:
+    """Replace what this source says about a person; return the new person and {attribute: [old, new]}."""
+    values = _values(fields, conn)
+    if values["manager_id"]:
+        values["manager_ref"] = None
+    active = person.active if fields.active is None else fields.active
+    changes = _changes(person, values, active)
+    if fields.external_id is not None and person.external_ids.get(ext_source) != fields.external_id:
+        changes["external_id"] = [person.external_ids.get(ext_source), fields.external_id]
+    if not changes:
+        return person, {}
+    sources = {**person.attribute_sources, **{f: ext_source for f in changes}}
+    try:
+        conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id})
+        if "external_id" in changes:
+            link_external_id(conn, person.id, ext_source, fields.external_id)
+    except psycopg.errors.UniqueViolation as e:
+        raise _unique(e, fields) from None
+    updated = get(conn, person.id)
+    if _IDENTITY & changes.keys():
+        adopt_pending_reports(conn, updated)
+    return updated, changes
+
+
+def link_external_id(conn: psycopg.Connection, person_id: str, source: str, external_id: str) -> None:
+    conn.execute("INSERT INTO person_external_ids (person_id, source, external_id) VALUES (%s, %s, %s) "
+                 "ON CONFLICT (person_id, source) DO UPDATE SET external_id = EXCLUDED.external_id",
+                 (person_id, source, external_id))
+
+
+def _changes(person: Person, values: dict, active: bool) -> dict:
+    """{attribute: [old, new]} for what differs ("manager" is the resolved id, else the pending reference)."""
+    old = {f: getattr(person, f) for f in FIELDS if f not in ("manager", "active")}
+    new = {f: values[f] for f in old}
+    new["emails"] = values["emails"].obj
+    old["manager"], new["manager"] = person.manager_id or person.manager_ref, values["manager_id"] or values["manager_ref"]
+    old["active"], new["active"] = person.active, active
+    return {f: [old[f], new[f]] for f in FIELDS if old[f] != new[f]}
+
+
+def soft_delete(conn: psycopg.Connection, person: Person) -> None:
+    """Mark deleted (kept for the journal): inactive from now on."""
+    conn.execute("UPDATE people SET active = false, deleted_at = now(), version = version + 1, updated_at = now() "
+                 "WHERE id = %s", (person.id,))
+
+
+def end_access(conn: psycopg.Connection, person_id: str, *, reason: str) -> list[str]:
+    """A leaver: revoke every grant that is not revoked yet; return the resource keys."""
+    rows = conn.execute(
+        "UPDATE grants g SET state = 'revoked', reason = %s, updated_at = now() FROM resources r "
+        "WHERE g.person_id = %s AND g.state <> 'revoked' AND r.id = g.resource_id RETURNING r.key",
+        (reason, person_id)).fetchall()
+    return sorted(r[0] for r in rows)

@@ -1,0 +1,185 @@
+"""SCIM protocol behaviour: discovery, errors (RFC 7644 §3.12), versions, projection, concurrency, joins."""
+
+import threading
+
+import pytest
+
+from .conftest import ENTERPRISE, USER, Scim, make_token, owner_rows, patch_op
+
+
+def user(user_name: str, **extra) -> dict:
+    return {"schemas": [USER], "userName": user_name, "active": True, **extra}
+
+
+def test_discovery_tells_what_is_supported(scim):
+    status, config, _ = scim.get("ServiceProviderConfig")
+    assert status == 200 and config["patch"]["supported"] and not config["bulk"]["supported"]
+    assert not config["sort"]["supported"] and config["etag"]["supported"] and config["filter"]["maxResults"] == 1000
+    status, schemas, _ = scim.get("Schemas")
+    ids = [s["id"] for s in schemas["Resources"]]
+    assert ids == [USER, ENTERPRISE, "urn:ietf:params:scim:schemas:core:2.0:Group"]
+    user_attrs = {a["name"] for a in schemas["Resources"][0]["attributes"]}
+    assert "userName" in user_attrs and "addresses" not in user_attrs and "x509Certificates" not in user_attrs
+    assert scim.get(f"Schemas/{ENTERPRISE}")[0] == 200
+    status, types, _ = scim.get("ResourceTypes")
+    assert [t["id"] for t in types["Resources"]] == ["User", "Group"]
+    assert scim.get("ResourceTypes/Nope")[0] == 404
+
+
+def test_rfc_7643_enterprise_user_round_trip(scim):
+    body = {"schemas": [USER, ENTERPRISE], "externalId": "701984", "userName": "bjensen@example.com",
+            "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara"},
+            "displayName": "Babs Jensen", "title": "Tour Guide", "active": True,
+            "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True},
+                       {"value": "babs@jensen.org", "type": "home"}],
+            ENTERPRISE: {"employeeNumber": "701984", "organization": "Universal Studios", "department": "Tour Operations"}}
+    status, created, _ = scim.post("Users", body)
+    assert status == 201
+    assert created[ENTERPRISE] == {"employeeNumber": "701984", "organization": "Universal Studios",
+                                   "department": "Tour Operations"}
+    assert created["emails"][1] == {"value": "babs@jensen.org", "type": "home", "primary": False}
+    meta = created["meta"]
+    assert meta["resourceType"] == "User" and meta["created"] and meta["lastModified"]
+    assert meta["location"].endswith(f"/scim/v2/Users/{created['id']}") and meta["version"].startswith('W/"')
+
+
+def test_attributes_and_excluded_attributes(scim):
+    uid = scim.post("Users", user("p@example.com", title="T", name={"givenName": "P", "familyName": "Q"}))[1]["id"]
+    _, only, _ = scim.get(f"Users/{uid}?attributes=userName,name.givenName")
+    assert only == {"schemas": [USER], "id": uid, "userName": "p@example.com", "name": {"givenName": "P"}}
+    _, without, _ = scim.get(f"Users/{uid}?excludedAttributes=title,meta")
+    assert "title" not in without and "meta" not in without and without["userName"] == "p@example.com"
+    _, listed, _ = scim.get("Users?attributes=userName")
+    assert listed["Resources"] == [{"schemas": [USER], "id": uid, "userName": "p@example.com"}]
+
+
+def test_search_endpoint(scim):
+    scim.post("Users", user("s1@example.com"))
+    scim.post("Users", user("s2@example.com"))
+    status, found, _ = scim.post("Users/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                                                   "filter": 'userName sw "s2"', "attributes": ["userName"]})
+    assert status == 200 and [r["userName"] for r in found["Resources"]] == ["s2@example.com"]
+
+
+def test_etag_if_match(scim, database):
+    _, created, _ = scim.post("Users", user("e@example.com"))
+    uid, etag = created["id"], created["meta"]["version"]
+    status, body, _ = scim.put(f"Users/{uid}", user("e@example.com", title="new"), headers={"If-Match": 'W/"999"'})
+    assert status == 412 and body["status"] == "412"
+    assert owner_rows(database, "SELECT title FROM people") == [(None,)]
+    status, body, r = scim.put(f"Users/{uid}", user("e@example.com", title="new"), headers={"If-Match": etag})
+    assert status == 200 and r.headers["ETag"] != etag
+    assert scim.get(f"Users/{uid}", headers={"If-None-Match": r.headers["ETag"]})[0] == 304
+
+
+def test_put_without_active_keeps_it(scim):
+    uid = scim.post("Users", user("k@example.com", active=False))[1]["id"]
+    status, body, _ = scim.put(f"Users/{uid}", {"schemas": [USER], "userName": "k@example.com", "title": "x"})
+    assert status == 200 and body["active"] is False
+
+
+@pytest.mark.parametrize("method, path, payload, status, scim_type", [
+    ("POST", "Users", {"schemas": [USER]}, 400, "invalidValue"),
+    ("POST", "Users", {"schemas": [USER], "userName": "x@example.com", "active": "maybe"}, 400, "invalidValue"),
+    ("POST", "Users", None, 400, "invalidSyntax"),
+    ("GET", 'Users?filter=userName eq', None, 400, "invalidFilter"),
+    ("GET", 'Users?filter=nosuchattr eq "x"', None, 400, "invalidFilter"),
+    ("GET", "Users?startIndex=one", None, 400, "invalidValue"),
+    ("GET", "Users/00000000-0000-0000-0000-000000000000", None, 404, None),
+    ("GET", "Users/not-a-uuid", None, 404, None),
+    ("GET", "Groups/00000000-0000-0000-0000-000000000000", None, 404, None),
+    ("GET", "Nope", None, 404, None),
+])
+def test_errors_have_the_scim_shape(scim, method, path, payload, status, scim_type):
+    raw = b"{not json" if payload is None and method == "POST" else None
+    got, body, r = scim.call(method, path, payload, raw=raw)
+    assert got == status, body
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and body["status"] == str(status)
+    assert body.get("scimType") == scim_type
+    assert r.headers["Content-Type"].startswith("application/scim+json")
+
+
+def test_uniqueness_mutability_no_target_invalid_path(scim, database):
+    _, created, _ = scim.post("Users", user("u@example.com"))
+    uid = created["id"]
+    status, body, _ = scim.post("Users", user("U@EXAMPLE.com"))
+    assert (status, body["scimType"]) == (409, "uniqueness")
+    status, body, _ = scim.put(f"Users/{uid}", {"schemas": [USER], "id": "other", "userName": "u@example.com"})
+    assert (status, body["scimType"]) == (400, "mutability")
+    status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "replace", "path": "id", "value": "x"}))
+    assert (status, body["scimType"]) == (400, "mutability")
+    status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "remove", "path": 'emails[type eq "home"]'}))
+    assert (status, body["scimType"]) == (400, "noTarget")
+    status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "replace", "path": "nosuch.thing", "value": 1}))
+    assert (status, body["scimType"]) == (400, "invalidPath")
+    assert owner_rows(database, "SELECT version FROM people") == [(1,)]  # nothing changed
+
+
+def test_too_many(scim):
+    many = " or ".join(f'userName eq "u{i}"' for i in range(100))
+    status, body, _ = scim.get(f"Users?filter={many}")
+    assert (status, body["scimType"]) == (400, "tooMany")
+    status, body, _ = scim.post("Users/.search", {"filter": 'userName eq "' + "x" * 5000 + '"'})
+    assert (status, body["scimType"]) == (400, "tooMany")
+
+
+def test_content_types(scim):
+    for kind in ("application/scim+json", "application/json", "text/json", "application/scim+json; charset=utf-8"):
+        status, _, _ = scim.post("Users", user(f"ct{len(kind)}@example.com"), content_type=kind)
+        assert status == 201, kind
+    status, body, _ = scim.post("Users", user("x@example.com"), content_type="text/plain")
+    assert status == 415 and body["status"] == "415"
+
+
+def test_body_limit_is_413(scim):
+    status, body, _ = scim.post("Users", user("big@example.com", title="x" * 2_000_000))
+    assert status == 413 and body["status"] == "413"
+
+
+def test_auth_refusals_are_scim_errors_and_journaled(client, database, scim):
+    status, body, r = scim.get("Users", token=None)
+    assert status == 401 and body["status"] == "401" and r.headers["WWW-Authenticate"].startswith("Bearer")
+    checker = Scim(client, make_token(database, "gateway", scopes=("access:check",)))
+    status, body, _ = checker.get("Users")
+    assert status == 403 and body["status"] == "403"
+    refused = owner_rows(database, "SELECT actor FROM journal WHERE outcome = 'refused' ORDER BY seq")
+    assert refused == [("anonymous",), ("client:gateway",)]
+
+
+def test_two_creates_of_the_same_username_at_once(client, database):
+    token = make_token(database, "okta")
+    results = []
+
+    def create():
+        results.append(Scim(client.application.test_client(), token).post("Users", user("twin@example.com"))[0])
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201, 409]
+    assert owner_rows(database, "SELECT count(*) FROM people") == [(1,)]
+
+
+def test_a_person_known_from_ldap_is_joined_not_duplicated(scim, database):
+    owner_rows(database, "INSERT INTO people (user_name, primary_email, emails, source, department) VALUES "
+                         "('jdoe', 'jane@example.com', '[{\"value\": \"jane@example.com\"}]', 'ldap', 'R&D') "
+                         "RETURNING id")
+    status, body, _ = scim.post("Users", user("jane@example.com", externalId="00uj",
+                                              emails=[{"value": "jane@example.com", "type": "work", "primary": True}]))
+    assert status == 201
+    rows = owner_rows(database, "SELECT user_name, source, attribute_sources->>'user_name' FROM people")
+    assert rows == [("jane@example.com", "ldap", "scim:okta")]
+    assert owner_rows(database, "SELECT source, external_id FROM person_external_ids") == [("scim:okta", "00uj")]
+    assert owner_rows(database, "SELECT outcome FROM journal") == [("joined",)]
+
+
+def test_delete_is_a_soft_delete_and_a_leaver(scim, database):
+    uid = scim.post("Users", user("gone@example.com"))[1]["id"]
+    assert scim.delete(f"Users/{uid}")[0] == 204
+    assert scim.get(f"Users/{uid}")[0] == 404
+    assert scim.get('Users?filter=userName eq "gone@example.com"')[1]["totalResults"] == 0
+    assert owner_rows(database, "SELECT active, deleted_at IS NOT NULL FROM people") == [(False, True)]
+    (outcome, detail), = owner_rows(database, "SELECT outcome, detail FROM journal WHERE outcome = 'deleted'")
+    assert detail["leaver"] is True
