@@ -46,6 +46,7 @@ class Settings:
     # Sessions, tokens, OIDC sign-in
     session_lifetime: int = 8 * 3600
     token_lifetime: int = 900
+    token_cache_seconds: int = 5
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
@@ -287,6 +288,7 @@ _PARSERS = {
     "webauthn_aaguids": _aaguids,
     "session_lifetime": _int_in(60, 30 * 24 * 3600),
     "token_lifetime": _int_in(60, 24 * 3600),
+    "token_cache_seconds": _int_in(0, 60),
     "oidc_issuer": _issuer,
     "database_url": _database_url,
     "database_owner_url": _database_url,

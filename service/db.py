@@ -128,7 +128,12 @@ def connect(url: str, *, timeout: float = 5.0, autocommit: bool = False) -> psyc
 
 
 def make_pool(url: str, *, size: int, timeout: float, name: str = "gatehouse") -> ConnectionPool:
-    """The application's pool; connections that fail a check are replaced."""
+    """The application's pool.
+
+    No check on every checkout (a round trip per request): a connection that
+    broke, say because the server restarted, fails its request (which answers
+    503, closed), and the pool replaces it when it comes back broken.
+    """
     return ConnectionPool(
         url,
         min_size=1,
@@ -136,7 +141,6 @@ def make_pool(url: str, *, size: int, timeout: float, name: str = "gatehouse") -
         timeout=timeout,
         name=name,
         open=False,
-        check=ConnectionPool.check_connection,
         reconnect_timeout=30,
         kwargs={"connect_timeout": max(1, int(timeout)), "application_name": name},
     )

@@ -9,6 +9,7 @@ from policies import Policy
 from . import db
 from .config import Settings, load_settings
 from .journal import JournalWriter
+from .oauth import TokenCache
 from .policy import load_policy
 
 
@@ -21,6 +22,7 @@ class Services:
     pool: ConnectionPool
     journal: JournalWriter
     policy: Policy
+    tokens: TokenCache
 
     def close(self) -> None:
         self.journal.close()
@@ -35,4 +37,5 @@ def build(settings: Settings | None = None, database: db.Database | None = None,
     database = database or db.resolve(settings)
     pool = db.make_pool(database.app_url, size=settings.pool_size, timeout=settings.db_timeout)
     journal = JournalWriter(database.app_url, timeout=settings.db_timeout)
-    return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy)
+    return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy,
+                    tokens=TokenCache(settings.token_cache_seconds))

@@ -114,7 +114,7 @@ def superuser(pg_superuser, database) -> str:
 @pytest.fixture
 def settings(database, tmp_path) -> Settings:
     return Settings(database_url=database.app_url, database_owner_url=database.owner_url, data_dir=tmp_path,
-                    log_level="WARNING", db_timeout=3.0)
+                    log_level="WARNING", db_timeout=3.0, token_cache_seconds=0)
 
 
 @pytest.fixture

@@ -314,3 +314,25 @@ def test_cli_errors_are_one_line(database):
         r = gatehouse("clients", *args, env=env)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     assert gatehouse("clients", "create", "x", env=env).returncode == 2  # --scope is required
+
+
+def test_token_cache_spares_lookups_and_expires():
+    from service.auth import Principal
+    from service.oauth import TokenCache
+
+    cache = TokenCache(0.2)
+    who = Principal(kind="client", id="1", name="gw", scopes=frozenset({"access:check"}))
+    cache.put(b"d", who, None)
+    assert cache.get(b"d") is who and cache.get(b"other") is None
+    import time
+
+    time.sleep(0.25)
+    assert cache.get(b"d") is None
+    off = TokenCache(0)
+    off.put(b"d", who, None)
+    assert off.get(b"d") is None
+    from datetime import datetime, timedelta, timezone
+
+    short = TokenCache(30)
+    short.put(b"e", who, datetime.now(timezone.utc) - timedelta(seconds=1))  # already expired token
+    assert short.get(b"e") is None
