@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import console, logs, oauth, openapi, wiring
+from . import console, console_access, logs, oauth, openapi, wiring
 from .config import Settings
 from .errors import GatehouseError
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.register_blueprint(access.bp)
     openapi.init_app(app)
     console.init_app(app)
+    console_access.init_app(app)
     oauth.init_app(app)
     from . import oidc
 

@@ -46,7 +46,7 @@ async function stepUp(action, params) {
   const options = await post("/admin/api/challenge", {action, params});
   say("Touch your security key to confirm " + action + "…");
   const assertion = await getAssertion(options);
-  return post(ENDPOINTS[action], {params, assertion});
+  return post(ENDPOINTS[action] || "/admin/api/" + action.replace(".", "/"), {params, assertion});
 }
 
 async function run(action, params) {

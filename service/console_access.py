@@ -1,0 +1,78 @@
+"""Console page for access by hand: grant or revoke a resource, and group → resource rules.
+
+Every change is an admin action bound to a WebAuthn assertion; its grant rows
+and journal rows commit with the change.
+"""
+
+from flask import Blueprint, jsonify, render_template, request
+
+from . import grants as grant_changes
+from . import sessions, webauthn
+from .auth import require_role, services
+from .console import ACTIONS
+from .stepup import Proof, requires_webauthn
+from .store import grants
+
+bp = Blueprint("console_access", __name__, url_prefix="/admin")
+ACTIONS.update({"grants.grant", "grants.revoke", "rules.add", "rules.remove"})
+
+
+def _text(params, key: str) -> str:
+    return str(params.get(key, "")).strip()[:256]
+
+
+@bp.get("/access")
+@require_role("admin")
+def page():
+    with services().pool.connection() as conn:
+        rules = grants.rules(conn)
+        resources = [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]
+    return render_template("admin_access.html", rules=rules, resources=resources,
+                           csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
+
+
+@bp.post("/api/grants/grant")
+@requires_webauthn("grants.grant")
+def grant(params, proof: Proof):
+    with services().pool.connection() as conn, conn.transaction():
+        change = grants.grant(conn, _text(params, "user"), _text(params, "resource"), by=proof.principal.actor)
+        proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
+    return jsonify(ok=True)
+
+
+@bp.post("/api/grants/revoke")
+@requires_webauthn("grants.revoke")
+def revoke(params, proof: Proof):
+    reason = _text(params, "reason") or f"revoked by {proof.principal.actor}"
+    with services().pool.connection() as conn, conn.transaction():
+        change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"), reason=reason)
+        proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
+    return jsonify(ok=True)
+
+
+@bp.post("/api/rules/add")
+@requires_webauthn("rules.add")
+def rule_add(params, proof: Proof):
+    """Members of the group get the resource, now and whenever they join."""
+    with services().pool.connection() as conn, conn.transaction():
+        rule = grants.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
+        proof.record(conn, group=rule.group, resource=rule.resource)
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+    return jsonify(ok=True, granted=len(changed))
+
+
+@bp.post("/api/rules/remove")
+@requires_webauthn("rules.remove")
+def rule_remove(params, proof: Proof):
+    """Members keep the resource only if another rule or an admin grants it."""
+    with services().pool.connection() as conn, conn.transaction():
+        rule = grants.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
+        proof.record(conn, group=rule.group, resource=rule.resource)
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+    return jsonify(ok=True, revoked=len(changed))
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
