@@ -407,3 +407,6 @@ def _fail(message: str, code: int) -> None:
     print(f"gatehouse: error: {message}", file=sys.stderr)
     sys.exit(code)
 
+
+from . import cli_sync  # noqa: E402,F401  (registers sync/jobs/worker commands)
+from . import cli_training  # noqa: E402,F401

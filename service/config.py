@@ -7,6 +7,7 @@ same keys in lower case (`port = 8080`), and the environment wins over it.
 
 import dataclasses
 import os
+import re
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,6 +67,13 @@ class Settings:
     ldap_page_size: int = 500
     ldap_sync_minutes: int = 15
     ldap_full_sync_at: int = 2
+    # E-mail (training lapse notices and reminders): off while smtp_host is empty
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "gatehouse@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = dataclasses.field(default="", repr=False)
 
     @property
     def public_base_url(self) -> str:
@@ -271,7 +279,17 @@ def _ldap_flavor(name: str, value) -> str:
     return value
 
 
+def _address(name: str, value) -> str:
+    value = _text(name, value).strip()
+    if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", value):
+        raise ConfigError(_env(name), f"expected an e-mail address (name@domain), got {value!r}")
+    return value
+
+
 _PARSERS = {
+    "smtp_port": _int_in(1, 65535),
+    "smtp_from": _address,
+    "smtp_starttls": _bool,
     "ldap_url": _ldap_urls,
     "ldap_bind_password_file": _readable_file,
     "ldap_flavor": _ldap_flavor,

@@ -7,11 +7,11 @@ state-changing admin action goes through stepup.requires_webauthn.
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from . import journal, sessions, webauthn
+from . import journal, ldapsync, sessions, webauthn
 from .auth import Forbidden, Principal, refuse, require_role, services, session_principal
 from .errors import BadRequest, NotFound
 from .stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
-from .store import admins, clients
+from .store import admins, clients, sync
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
@@ -177,8 +177,9 @@ def console():
         keys = admins.keys_of(conn, principal.id)
         everyone = admins.list_admins(conn)
         api_clients = clients.list_all(conn)
+        held = sync.list_runs(conn, state="held")
     return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
-                           csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
+                           held=held, csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
 
 
 @bp.post("/api/challenge")
@@ -303,12 +304,33 @@ def clients_token(params, proof: Proof):
     return jsonify(ok=True, client=issued.client.name, token=issued.secret)
 
 
+def _sync_decision(params, proof: Proof, decide):
+    """Confirm or discard a held sync run; its changes and the admin's journal row commit together."""
+    with services().pool.connection() as conn, conn.transaction():
+        result = decide(conn, str(params.get("run", "")), actor=proof.principal.actor)
+        proof.record(conn, run=result.run_id, counts=result.counts)
+    return jsonify(ok=True, state=result.state, message=result.message)
+
+
+@bp.post("/api/sync/confirm")
+@requires_webauthn("sync.confirm")
+def sync_confirm(params, proof: Proof):
+    """Apply a held directory sync run exactly as it was held."""
+    return _sync_decision(params, proof, ldapsync.confirm)
+
+
+@bp.post("/api/sync/discard")
+@requires_webauthn("sync.discard")
+def sync_discard(params, proof: Proof):
+    return _sync_decision(params, proof, ldapsync.discard)
+
+
 def enrollment_url(token: str) -> str:
     return f"{services().settings.public_base_url}/admin/enroll/{token}"
 
 
 ACTIONS = {"keys.add", "keys.remove", "admins.add", "admins.remove",
-           "clients.create", "clients.revoke", "clients.rotate", "clients.token"}
+           "clients.create", "clients.revoke", "clients.rotate", "clients.token", "sync.confirm", "sync.discard"}
 
 
 def init_app(app) -> None:

@@ -40,6 +40,7 @@ const ENDPOINTS = {
   "admins.add": "/admin/api/admins/add", "admins.remove": "/admin/api/admins/remove",
   "clients.create": "/admin/api/clients/create", "clients.revoke": "/admin/api/clients/revoke",
   "clients.token": "/admin/api/clients/token", "clients.rotate": "/admin/api/clients/rotate",
+  "sync.confirm": "/admin/api/sync/confirm", "sync.discard": "/admin/api/sync/discard",
 };
 
 async function stepUp(action, params) {

@@ -1,0 +1,216 @@
+"""Command line for directory sync, the worker and its jobs: `gatehouse sync|worker|jobs ...`."""
+
+import sys
+from contextlib import contextmanager
+
+import click
+
+from . import db
+from .cli import _Context, _when, cli, operator_actor, pass_ctx
+from .errors import ConfigError, GatehouseError, NotFound
+
+HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
+
+
+@contextmanager
+def _services(ctx: _Context):
+    from .wiring import build
+
+    services = build(ctx.settings, ctx.database)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def _table(rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@cli.group("sync")
+def sync_group():
+    """Directory sync (LDAP / Active Directory)."""
+
+
+class _Progress:
+    """A progress bar on a terminal (entries read, then changes applied); one plain line per page otherwise."""
+
+    def __init__(self, expected: int):
+        self.tty, self.expected, self.bar, self.shown = sys.stdout.isatty(), expected, None, 0
+
+    def __call__(self, stage: str, n: int) -> None:
+        if stage == "applied":
+            self.close()
+            click.echo(f"applied {n} changes")
+        elif not self.tty:
+            click.echo(f"read {n} entries")
+        else:
+            if self.bar is None:
+                self.bar = click.progressbar(length=max(self.expected, n, 1), label="entries read", show_pos=True)
+                self.bar.__enter__()
+            self.bar.length = max(self.bar.length, n)  # the directory grew since the last run
+            self.bar.update(n - self.shown)
+            self.shown = n
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@sync_group.command("ldap")
+@click.option("--full", is_flag=True, help="Reconcile everything (removals too), not only what changed.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing (no run record, no journal).")
+@pass_ctx
+def sync_ldap(ctx: _Context, full: bool, dry_run: bool):
+    """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was held for confirmation."""
+    from . import ldapsync, logs
+    from .store import sync
+
+    logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
+    with _services(ctx) as services:
+        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+            progress = _Progress(sync.expected_entries(conn, "full" if full else "incremental"))
+        try:
+            result = ldapsync.run_sync(services, full=full, dry_run=dry_run, on_progress=progress,
+                                       actor=operator_actor())
+        finally:
+            progress.close()
+    if dry_run and result.plan is not None:
+        for line in _plan_lines(result.plan):
+            click.echo(line)
+    if result.state == "failed":
+        run = f" (run {result.run_id})" if result.run_id else ""
+        raise ldapsync.SyncFailed(f"ldap sync failed{run}: {result.message}")
+    if result.state == "held":
+        click.echo(f"run {result.run_id} HELD: {result.message}")
+        click.echo(f"confirm: gatehouse sync confirm {result.run_id}    discard: gatehouse sync discard {result.run_id}")
+        sys.exit(HELD_EXIT)
+    label = "dry run (nothing written)" if dry_run else f"run {result.run_id} applied"
+    click.echo(f"{label}: {result.message}")
+
+
+def _plan_lines(plan) -> list[str]:
+    """What a plan changes, one line per person, group and conflict."""
+    verbs = {"create": "create", "join": "join", "update": "update", "revive": "revive", "groups": "update"}
+    lines = []
+    for e in plan.people:
+        what = ", ".join(f"{k} {v[0]!r} -> {v[1]!r}" if isinstance(v, list) else f"{k} {v}"
+                         for k, v in e["changes"].items())
+        verb = "disable (access ends)" if e["leaver"] else verbs[e["op"]]
+        lines.append(f"would {verb} {e.get('user_name') or e['id']} ({e['dn'] or e['id']}): {what}")
+    lines += [f"would {'deactivate' if r['unlink'] else 'remove'} {r['user_name']} ({r['dn']}): access ends"
+              for r in plan.removals]
+    lines += [f"would {g['op']} group {g['name']}" for g in plan.groups]
+    lines += [f"conflict {c['dn']}: {c['reason']}" for c in plan.conflicts]
+    return lines
+
+
+def _decide(ctx: _Context, run_id: str, action: str) -> None:
+    from . import journal, ldapsync
+
+    actor = operator_actor()
+    decide = ldapsync.confirm if action == "sync.confirm" else ldapsync.discard
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+        result = decide(conn, run_id, actor=actor)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor, detail={
+            "action": action, "run": result.run_id, "counts": result.counts}))
+    click.echo(f"run {result.run_id} {result.state}: {result.message}")
+
+
+@sync_group.command("confirm")
+@click.argument("run_id")
+@pass_ctx
+def sync_confirm(ctx: _Context, run_id: str):
+    """Apply a held run's plan exactly as it was held (refused if the people it touches changed since)."""
+    _decide(ctx, run_id, "sync.confirm")
+
+
+@sync_group.command("discard")
+@click.argument("run_id")
+@pass_ctx
+def sync_discard(ctx: _Context, run_id: str):
+    """Drop a held run; nothing of it is applied."""
+    _decide(ctx, run_id, "sync.discard")
+
+
+@sync_group.command("runs")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@pass_ctx
+def sync_runs(ctx: _Context, limit: int):
+    """Recent sync runs, newest first."""
+    from . import ldapsync
+    from .store import sync
+
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        runs = sync.list_runs(conn, limit=limit)
+    if not runs:
+        click.echo("no sync runs")
+        return
+    rows = [("RUN", "KIND", "STATE", "STARTED", "FINISHED", "BY", "WHAT")]
+    rows += [(r.id, r.kind, r.state, _when(r.started_at), _when(r.finished_at), r.decided_by or r.actor,
+              r.error or r.message or ldapsync.summary(r.counts)) for r in runs]
+    _table(rows)
+
+
+@cli.command("worker")
+@pass_ctx
+def worker_command(ctx: _Context):
+    """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
+    from . import jobs, logs, migrate, worker
+
+    logs.configure(ctx.settings.log_level)
+    registry = jobs.configured(ctx.settings)
+    if not registry:
+        raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
+    migrate.migrate(ctx.database)
+    with _services(ctx) as services:
+        worker.run(services, registry)
+
+
+@cli.group("jobs")
+def jobs_group():
+    """The worker's jobs."""
+
+
+@jobs_group.command("list")
+@pass_ctx
+def jobs_list(ctx: _Context):
+    """Configured jobs: schedule, last run and its outcome."""
+    from . import jobs
+
+    registry = jobs.configured(ctx.settings)
+    if not registry:
+        click.echo("no jobs configured")
+        return
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        last = jobs.last_runs(conn)
+    rows = [("NAME", "SCHEDULE", "LAST RUN", "OUTCOME")]
+    for name, job in registry.items():
+        run = last.get(name)
+        outcome = (run.outcome + (f": {run.error}" if run.error else "")) if run else "-"
+        rows.append((name, job.schedule, _when(run.started_at) if run else "never", outcome))
+    _table(rows)
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@pass_ctx
+def jobs_run(ctx: _Context, name: str):
+    """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
+    from . import jobs, logs
+
+    logs.configure(ctx.settings.log_level)  # as the worker logs
+    registry = jobs.configured(ctx.settings)
+    if name not in registry:
+        raise NotFound(f"no job {name!r}; configured: {', '.join(registry) or 'none'}")
+    with _services(ctx) as services:
+        done = jobs.run_job(services, registry[name], trigger="manual", actor=operator_actor())
+    if done.outcome == "busy":
+        raise GatehouseError(f"job {name} is running in another worker")
+    counts = " ".join(f"{k}={v}" for k, v in done.counts.items())
+    click.echo(f"job {name} {done.outcome}" + (f": {done.error}" if done.error else "") + (f" ({counts})" if counts else ""))
+    if done.outcome != "ok":
+        sys.exit(1)

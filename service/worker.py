@@ -1,0 +1,43 @@
+"""The worker process: APScheduler 3 runs the configured jobs, never inside web workers.
+
+Each job is added with coalesce (missed runs collapse into one), max_instances=1
+(no overlap in this process) and a misfire grace time; jobs.run_job takes the
+job's advisory lock, so across replicas one worker runs each firing.
+"""
+
+import logging
+import signal
+from datetime import datetime, timezone
+
+from . import jobs
+
+log = logging.getLogger(__name__)
+
+MISFIRE_GRACE = 300  # seconds a firing may be late (a busy or paused worker) and still run, once
+
+
+def build_scheduler(services, registry: dict):
+    """A BlockingScheduler (UTC) with one entry per job; nothing runs until start()."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    scheduler = BlockingScheduler(timezone=timezone.utc, job_defaults={
+        "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
+    for job in registry.values():
+        first = {"next_run_time": datetime.now(timezone.utc)} if job.run_at_start else {}
+        scheduler.add_job(jobs.run_job, job.trigger(), args=(services, job), id=job.name, name=job.name, **first)
+    return scheduler
+
+
+def run(services, registry: dict) -> None:
+    """Run the scheduler until SIGTERM or SIGINT; a job that is running is let finish."""
+    scheduler = build_scheduler(services, registry)
+
+    def stop(signum, _frame):
+        log.info("worker stopping (signal %d)", signum)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("worker started: %s", ", ".join(f"{j.name} ({j.schedule})" for j in registry.values()))
+    scheduler.start()
+    log.info("worker stopped")

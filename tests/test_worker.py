@@ -1,0 +1,158 @@
+"""The worker and its jobs on a real PostgreSQL (and slapd for the LDAP jobs): one runner per job, every run journaled."""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+
+from service import jobs, worker
+
+from .conftest import db_env, gatehouse
+from .test_ldapsync import COUNT, ldap, ldap_env, ldap_settings, rows  # noqa: F401  (ldap is a fixture)
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A process that runs a job which sleeps, as a worker would, starting at a given moment.
+RUNNER = textwrap.dedent("""
+    import sys, time
+    from service import jobs, wiring
+    from service.config import load_settings
+
+    services = wiring.build(load_settings())
+    job = jobs.Job("sleepy", lambda services: time.sleep(float(sys.argv[2])) or {"slept": 1}, every_minutes=1)
+    time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+    print(jobs.run_job(services, job).outcome, flush=True)
+    services.close()
+""")
+
+
+def runner(database, start: float, sleep: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(start), str(sleep)], cwd=REPO, text=True,
+                            env={**os.environ, **db_env(database)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_two_runners_at_once_run_the_job_once(database):
+    start = time.time() + 3  # both processes have imported everything by then
+    processes = [runner(database, start, 2), runner(database, start, 2)]
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in processes)
+    assert outcomes == ["busy", "ok"]
+    assert rows(database, "SELECT job, outcome, counts FROM job_runs") == [("sleepy", "ok", {"slept": 1})]
+    (actor, detail), = rows(database, "SELECT actor, detail FROM journal WHERE kind = 'job'")
+    assert actor == "job:sleepy" and detail["job"] == "sleepy" and detail["started"] < detail["finished"]
+
+
+def test_a_runner_that_dies_leaves_the_job_to_the_next_one(database, services):
+    dying = runner(database, 0, 60)
+    deadline = time.monotonic() + 30
+    while not rows(database, "SELECT 1 FROM job_runs WHERE outcome = 'running'"):
+        assert time.monotonic() < deadline and dying.poll() is None
+        time.sleep(0.05)
+    sleepy = jobs.Job("sleepy", lambda services: {"slept": 0}, every_minutes=1)
+    assert jobs.run_job(services, sleepy).outcome == "busy"  # the first one still holds it
+    dying.send_signal(signal.SIGKILL)
+    dying.communicate()
+    deadline = time.monotonic() + 10
+    while (done := jobs.run_job(services, sleepy)).outcome == "busy":  # its session ends with it, and the lock
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert done.outcome == "ok"
+    assert rows(database, "SELECT outcome, error FROM job_runs ORDER BY started_at") == [
+        ("failed", "interrupted: the runner stopped"), ("ok", None)]
+
+
+def test_a_failing_job_is_recorded_and_journaled(database, services):
+    def broken(services):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    done = jobs.run_job(services, jobs.Job("broken", broken, every_minutes=5))
+    assert (done.outcome, done.error) == ("failed", "disk on fire")
+    assert rows(database, "SELECT outcome, detail->>'error' FROM journal WHERE kind = 'job'") == [
+        ("failed", "disk on fire")]
+
+
+def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(settings, services, ldap):
+    registry = jobs.configured(ldap_settings(settings, ldap, ldap_sync_minutes=7, ldap_full_sync_at=3))
+    schedules = {n: j.schedule for n, j in registry.items()}  # other jobs (later issues) may be registered too
+    assert (schedules["ldap_incremental"], schedules["ldap_full"]) == ("every 7 min", "daily 03:00 UTC")
+    scheduler = worker.build_scheduler(services, registry)
+    thread = threading.Thread(target=scheduler.start, kwargs={"paused": True})  # paused: nothing fires
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not scheduler.running:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        entries = {j.id: j for j in scheduler.get_jobs()}
+    finally:
+        scheduler.shutdown()
+        thread.join()
+    for entry in entries.values():
+        assert (entry.coalesce, entry.max_instances, entry.misfire_grace_time) == (True, 1, worker.MISFIRE_GRACE)
+    assert abs(entries["ldap_incremental"].next_run_time - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']"
+    assert not {"ldap_incremental", "ldap_full"} & set(jobs.configured(dataclasses.replace(settings, ldap_url=())))
+
+
+def test_gatehouse_worker_syncs_at_start_and_stops_on_sigterm(database, ldap):
+    env = {**os.environ, **{k: v for k, v in db_env(database).items()}, **ldap_env(ldap),
+           "GATEHOUSE_DATA_DIR": str(ldap.directory)}
+    process = subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "worker"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not rows(database, "SELECT 1 FROM job_runs WHERE outcome = 'ok'"):
+            assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert rows(database, "SELECT job, trigger FROM job_runs") == [("ldap_incremental", "schedule")]
+    assert rows(database, "SELECT count(*) FROM people") == [(COUNT,)]
+    assert rows(database, "SELECT actor FROM sync_runs") == [("job:ldap_incremental",)]
+    assert '"worker started: ldap_incremental (every 15 min), ldap_full (daily 02:00 UTC)' in stderr
+
+
+def test_jobs_run_is_the_same_path_and_journals_kind_job(database, ldap):
+    env = {**db_env(database), **ldap_env(ldap)}
+    ran = gatehouse("jobs", "run", "ldap_incremental", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("job ldap_incremental ok") and f"created={COUNT}" in ran.stdout
+    (actor, detail), = rows(database, "SELECT actor, detail FROM journal WHERE kind = 'job'")
+    assert actor.startswith("operator:") and detail["trigger"] == "manual" and detail["counts"]["created"] == COUNT
+    listed = gatehouse("jobs", "list", env=env)
+    assert listed.returncode == 0
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert lines["ldap_incremental"].split()[:4] == ["ldap_incremental", "every", "15", "min"]
+    assert lines["ldap_incremental"].endswith(" ok")
+    assert lines["ldap_full"].split() == ["ldap_full", "daily", "02:00", "UTC", "never", "-"]
+    unknown = gatehouse("jobs", "run", "nope", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("gatehouse: error: no job 'nope'; configured: ldap_incremental, ldap_full")
+    down = gatehouse("jobs", "run", "ldap_full", env={**env, "GATEHOUSE_LDAP_URL": "ldap://127.0.0.1:1"})
+    assert down.returncode == 1 and down.stdout.startswith("job ldap_full failed: no LDAP server answered")
+    assert rows(database, "SELECT outcome FROM journal WHERE kind = 'job' ORDER BY seq") == [("ok",), ("failed",)]
+
+
+def test_a_sync_job_skips_while_another_sync_of_the_source_runs(database, services, settings, ldap):
+    from service import wiring
+
+    synced = wiring.build(ldap_settings(settings, ldap), database)
+    try:
+        with jobs.advisory_lock(database.app_url, "sync:ldap", timeout=3) as held:
+            assert held is not None
+            done = jobs.run_job(synced, jobs.configured(synced.settings)["ldap_incremental"])
+    finally:
+        synced.close()
+    assert (done.outcome, done.error) == ("skipped", "another LDAP sync is running")
+    assert rows(database, "SELECT outcome FROM journal WHERE kind = 'job'") == [("skipped",)]
+    with psycopg.connect(database.owner_url) as conn:
+        assert conn.execute("SELECT count(*) FROM sync_runs").fetchone()[0] == 0
