@@ -42,10 +42,12 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.register_error_handler(Exception, _unexpected_error)
 
     from .api import access, health, scim
+    from .api import training
 
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)
     app.register_blueprint(access.bp)
+    app.register_blueprint(training.bp)
     openapi.init_app(app)
     console.init_app(app)
     console_access.init_app(app)

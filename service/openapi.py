@@ -136,6 +136,38 @@ PATHS.update({
             {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}])},
 })
 
+_COMPLETION_FIELDS = {
+    "person": {"type": "string", "maxLength": 256, "description": "userName, primary email or employee number"},
+    "course": {"type": "string", "description": "one of the policy's training courses"},
+    "completed_at": {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset; not future"},
+    "source": {"type": "string", "maxLength": 64},
+    "source_id": {"type": "string", "maxLength": 256},
+}
+_COMPLETION = {"type": "object", "required": list(_COMPLETION_FIELDS), "properties": _COMPLETION_FIELDS}
+_STATUSES = ["accepted", "duplicate", "unknown_person", "invalid"]
+PATHS.update({
+    "/api/v1/training/completions": {"post": {
+        "summary": "Report completed training; idempotent on (source, source_id); a result per item.",
+        "tags": ["Training"], "security": [{"oauth2": ["training:write"]}], "operationId": "trainingCompletions",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["completions"], "properties": {"completions": {
+                "type": "array", "minItems": 1, "maxItems": 1000, "items": _COMPLETION}}}}}},
+        "responses": {
+            "200": {"description": "one result per item, in order; accepted items are journaled (kind sync, or "
+                                   "restore when they bring the person back into compliance)",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "results": {"type": "array", "items": {"type": "object", "properties": {
+                            "index": {"type": "integer"}, "status": {"type": "string", "enum": _STATUSES},
+                            "detail": {"type": "string"}}}},
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}},
+            "400": _problem_response("not a JSON object with 1 to 1000 completions"),
+            "401": _problem_response("no valid bearer token (journaled)"),
+            "403": _problem_response("the token lacks the training:write scope (journaled)"),
+            "503": _problem_response("the database is unavailable; nothing was recorded"),
+        },
+    }},
+})
+
 _REASON = {"type": "object", "required": ["code", "text"],
            "properties": {"code": {"type": "string"}, "text": {"type": "string"}}}
 ACCESS_SCHEMAS = {
@@ -148,8 +180,9 @@ ACCESS_SCHEMAS = {
                            "decision_id": {"type": ["integer", "null"], "description": "the journal seq"},
                            "policy_version": {"type": "string"}, "code": {"type": "string"},
                            "request_id": {"type": "string"}}},
-    "RadiusReply": {"type": "object", "required": ["reply:Reply-Message", "do_xlat"], "properties": {
-        "reply:Reply-Message": {"type": "string"}, "do_xlat": {"type": "boolean", "enum": [False]}}},
+    "RadiusReply": {"type": "object", "required": ["reply:Reply-Message"], "properties": {
+        "reply:Reply-Message": {"type": "object", "required": ["value", "do_xlat"], "properties": {
+            "value": {"type": "string"}, "do_xlat": {"type": "boolean", "enum": [False]}}}}},
     "Members": {"type": "object", "required": ["resource", "members", "policy_version"], "properties": {
         "resource": {"type": "string"}, "members": {"type": "array", "items": {"type": "string"}},
         "policy_version": {"type": "string"}}},

@@ -1,0 +1,44 @@
+"""Training in: HR's learning system reports completed courses; each item gets its own result."""
+
+from datetime import datetime, timezone
+
+import psycopg
+from flask import Blueprint, current_app, g, jsonify, request
+
+from .. import training
+from ..auth import require_scope
+from ..db import first_line
+from ..errors import BadRequest, DatabaseUnavailable
+
+bp = Blueprint("training", __name__, url_prefix="/api/v1/training")
+SCOPE = "training:write"
+
+
+@bp.post("/completions")
+@require_scope(SCOPE, journal_kind="sync")
+def completions():
+    """POST {"completions": [...]}: one transaction; per item accepted, duplicate, unknown_person or invalid."""
+    items = _items()
+    services = current_app.extensions["gatehouse"]
+    try:
+        with services.pool.connection() as conn:
+            results = training.record_completions(
+                conn, items, policy=services.policy, now=datetime.now(timezone.utc), actor=g.principal.actor,
+                request_id=g.get("request_id"))
+    except psycopg.OperationalError as e:  # PoolTimeout is one too
+        raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
+    counts = {s: 0 for s in (training.ACCEPTED, training.DUPLICATE, training.UNKNOWN_PERSON, training.INVALID)}
+    for r in results:
+        counts[r.status] += 1
+    return jsonify(results=[{"index": r.index, "status": r.status, "detail": r.detail} for r in results],
+                   counts=counts)
+
+
+def _items() -> list:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("completions"), list):
+        raise BadRequest('expected a JSON object {"completions": [...]} with Content-Type: application/json')
+    items = body["completions"]
+    if not 1 <= len(items) <= training.MAX_ITEMS:
+        raise BadRequest(f"send between 1 and {training.MAX_ITEMS} completions per request")
+    return items

@@ -1,0 +1,501 @@
+"""Training in, lapse and restore: record completions; suspend a lapsed person's grants once; restore exactly those.
+
+Checks deny from the instant of a lapse without this module (service/api/access.py
+reads the facts live). The sweep records each new lapse once: the grants on the
+resources the course gates go suspended with reason `training_lapsed:<course>`,
+journaled (kind suspend) with an e-mail queued in the same transaction and sent
+after commit. A completion that brings the person back into compliance restores
+the grants suspended for a training lapse, and no others (kind restore).
+Writers lock the person's row, so a sweep and an import never interleave.
+"""
+
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+from psycopg import sql
+
+from connectors import mail
+from policies import Code, Policy, Reason, reminders_due, training_status
+
+from . import db, journal
+from .errors import DatabaseUnavailable
+
+ACCEPTED, DUPLICATE, UNKNOWN_PERSON, INVALID = "accepted", "duplicate", "unknown_person", "invalid"
+LAPSED_PREFIX = "training_lapsed:"
+MAX_ITEMS = 1000
+CLOCK_SKEW = timedelta(minutes=1)  # a sender's clock a little ahead of ours is not "the future"
+MAX_ATTEMPTS = 24  # an e-mail is retried on this many sweeps (a day, hourly), then left for an admin
+SWEEP_ACTOR = "job:training_sweep"
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """One valid completion as reported: `person` is a userName, e-mail or employee number."""
+
+    person: str
+    course: str
+    completed_at: datetime
+    source: str
+    source_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What became of one reported completion."""
+
+    index: int
+    status: str
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A grant the sweep may act on: active, or suspended for a training lapse."""
+
+    id: str
+    resource: str
+    state: str
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """One person's training facts and what the sweep already did about them."""
+
+    person_id: str
+    name: str
+    email: str | None
+    manager_email: str | None
+    started_at: datetime
+    department: str | None
+    grants: tuple[Grant, ...]
+    completions: Mapping[str, datetime]
+    lapses: frozenset  # {(course, lapses_at)} recorded
+    reminders: frozenset  # {(course, lapses_at, days_before)} queued
+
+
+@dataclasses.dataclass(frozen=True)
+class Lapse:
+    """A lapse (or a course never completed past its grace) not recorded yet."""
+
+    course: str
+    state: str
+    lapses_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to write for one person; empty when nothing changes."""
+
+    restore: tuple[Grant, ...] = ()
+    lapses: tuple[Lapse, ...] = ()
+    suspend: tuple[tuple[Grant, str], ...] = ()  # (grant, course)
+    reminders: tuple[tuple[str, datetime, tuple[int, ...]], ...] = ()  # (course, lapses_at, days)
+
+    def __bool__(self) -> bool:
+        return bool(self.restore or self.lapses or self.suspend or self.reminders)
+
+
+# --- the pure part: parse and plan ---------------------------------------------------------------
+
+
+def parse_completion(raw, courses: Collection[str], now: datetime) -> Completion:
+    """A reported completion checked field by field; ValueError says what is wrong."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("expected an object")
+    person, course = _text(raw, "person", 256), _text(raw, "course", 128)
+    if course not in courses:
+        raise ValueError(f"unknown course {course!r}; the policy's courses: {', '.join(sorted(courses))}")
+    completed_at = _instant(raw.get("completed_at"))
+    if completed_at > now + CLOCK_SKEW:
+        raise ValueError(f"completed_at {completed_at.isoformat()} is in the future")
+    return Completion(person=person, course=course, completed_at=completed_at,
+                      source=_text(raw, "source", 64), source_id=_text(raw, "source_id", 256))
+
+
+def _text(raw: Mapping, name: str, limit: int) -> str:
+    value = raw.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and name == "source_id":
+        value = str(value)  # learning systems often number their records
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} is required (a non-empty string)")
+    if len(value) > limit or not value.isprintable():
+        raise ValueError(f"{name} must be at most {limit} printable characters")
+    return value.strip()
+
+
+def _instant(value) -> datetime:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("completed_at is required (ISO 8601 with an offset)")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"completed_at {value!r} is not an ISO 8601 date and time") from None
+    if moment.utcoffset() is None:
+        raise ValueError(f"completed_at {value!r} has no UTC offset (add Z or +hh:mm)")
+    return moment
+
+
+def plan(standing: Standing, policy: Policy, now: datetime) -> Plan:
+    """Restore what a lapse suspended once compliant; record new lapses once; queue due reminders."""
+    held = {g.resource for g in standing.grants}
+    requirements = [t for t in policy.training if any(t.gates_resource(k) for k in held)]
+    statuses = training_status(standing.completions, requirements, now, started_at=standing.started_at,
+                               department=standing.department)
+    denying = {s.course for s in statuses if s.denies}
+
+    def blocked(resource: str) -> list[str]:
+        return [t.course for t in policy.requirements_for(resource) if t.course in denying]
+
+    restore = tuple(g for g in standing.grants if g.state == "suspended" and not blocked(g.resource))
+    lapses = tuple(Lapse(s.course, s.state, s.lapses_at) for s in statuses
+                   if s.denies and (s.course, s.lapses_at) not in standing.lapses)
+    new = {lapse.course for lapse in lapses}
+    suspend = tuple((g, next(c for c in blocked(g.resource) if c in new)) for g in standing.grants
+                    if g.state == "active" and new.intersection(blocked(g.resource)))
+    days_of = {t.course: t.reminder_days for t in requirements}
+    reminders = []
+    for s in statuses:
+        sent = [d for c, at, d in standing.reminders if (c, at) == (s.course, s.lapses_at)]
+        due = reminders_due(s, days_of[s.course], sent, now)
+        if due:
+            reminders.append((s.course, s.lapses_at, due))
+    return Plan(restore, lapses, suspend, tuple(reminders))
+
+
+# --- SQL -----------------------------------------------------------------------------------------
+
+# -- resolve_people -- each reference as a check finds it: userName (any case), else primary
+# e-mail, else employee number; deleted people are not found.
+_RESOLVE = """
+SELECT r.ref, p.id::text
+FROM unnest(%s::text[]) AS r (ref)
+LEFT JOIN LATERAL (
+    SELECT p.id FROM people p
+    WHERE p.deleted_at IS NULL
+      AND (lower(p.user_name) = lower(r.ref) OR lower(p.primary_email) = lower(r.ref) OR p.employee_number = r.ref)
+    ORDER BY CASE WHEN lower(p.user_name) = lower(r.ref) THEN 0
+                  WHEN lower(p.primary_email) = lower(r.ref) THEN 1 ELSE 2 END, p.created_at, p.id
+    LIMIT 1
+) p ON true
+"""
+
+# -- lock_people -- in id order, so concurrent writers never deadlock.
+_LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
+
+_INSERT_COMPLETION = """
+INSERT INTO training_completions (person_id, course, completed_at, source, source_id)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, source_id) DO NOTHING RETURNING id::text
+"""
+
+# -- load_standing -- active people holding an active or training-suspended grant, with their
+# latest completion per course and the lapses and reminders already recorded.
+_STANDING = sql.SQL("""
+SELECT p.id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, m.primary_email,
+       p.started_at, p.department, gr.grants, c.courses, c.completed, l.courses, l.at, rm.courses, rm.at, rm.days
+FROM people p
+LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL
+CROSS JOIN LATERAL (
+    SELECT array_agg(ARRAY[g.id::text, r.key, g.state, g.reason] ORDER BY r.key) AS grants
+    FROM grants g JOIN resources r ON r.id = g.resource_id
+    WHERE g.person_id = p.id
+      AND (g.state = 'active' OR (g.state = 'suspended' AND g.reason LIKE 'training\\_lapsed:%%'))
+) gr
+CROSS JOIN LATERAL (
+    SELECT array_agg(t.course) AS courses, array_agg(t.completed_at) AS completed
+    FROM (SELECT course, max(completed_at) AS completed_at FROM training_completions
+          WHERE person_id = p.id GROUP BY course) t
+) c
+CROSS JOIN LATERAL (
+    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at FROM training_lapses WHERE person_id = p.id
+) l
+CROSS JOIN LATERAL (
+    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at, array_agg(days_before) AS days
+    FROM training_reminders WHERE person_id = p.id
+) rm
+WHERE p.deleted_at IS NULL AND p.active AND gr.grants IS NOT NULL {only}
+ORDER BY p.id
+""")
+_ONLY = sql.SQL("AND p.id = ANY(%(ids)s::uuid[])")
+
+_RESTORE = """
+UPDATE grants SET state = 'active', reason = NULL, updated_at = now()
+WHERE id = ANY(%s::uuid[]) AND state = 'suspended' AND reason LIKE 'training\\_lapsed:%%'
+"""
+_SUSPEND = "UPDATE grants SET state = 'suspended', reason = %s, updated_at = now() WHERE id = %s AND state = 'active'"
+_RECORD_LAPSE = """
+INSERT INTO training_lapses (person_id, course, lapses_at, state, resources) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_RECORD_REMINDER = """
+INSERT INTO training_reminders (person_id, course, lapses_at, days_before) VALUES (%s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_QUEUE = """
+INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body) VALUES (%s, %s, %s, %s, %s, %s)
+"""
+_UNSENT = """
+SELECT id::text, to_addrs, cc_addrs, subject, body FROM notifications
+WHERE sent_at IS NULL AND attempts < %s ORDER BY created_at, id LIMIT %s
+"""
+_SENT = "UPDATE notifications SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %s"
+_FAILED = "UPDATE notifications SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s::uuid[])"
+
+
+def load_standing(conn: psycopg.Connection, ids: Sequence[str] | None = None) -> list[Standing]:
+    """Everyone the sweep looks at, or only the people `ids`."""
+    query = _STANDING.format(only=_ONLY if ids is not None else sql.SQL(""))
+    return [_standing(*row) for row in conn.execute(query, {"ids": list(ids or ())})]
+
+
+def _standing(pid, name, email, manager_email, started_at, department, grants, courses, completed,
+              lapse_courses, lapse_at, rem_courses, rem_at, rem_days) -> Standing:
+    return Standing(
+        person_id=pid, name=name, email=email, manager_email=manager_email, started_at=started_at,
+        department=department, grants=tuple(Grant(*g) for g in grants),
+        completions=dict(zip(courses or (), completed or (), strict=True)),
+        lapses=frozenset(zip(lapse_courses or (), lapse_at or (), strict=True)),
+        reminders=frozenset(zip(rem_courses or (), rem_at or (), rem_days or (), strict=True)))
+
+
+# --- training in ---------------------------------------------------------------------------------
+
+
+def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Policy, now: datetime, actor: str,
+                       request_id: str | None = None) -> list[Result]:
+    """In one transaction: check each item, insert it (idempotent on source and source_id), restore, journal."""
+    courses = {t.course for t in policy.training}
+    results: dict[int, Result] = {}
+    valid: dict[int, Completion] = {}
+    for index, raw in enumerate(raws):
+        try:
+            valid[index] = parse_completion(raw, courses, now)
+        except ValueError as e:
+            results[index] = Result(index, INVALID, str(e))
+    with conn.transaction():
+        found = _resolve(conn, {c.person for c in valid.values()})
+        conn.execute(_LOCK, (sorted(set(found.values())),))
+        events = []
+        for index, completion in valid.items():
+            person_id = found.get(completion.person)
+            if person_id is None:
+                detail = f"no person with userName, e-mail or employee number {completion.person!r}"
+                results[index] = Result(index, UNKNOWN_PERSON, detail)
+                continue
+            results[index], event = _record_one(conn, index, completion, person_id, policy, now, actor)
+            if event is not None:
+                events.append(dataclasses.replace(event, request_id=request_id))
+        for event in events:  # last: the journal's head stays locked until commit
+            journal.append(conn, event)
+    return [results[i] for i in sorted(results)]
+
+
+def _resolve(conn: psycopg.Connection, refs: set[str]) -> dict[str, str]:
+    rows = conn.execute(_RESOLVE, (sorted(refs),)).fetchall() if refs else []
+    return {ref: pid for ref, pid in rows if pid is not None}
+
+
+def _record_one(conn, index: int, c: Completion, person_id: str, policy: Policy, now: datetime,
+                actor: str) -> tuple[Result, journal.Event | None]:
+    inserted = conn.execute(_INSERT_COMPLETION, (person_id, c.course, c.completed_at, c.source, c.source_id))
+    if inserted.fetchone() is None:
+        return Result(index, DUPLICATE, f"already recorded ({c.source}, {c.source_id})"), None
+    detail = {"course": c.course, "completed_at": c.completed_at.isoformat(), "source": c.source,
+              "source_id": c.source_id, "person": c.person}
+    restored = []
+    for standing in load_standing(conn, [person_id]):
+        todo = plan(standing, policy, now).restore
+        conn.execute(_RESTORE, ([g.id for g in todo],))
+        restored = sorted(g.resource for g in todo)
+    if not restored:
+        event = journal.Event(kind="sync", outcome="training_completed", actor=actor, subject=person_id,
+                              detail=detail, policy_version=policy.version)
+        return Result(index, ACCEPTED, "recorded"), event
+    event = journal.Event(kind="restore", outcome="training_completed", actor=actor, subject=person_id,
+                          detail={**detail, "resources": restored}, policy_version=policy.version)
+    return Result(index, ACCEPTED, f"recorded; access restored: {', '.join(restored)}"), event
+
+
+# --- lapse and restore: the sweep ----------------------------------------------------------------
+
+
+def sweep_job(services) -> dict:
+    """The worker's training_sweep job, at the real clock."""
+    return sweep(services, now=datetime.now(timezone.utc))
+
+
+def sweep(services, *, now: datetime) -> dict:
+    """Load everyone with grants, plan each person at `now`, write each plan in its own transaction, then send mail."""
+    policy, settings, mail_on = services.policy, services.settings, bool(services.settings.smtp_host)
+    counts = {"people": 0, "restored": 0, "lapses": 0, "suspended": 0, "reminders": 0}
+    try:
+        # Autocommit: each person's plan is written in a transaction of its own.
+        with db.connect(services.database.app_url, timeout=settings.db_timeout, autocommit=True) as conn:
+            everyone = load_standing(conn)
+            counts["people"] = len(everyone)
+            for standing in everyone:
+                if _plan(standing, policy, now, mail_on):
+                    _count(counts, _apply(conn, standing.person_id, policy, now, mail_on=mail_on))
+            if mail_on:
+                counts.update(deliver(conn, mail_config(settings)))
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"training sweep: {db.first_line(e)}") from None
+    return counts
+
+
+def _plan(standing: Standing, policy: Policy, now: datetime, mail_on: bool) -> Plan:
+    # Without mail no reminder can go out, so none is recorded as sent.
+    todo = plan(standing, policy, now)
+    return todo if mail_on else dataclasses.replace(todo, reminders=())
+
+
+def _count(counts: dict, done: Plan) -> None:
+    counts["restored"] += len(done.restore)
+    counts["lapses"] += len(done.lapses)
+    counts["suspended"] += len(done.suspend)
+    counts["reminders"] += len(done.reminders)
+
+
+def _apply(conn: psycopg.Connection, person_id: str, policy: Policy, now: datetime, *, mail_on: bool) -> Plan:
+    """Lock the person, plan again on fresh facts, and write that plan with its journal rows and e-mails."""
+    with conn.transaction():
+        conn.execute(_LOCK, ([person_id],))
+        standing = next(iter(load_standing(conn, [person_id])), None)
+        todo = _plan(standing, policy, now, mail_on) if standing else Plan()
+        if not todo:
+            return todo
+        conn.execute(_RESTORE, ([g.id for g in todo.restore],))
+        for grant, course in todo.suspend:
+            conn.execute(_SUSPEND, (LAPSED_PREFIX + course, grant.id))
+        events = [_restore_event(standing, todo, policy)] if todo.restore else []
+        if todo.lapses:
+            events.append(_record_lapses(conn, standing, todo, policy, mail_on))
+        for course, lapses_at, days in todo.reminders:
+            events.append(_record_reminder(conn, standing, course, lapses_at, days, policy))
+        for event in events:
+            journal.append(conn, event)
+    return todo
+
+
+def _restore_event(standing: Standing, todo: Plan, policy: Policy) -> journal.Event:
+    return journal.Event(kind="restore", outcome="training_compliant", actor=SWEEP_ACTOR, subject=standing.person_id,
+                         detail={"resources": sorted(g.resource for g in todo.restore)}, policy_version=policy.version)
+
+
+def _record_lapses(conn, standing: Standing, todo: Plan, policy: Policy, mail_on: bool) -> journal.Event:
+    names = {t.course: t.name for t in policy.training}
+    suspended = sorted(g.resource for g, _ in todo.suspend)
+    for lapse in todo.lapses:
+        gated = sorted(g.resource for g, c in todo.suspend if c == lapse.course)
+        conn.execute(_RECORD_LAPSE, (standing.person_id, lapse.course, lapse.lapses_at, lapse.state, gated))
+    to, cc = _recipients(standing.email, standing.manager_email)
+    if mail_on and to:
+        conn.execute(_QUEUE, ("training_lapsed", standing.person_id, to, cc, *_lapse_mail(standing, todo, names,
+                                                                                         policy)))
+    reasons = [_reason(lapse, names) for lapse in todo.lapses]
+    return journal.Event(
+        kind="suspend", outcome="training_lapsed", actor=SWEEP_ACTOR, subject=standing.person_id,
+        reasons=tuple({"code": r.code, "text": r.text} for r in reasons), policy_version=policy.version,
+        detail={"resources": suspended, "lapses": [{"course": lapse.course, "state": lapse.state,
+                                                    "lapses_at": lapse.lapses_at.isoformat()} for lapse in todo.lapses],
+                "notified": (to + cc) if mail_on else [],
+                "mail": ("queued" if to else "no address") if mail_on else "off"})
+
+
+def _reason(lapse: Lapse, names: dict) -> Reason:
+    name = names.get(lapse.course, lapse.course)
+    if lapse.state == "missing":
+        text = f"{name} was never completed; it was due by {_at(lapse.lapses_at)}"
+    else:
+        text = f"{name} lapsed at {_at(lapse.lapses_at)}"
+    return Reason.of(Code.TRAINING_LAPSED, text, lapse.course)
+
+
+def _record_reminder(conn, standing: Standing, course: str, lapses_at: datetime, days: tuple[int, ...],
+                     policy: Policy) -> journal.Event:
+    for d in days:
+        conn.execute(_RECORD_REMINDER, (standing.person_id, course, lapses_at, d))
+    requirement = next(t for t in policy.training if t.course == course)
+    to, _ = _recipients(standing.email, standing.manager_email)
+    if to:
+        gated = sorted(g.resource for g in standing.grants if requirement.gates_resource(g.resource))
+        subject = f"Reminder: {requirement.name} is due by {_at(lapses_at)}"
+        body = (f"Hello {standing.name},\n\nyour {requirement.name} lapses at {_at(lapses_at)}. Complete it before "
+                f"then to keep your access to {', '.join(_resource_names(gated, policy))}.\n\n-- Gatehouse\n")
+        conn.execute(_QUEUE, ("training_reminder", standing.person_id, to, [], subject, body))
+    return journal.Event(kind="notify", outcome="training_reminder", actor=SWEEP_ACTOR, subject=standing.person_id,
+                         policy_version=policy.version, detail={
+                             "course": course, "lapses_at": lapses_at.isoformat(), "days_before": list(days),
+                             "to": to})
+
+
+def _recipients(email: str | None, manager_email: str | None) -> tuple[list[str], list[str]]:
+    """The person, with their manager in copy; the manager alone when the person has no address."""
+    if email:
+        return [email], [manager_email] if manager_email and manager_email != email else []
+    return ([manager_email], []) if manager_email else ([], [])
+
+
+def _lapse_mail(standing: Standing, todo: Plan, names: dict, policy: Policy) -> tuple[str, str]:
+    courses = ", ".join(names.get(lapse.course, lapse.course) for lapse in todo.lapses)
+    suspended = sorted(g.resource for g, _ in todo.suspend)
+    lines = [f"Hello {standing.name},", ""]
+    lines += [f"- {_reason(lapse, names).text}." for lapse in todo.lapses]
+    if suspended:
+        lines += ["", f"Your access to {', '.join(_resource_names(suspended, policy))} is suspended."]
+    lines += ["", "Complete the training: access comes back as soon as the completion is recorded.", "",
+              "-- Gatehouse"]
+    return f"Access suspended: {courses} lapsed", "\n".join(lines) + "\n"
+
+
+def _resource_names(keys: list[str], policy: Policy) -> list[str]:
+    return [f"{policy.resource(k).name} ({k})" if policy.resource(k) else k for k in keys]
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- the outbox ----------------------------------------------------------------------------------
+
+
+def mail_config(settings) -> mail.SmtpConfig:
+    """The SMTP settings as the mail connector takes them."""
+    return mail.SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
+                           starttls=settings.smtp_starttls, user=settings.smtp_user, password=settings.smtp_password)
+
+
+def deliver(conn: psycopg.Connection, config: mail.SmtpConfig, *, limit: int = 500) -> dict:
+    """Send queued e-mail after commit, marking each sent; failures stay queued for the next sweep."""
+    queued = conn.execute(_UNSENT, (MAX_ATTEMPTS, limit)).fetchall()
+    done: list[str] = []
+    sent = 0
+    try:
+        if queued:
+            with mail.session(config) as smtp:
+                for mail_id, to, cc, subject, body in queued:
+                    sent += _send(conn, smtp, mail_id, mail.Mail(tuple(to), subject, body, tuple(cc)))
+                    done.append(mail_id)
+    except mail.MailUnavailable as e:  # the server is away: the rest wait for the next sweep
+        _mark(conn, _FAILED, (str(e), [q[0] for q in queued[len(done):]]))
+    return {"mail_sent": sent, "mail_failed": len(queued) - sent}
+
+
+def _send(conn: psycopg.Connection, smtp: mail.Session, mail_id: str, message: mail.Mail) -> int:
+    """1 if the server took the message (marked sent), 0 if it refused it (marked failed)."""
+    try:
+        smtp.send(message)
+    except mail.MailUnavailable:
+        raise
+    except mail.MailError as e:
+        _mark(conn, _FAILED, (str(e), [mail_id]))
+        return 0
+    _mark(conn, _SENT, (mail_id,))
+    return 1
+
+
+def _mark(conn: psycopg.Connection, query: str, params: tuple) -> None:
+    with conn.transaction():
+        conn.execute(query, params)
