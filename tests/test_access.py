@@ -256,10 +256,10 @@ def test_radius_answers_200_to_accept_and_401_to_reject_with_a_reply_message(dat
     add_completion(database, add_person(database, "erin"), _now())
     ok = client.post("/api/v1/access/radius", json={"user": "alice"}, headers=headers)  # resource defaults to vpn
     assert ok.status_code == 200
-    assert ok.json == {"reply:Reply-Message": "access to vpn is granted and every requirement holds",
-                       "do_xlat": False}
+    assert ok.json == {"reply:Reply-Message": {"value": "access to vpn is granted and every requirement holds",
+                                               "do_xlat": False}}
     no = client.post("/api/v1/access/radius", json={"user": "erin", "resource": "vpn"}, headers=headers)
-    assert no.status_code == 401 and no.json == {"reply:Reply-Message": "no grant for vpn", "do_xlat": False}
+    assert no.status_code == 401 and no.json == {"reply:Reply-Message": {"value": "no grant for vpn", "do_xlat": False}}
     rows = _journal(database, "kind = 'check'")
     assert [(r[2], r[5], r[7]) for r in rows] == [("allow", "vpn", {"user": "alice", "via": "radius"}),
                                                   ("deny", "vpn", {"user": "erin", "via": "radius"})]
@@ -267,12 +267,12 @@ def test_radius_answers_200_to_accept_and_401_to_reject_with_a_reply_message(dat
 
 def test_radius_refusals_and_bad_input_are_401_with_the_reason(database, client):
     r = client.post("/api/v1/access/radius", json={"user": "alice"}, headers={"Authorization": "Bearer nope"})
-    assert r.status_code == 401 and r.json["reply:Reply-Message"].startswith("unauthenticated: ")
+    assert r.status_code == 401 and r.json["reply:Reply-Message"]["value"].startswith("unauthenticated: ")
     assert _journal(database)[0][1:4] == ("check", "refused", "anonymous")
     token = _token(database)
     r = client.post("/api/v1/access/radius", json={"user": "x" * 300}, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and r.json == {
-        "reply:Reply-Message": "bad_request: user is longer than 256 characters", "do_xlat": False}
+        "reply:Reply-Message": {"value": "bad_request: user is longer than 256 characters", "do_xlat": False}}
 
 
 # --- member lists --------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(s
             assert r.json["reasons"][0]["code"] == "unavailable" and r.json["code"] == "unavailable"
             assert r.json["policy_version"] == services.policy.version and r.json["decision_id"] is None
         radius = http[0].post("/api/v1/access/radius", json={"user": "alice"}, headers=http[1])
-        assert radius.status_code == 401 and radius.json["reply:Reply-Message"].startswith("unavailable: ")
+        assert radius.status_code == 401 and radius.json["reply:Reply-Message"]["value"].startswith("unavailable: ")
         members = http[0].get("/api/v1/access/resources/vpn/members", headers=http[1])
         assert members.status_code == 503 and members.json["code"] == "unavailable"
 

@@ -130,8 +130,9 @@ def radius():
 
 
 def _radius_reply(status: int, message: str):
-    # do_xlat false: FreeRADIUS must not expand %{...} in our text (it could leak request attributes).
-    response = jsonify({"reply:Reply-Message": message, "do_xlat": False})
+    # do_xlat false, per attribute: FreeRADIUS 3.2 honours it only inside the attribute's object (a
+    # top-level "do_xlat" is ignored), and must never expand %{...} in our text (it leaked passwords).
+    response = jsonify({"reply:Reply-Message": {"value": message, "do_xlat": False}})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="gatehouse"'
