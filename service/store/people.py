@@ -94,14 +94,24 @@ def get(conn: psycopg.Connection, person_id: str, *, lock: bool = False) -> Pers
 
 def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict, *, offset: int,
            limit: int) -> tuple[int, list[Person]]:
-    """Live people matching `where` (over alias p), in a stable order, with the total count."""
+    """Live people matching `where` (over alias p), in a stable order, with the total count.
+
+    One round trip when the page has rows (the count rides along as a window);
+    a second, count-only one when it has none.
+    """
     condition = sql.SQL("p.deleted_at IS NULL") if where is None else sql.SQL("p.deleted_at IS NULL AND ({})").format(where)
+    rows = []
+    if limit > 0:
+        query = sql.SQL(
+            "WITH page AS (SELECT p.id, count(*) OVER () AS total FROM people p WHERE {} "
+            "ORDER BY p.created_at, p.id OFFSET %(_offset)s LIMIT %(_limit)s) "
+            "SELECT {}, page.total FROM page JOIN people p ON p.id = page.id ORDER BY p.created_at, p.id"
+        ).format(condition, _COLUMNS)
+        rows = conn.execute(query, {**params, "_offset": offset, "_limit": limit}).fetchall()
+    if rows:
+        return rows[0][-1], [Person(*r[:-1]) for r in rows]
     total = conn.execute(sql.SQL("SELECT count(*) FROM people p WHERE {}").format(condition), params).fetchone()[0]
-    if limit <= 0 or offset >= total:
-        return total, []
-    query = _select(condition) + sql.SQL(" ORDER BY p.created_at, p.id OFFSET %(_offset)s LIMIT %(_limit)s")
-    rows = conn.execute(query, {**params, "_offset": offset, "_limit": limit}).fetchall()
-    return total, [Person(*r) for r in rows]
+    return total, []
 
 
 def find_by_external_id(conn: psycopg.Connection, source: str, external_id: str) -> Person | None:
