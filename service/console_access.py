@@ -4,7 +4,7 @@ Every change is an admin action bound to a WebAuthn assertion; its grant rows
 and journal rows commit with the change.
 """
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, g, jsonify, render_template, request
 
 from . import grants as grant_changes
 from . import sessions, webauthn
@@ -37,7 +37,7 @@ def grant(params, proof: Proof):
     with services().pool.connection() as conn, conn.transaction():
         change = grants.grant(conn, _text(params, "user"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
     return jsonify(ok=True)
 
 
@@ -48,7 +48,7 @@ def revoke(params, proof: Proof):
     with services().pool.connection() as conn, conn.transaction():
         change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"), reason=reason)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
     return jsonify(ok=True)
 
 
@@ -59,7 +59,7 @@ def rule_add(params, proof: Proof):
     with services().pool.connection() as conn, conn.transaction():
         rule = grants.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))
     return jsonify(ok=True, granted=len(changed))
 
 
@@ -70,7 +70,7 @@ def rule_remove(params, proof: Proof):
     with services().pool.connection() as conn, conn.transaction():
         rule = grants.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))
     return jsonify(ok=True, revoked=len(changed))
 
 

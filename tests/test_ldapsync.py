@@ -336,3 +336,16 @@ def test_a_renamed_entry_keeps_its_person_and_its_reports(services, database, ld
     after = person(database, "user030x")
     assert after.id == before.id and after.external_ids["ldap:dn"] == f"uid=user030x,{PEOPLE}".lower()
     assert person(database, "user031").manager_id == before.id  # refint moved the manager value with the entry
+
+
+def test_group_rules_follow_directory_membership(services, database, ldap):
+    ldapsync.run_sync(services, full=True)
+    with psycopg.connect(database.owner_url) as conn:
+        conn.execute("INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool') ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO group_grant_rules (group_id, resource_id, created_by) SELECT g.id, r.id, 'test' "
+                     "FROM groups g, resources r WHERE g.display_name = 'u1' AND r.key = 'wiki'")
+    ldapsync.run_sync(services, full=True)  # the next run applies the rule to u1's members
+    holders = rows(database, "SELECT p.user_name FROM grants g JOIN people p ON p.id = g.person_id "
+                             "WHERE g.state = 'active' ORDER BY 1")
+    assert [h for (h,) in holders] == ["user001", "user002", "user004"]  # user003 is disabled: no grant
+    assert rows(database, "SELECT count(*) FROM journal WHERE kind = 'grant'") == [(3,)]

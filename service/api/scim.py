@@ -329,7 +329,7 @@ def create_group():
         group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
-        grant_changes.apply_rules(conn, actor=g.principal.actor)
+        grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
     return _group_out(group, 201)
 
 
@@ -341,7 +341,7 @@ def _apply_group(group_id: str, make_values, status: int):
         updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, member_ids=members)
         if changes:
             _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
-            grant_changes.apply_rules(conn, actor=g.principal.actor)
+            grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
     return _group_out(updated) if status == 200 else scim_response(None, 204, etag=updated.etag)
 
 
@@ -371,5 +371,5 @@ def delete_group(group_id):
         _check_version(group.etag)
         groups.delete(conn, group)
         _record(conn, "deleted", {"resource": "Group", "group": group.id, "display_name": group.display_name})
-        grant_changes.apply_rules(conn, actor=g.principal.actor)
+        grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
     return scim_response(None, 204)
