@@ -92,6 +92,11 @@ def test_enroll_sign_in_and_create_a_client_in_a_real_browser(server, browser_pa
     expect(secret).to_contain_text("client_id: gh_")
     page.screenshot(path=shots / "console.png", full_page=True)
 
+    page.get_by_role("link", name="Access").click()
+    page.wait_for_url(server + "/admin/access")
+    expect(page.get_by_role("heading", name="Group rules")).to_be_visible()
+    page.screenshot(path=shots / "access.png", full_page=True)
+
     with psycopg.connect(database.owner_url) as conn:
         assert conn.execute("SELECT name, scopes FROM api_clients").fetchall() == [("vpn-gateway", ["access:check"])]
         actions = [r[0] for r in conn.execute("SELECT detail->>'action' FROM journal WHERE outcome = 'ok' ORDER BY seq")]
