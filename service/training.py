@@ -14,13 +14,14 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 import psycopg
-from psycopg import sql
 
 from connectors import mail
 from policies import Code, Policy, Reason, reminders_due, training_status
 
 from . import db, journal
 from .errors import DatabaseUnavailable
+from .store import training as store
+from .store.training import Grant, Standing
 
 ACCEPTED, DUPLICATE, UNKNOWN_PERSON, INVALID = "accepted", "duplicate", "unknown_person", "invalid"
 LAPSED_PREFIX = "training_lapsed:"
@@ -48,32 +49,6 @@ class Result:
     index: int
     status: str
     detail: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Grant:
-    """A grant the sweep may act on: active, or suspended for a training lapse."""
-
-    id: str
-    resource: str
-    state: str
-    reason: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Standing:
-    """One person's training facts and what the sweep already did about them."""
-
-    person_id: str
-    name: str
-    email: str | None
-    manager_email: str | None
-    started_at: datetime
-    department: str | None
-    grants: tuple[Grant, ...]
-    completions: Mapping[str, datetime]
-    lapses: frozenset  # {(course, lapses_at)} recorded
-    reminders: frozenset  # {(course, lapses_at, days_before)} queued
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,101 +140,6 @@ def plan(standing: Standing, policy: Policy, now: datetime) -> Plan:
     return Plan(restore, lapses, suspend, tuple(reminders))
 
 
-# --- SQL -----------------------------------------------------------------------------------------
-
-# -- resolve_people -- each reference as a check finds it: userName (any case), else primary
-# e-mail, else employee number; deleted people are not found.
-_RESOLVE = """
-SELECT r.ref, p.id::text
-FROM unnest(%s::text[]) AS r (ref)
-LEFT JOIN LATERAL (
-    SELECT p.id FROM people p
-    WHERE p.deleted_at IS NULL
-      AND (lower(p.user_name) = lower(r.ref) OR lower(p.primary_email) = lower(r.ref) OR p.employee_number = r.ref)
-    ORDER BY CASE WHEN lower(p.user_name) = lower(r.ref) THEN 0
-                  WHEN lower(p.primary_email) = lower(r.ref) THEN 1 ELSE 2 END, p.created_at, p.id
-    LIMIT 1
-) p ON true
-"""
-
-# -- lock_people -- in id order, so concurrent writers never deadlock.
-_LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
-
-_INSERT_COMPLETION = """
-INSERT INTO training_completions (person_id, course, completed_at, source, source_id)
-VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, source_id) DO NOTHING RETURNING id::text
-"""
-
-# -- load_standing -- active people holding an active or training-suspended grant, with their
-# latest completion per course and the lapses and reminders already recorded.
-_STANDING = sql.SQL("""
-SELECT p.id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, m.primary_email,
-       p.started_at, p.department, gr.grants, c.courses, c.completed, l.courses, l.at, rm.courses, rm.at, rm.days
-FROM people p
-LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL
-CROSS JOIN LATERAL (
-    SELECT array_agg(ARRAY[g.id::text, r.key, g.state, g.reason] ORDER BY r.key) AS grants
-    FROM grants g JOIN resources r ON r.id = g.resource_id
-    WHERE g.person_id = p.id
-      AND (g.state = 'active' OR (g.state = 'suspended' AND g.reason LIKE 'training\\_lapsed:%%'))
-) gr
-CROSS JOIN LATERAL (
-    SELECT array_agg(t.course) AS courses, array_agg(t.completed_at) AS completed
-    FROM (SELECT course, max(completed_at) AS completed_at FROM training_completions
-          WHERE person_id = p.id GROUP BY course) t
-) c
-CROSS JOIN LATERAL (
-    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at FROM training_lapses WHERE person_id = p.id
-) l
-CROSS JOIN LATERAL (
-    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at, array_agg(days_before) AS days
-    FROM training_reminders WHERE person_id = p.id
-) rm
-WHERE p.deleted_at IS NULL AND p.active AND gr.grants IS NOT NULL {only}
-ORDER BY p.id
-""")
-_ONLY = sql.SQL("AND p.id = ANY(%(ids)s::uuid[])")
-
-_RESTORE = """
-UPDATE grants SET state = 'active', reason = NULL, updated_at = now()
-WHERE id = ANY(%s::uuid[]) AND state = 'suspended' AND reason LIKE 'training\\_lapsed:%%'
-"""
-_SUSPEND = "UPDATE grants SET state = 'suspended', reason = %s, updated_at = now() WHERE id = %s AND state = 'active'"
-_RECORD_LAPSE = """
-INSERT INTO training_lapses (person_id, course, lapses_at, state, resources) VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-"""
-_RECORD_REMINDER = """
-INSERT INTO training_reminders (person_id, course, lapses_at, days_before) VALUES (%s, %s, %s, %s)
-ON CONFLICT DO NOTHING
-"""
-_QUEUE = """
-INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body) VALUES (%s, %s, %s, %s, %s, %s)
-"""
-_UNSENT = """
-SELECT id::text, to_addrs, cc_addrs, subject, body FROM notifications
-WHERE sent_at IS NULL AND attempts < %s ORDER BY created_at, id LIMIT %s
-"""
-_SENT = "UPDATE notifications SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %s"
-_FAILED = "UPDATE notifications SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s::uuid[])"
-
-
-def load_standing(conn: psycopg.Connection, ids: Sequence[str] | None = None) -> list[Standing]:
-    """Everyone the sweep looks at, or only the people `ids`."""
-    query = _STANDING.format(only=_ONLY if ids is not None else sql.SQL(""))
-    return [_standing(*row) for row in conn.execute(query, {"ids": list(ids or ())})]
-
-
-def _standing(pid, name, email, manager_email, started_at, department, grants, courses, completed,
-              lapse_courses, lapse_at, rem_courses, rem_at, rem_days) -> Standing:
-    return Standing(
-        person_id=pid, name=name, email=email, manager_email=manager_email, started_at=started_at,
-        department=department, grants=tuple(Grant(*g) for g in grants),
-        completions=dict(zip(courses or (), completed or (), strict=True)),
-        lapses=frozenset(zip(lapse_courses or (), lapse_at or (), strict=True)),
-        reminders=frozenset(zip(rem_courses or (), rem_at or (), rem_days or (), strict=True)))
-
-
 # --- training in ---------------------------------------------------------------------------------
 
 
@@ -275,8 +155,8 @@ def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Poli
         except ValueError as e:
             results[index] = Result(index, INVALID, str(e))
     with conn.transaction():
-        found = _resolve(conn, {c.person for c in valid.values()})
-        conn.execute(_LOCK, (sorted(set(found.values())),))
+        found = store.resolve_people(conn, {c.person for c in valid.values()})
+        store.lock_people(conn, found.values())
         events = []
         for index, completion in valid.items():
             person_id = found.get(completion.person)
@@ -292,22 +172,16 @@ def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Poli
     return [results[i] for i in sorted(results)]
 
 
-def _resolve(conn: psycopg.Connection, refs: set[str]) -> dict[str, str]:
-    rows = conn.execute(_RESOLVE, (sorted(refs),)).fetchall() if refs else []
-    return {ref: pid for ref, pid in rows if pid is not None}
-
-
 def _record_one(conn, index: int, c: Completion, person_id: str, policy: Policy, now: datetime,
                 actor: str) -> tuple[Result, journal.Event | None]:
-    inserted = conn.execute(_INSERT_COMPLETION, (person_id, c.course, c.completed_at, c.source, c.source_id))
-    if inserted.fetchone() is None:
+    if not store.insert_completion(conn, person_id, c.course, c.completed_at, c.source, c.source_id):
         return Result(index, DUPLICATE, f"already recorded ({c.source}, {c.source_id})"), None
     detail = {"course": c.course, "completed_at": c.completed_at.isoformat(), "source": c.source,
               "source_id": c.source_id, "person": c.person}
     restored = []
-    for standing in load_standing(conn, [person_id]):
+    for standing in store.load_standing(conn, [person_id]):
         todo = plan(standing, policy, now).restore
-        conn.execute(_RESTORE, ([g.id for g in todo],))
+        store.restore(conn, [g.id for g in todo])
         restored = sorted(g.resource for g in todo)
     if not restored:
         event = journal.Event(kind="sync", outcome="training_completed", actor=actor, subject=person_id,
@@ -333,7 +207,7 @@ def sweep(services, *, now: datetime) -> dict:
     try:
         # Autocommit: each person's plan is written in a transaction of its own.
         with db.connect(services.database.app_url, timeout=settings.db_timeout, autocommit=True) as conn:
-            everyone = load_standing(conn)
+            everyone = store.load_standing(conn)
             counts["people"] = len(everyone)
             for standing in everyone:
                 if _plan(standing, policy, now, mail_on):
@@ -361,14 +235,14 @@ def _count(counts: dict, done: Plan) -> None:
 def _apply(conn: psycopg.Connection, person_id: str, policy: Policy, now: datetime, *, mail_on: bool) -> Plan:
     """Lock the person, plan again on fresh facts, and write that plan with its journal rows and e-mails."""
     with conn.transaction():
-        conn.execute(_LOCK, ([person_id],))
-        standing = next(iter(load_standing(conn, [person_id])), None)
+        store.lock_people(conn, [person_id])
+        standing = next(iter(store.load_standing(conn, [person_id])), None)
         todo = _plan(standing, policy, now, mail_on) if standing else Plan()
         if not todo:
             return todo
-        conn.execute(_RESTORE, ([g.id for g in todo.restore],))
+        store.restore(conn, [g.id for g in todo.restore])
         for grant, course in todo.suspend:
-            conn.execute(_SUSPEND, (LAPSED_PREFIX + course, grant.id))
+            store.suspend(conn, grant.id, LAPSED_PREFIX + course)
         events = [_restore_event(standing, todo, policy)] if todo.restore else []
         if todo.lapses:
             events.append(_record_lapses(conn, standing, todo, policy, mail_on))
@@ -389,11 +263,11 @@ def _record_lapses(conn, standing: Standing, todo: Plan, policy: Policy, mail_on
     suspended = sorted(g.resource for g, _ in todo.suspend)
     for lapse in todo.lapses:
         gated = sorted(g.resource for g, c in todo.suspend if c == lapse.course)
-        conn.execute(_RECORD_LAPSE, (standing.person_id, lapse.course, lapse.lapses_at, lapse.state, gated))
+        store.record_lapse(conn, standing.person_id, lapse.course, lapse.lapses_at, lapse.state, gated)
     to, cc = _recipients(standing.email, standing.manager_email)
     if mail_on and to:
-        conn.execute(_QUEUE, ("training_lapsed", standing.person_id, to, cc, *_lapse_mail(standing, todo, names,
-                                                                                         policy)))
+        store.queue_mail(conn, "training_lapsed", standing.person_id, to, cc, *_lapse_mail(standing, todo, names,
+                                                                                             policy))
     reasons = [_reason(lapse, names) for lapse in todo.lapses]
     return journal.Event(
         kind="suspend", outcome="training_lapsed", actor=SWEEP_ACTOR, subject=standing.person_id,
@@ -416,7 +290,7 @@ def _reason(lapse: Lapse, names: dict) -> Reason:
 def _record_reminder(conn, standing: Standing, course: str, lapses_at: datetime, days: tuple[int, ...],
                      policy: Policy) -> journal.Event:
     for d in days:
-        conn.execute(_RECORD_REMINDER, (standing.person_id, course, lapses_at, d))
+        store.record_reminder(conn, standing.person_id, course, lapses_at, d)
     requirement = next(t for t in policy.training if t.course == course)
     to, _ = _recipients(standing.email, standing.manager_email)
     if to:
@@ -424,7 +298,7 @@ def _record_reminder(conn, standing: Standing, course: str, lapses_at: datetime,
         subject = f"Reminder: {requirement.name} is due by {_at(lapses_at)}"
         body = (f"Hello {standing.name},\n\nyour {requirement.name} lapses at {_at(lapses_at)}. Complete it before "
                 f"then to keep your access to {', '.join(_resource_names(gated, policy))}.\n\n-- Gatehouse\n")
-        conn.execute(_QUEUE, ("training_reminder", standing.person_id, to, [], subject, body))
+        store.queue_mail(conn, "training_reminder", standing.person_id, to, [], subject, body)
     return journal.Event(kind="notify", outcome="training_reminder", actor=SWEEP_ACTOR, subject=standing.person_id,
                          policy_version=policy.version, detail={
                              "course": course, "lapses_at": lapses_at.isoformat(), "days_before": list(days),
@@ -469,17 +343,17 @@ def mail_config(settings) -> mail.SmtpConfig:
 
 def deliver(conn: psycopg.Connection, config: mail.SmtpConfig, *, limit: int = 500) -> dict:
     """Send queued e-mail after commit, marking each sent; failures stay queued for the next sweep."""
-    queued = conn.execute(_UNSENT, (MAX_ATTEMPTS, limit)).fetchall()
+    queued = store.unsent_mail(conn, MAX_ATTEMPTS, limit)
     done: list[str] = []
     sent = 0
     try:
         if queued:
             with mail.session(config) as smtp:
-                for mail_id, to, cc, subject, body in queued:
-                    sent += _send(conn, smtp, mail_id, mail.Mail(tuple(to), subject, body, tuple(cc)))
-                    done.append(mail_id)
+                for q in queued:
+                    sent += _send(conn, smtp, q.id, mail.Mail(tuple(q.to), q.subject, q.body, tuple(q.cc)))
+                    done.append(q.id)
     except mail.MailUnavailable as e:  # the server is away: the rest wait for the next sweep
-        _mark(conn, _FAILED, (str(e), [q[0] for q in queued[len(done):]]))
+        store.mark_failed(conn, [q.id for q in queued[len(done):]], str(e))
     return {"mail_sent": sent, "mail_failed": len(queued) - sent}
 
 
@@ -490,12 +364,7 @@ def _send(conn: psycopg.Connection, smtp: mail.Session, mail_id: str, message: m
     except mail.MailUnavailable:
         raise
     except mail.MailError as e:
-        _mark(conn, _FAILED, (str(e), [mail_id]))
+        store.mark_failed(conn, [mail_id], str(e))
         return 0
-    _mark(conn, _SENT, (mail_id,))
+    store.mark_sent(conn, mail_id)
     return 1
-
-
-def _mark(conn: psycopg.Connection, query: str, params: tuple) -> None:
-    with conn.transaction():
-        conn.execute(query, params)

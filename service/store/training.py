@@ -1,0 +1,201 @@
+"""Training: completions, the sweep's view of each person, lapses, reminders and the e-mail outbox."""
+
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A grant the sweep may act on: active, or suspended for a training lapse."""
+
+    id: str
+    resource: str
+    state: str
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """One person's training facts and what the sweep already did about them."""
+
+    person_id: str
+    name: str
+    email: str | None
+    manager_email: str | None
+    started_at: datetime
+    department: str | None
+    grants: tuple[Grant, ...]
+    completions: Mapping[str, datetime]
+    lapses: frozenset  # {(course, lapses_at)} recorded
+    reminders: frozenset  # {(course, lapses_at, days_before)} queued
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """One queued e-mail not sent yet."""
+
+    id: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    body: str
+
+
+# -- resolve_people -- each reference as a check finds it: userName (any case), else primary
+# e-mail, else employee number; deleted people are not found.
+_RESOLVE = """
+SELECT r.ref, p.id::text
+FROM unnest(%s::text[]) AS r (ref)
+LEFT JOIN LATERAL (
+    SELECT p.id FROM people p
+    WHERE p.deleted_at IS NULL
+      AND (lower(p.user_name) = lower(r.ref) OR lower(p.primary_email) = lower(r.ref) OR p.employee_number = r.ref)
+    ORDER BY CASE WHEN lower(p.user_name) = lower(r.ref) THEN 0
+                  WHEN lower(p.primary_email) = lower(r.ref) THEN 1 ELSE 2 END, p.created_at, p.id
+    LIMIT 1
+) p ON true
+"""
+
+# -- lock_people -- in id order, so concurrent writers never deadlock.
+_LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
+
+_INSERT_COMPLETION = """
+INSERT INTO training_completions (person_id, course, completed_at, source, source_id)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, source_id) DO NOTHING RETURNING id::text
+"""
+
+# -- load_standing -- active people holding an active or training-suspended grant, with their
+# latest completion per course and the lapses and reminders already recorded.
+_STANDING = sql.SQL("""
+SELECT p.id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, m.primary_email,
+       p.started_at, p.department, gr.grants, c.courses, c.completed, l.courses, l.at, rm.courses, rm.at, rm.days
+FROM people p
+LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL
+CROSS JOIN LATERAL (
+    SELECT array_agg(ARRAY[g.id::text, r.key, g.state, g.reason] ORDER BY r.key) AS grants
+    FROM grants g JOIN resources r ON r.id = g.resource_id
+    WHERE g.person_id = p.id
+      AND (g.state = 'active' OR (g.state = 'suspended' AND g.reason LIKE 'training\\_lapsed:%%'))
+) gr
+CROSS JOIN LATERAL (
+    SELECT array_agg(t.course) AS courses, array_agg(t.completed_at) AS completed
+    FROM (SELECT course, max(completed_at) AS completed_at FROM training_completions
+          WHERE person_id = p.id GROUP BY course) t
+) c
+CROSS JOIN LATERAL (
+    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at FROM training_lapses WHERE person_id = p.id
+) l
+CROSS JOIN LATERAL (
+    SELECT array_agg(course) AS courses, array_agg(lapses_at) AS at, array_agg(days_before) AS days
+    FROM training_reminders WHERE person_id = p.id
+) rm
+WHERE p.deleted_at IS NULL AND p.active AND gr.grants IS NOT NULL {only}
+ORDER BY p.id
+""")
+_ONLY = sql.SQL("AND p.id = ANY(%(ids)s::uuid[])")
+
+_RESTORE = """
+UPDATE grants SET state = 'active', reason = NULL, updated_at = now()
+WHERE id = ANY(%s::uuid[]) AND state = 'suspended' AND reason LIKE 'training\\_lapsed:%%'
+"""
+_SUSPEND = "UPDATE grants SET state = 'suspended', reason = %s, updated_at = now() WHERE id = %s AND state = 'active'"
+_RECORD_LAPSE = """
+INSERT INTO training_lapses (person_id, course, lapses_at, state, resources) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_RECORD_REMINDER = """
+INSERT INTO training_reminders (person_id, course, lapses_at, days_before) VALUES (%s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_QUEUE = """
+INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body) VALUES (%s, %s, %s, %s, %s, %s)
+"""
+_UNSENT = """
+SELECT id::text, to_addrs, cc_addrs, subject, body FROM notifications
+WHERE sent_at IS NULL AND attempts < %s ORDER BY created_at, id LIMIT %s
+"""
+_SENT = "UPDATE notifications SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %s"
+_FAILED = "UPDATE notifications SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s::uuid[])"
+
+
+def resolve_people(conn: psycopg.Connection, refs: Collection[str]) -> dict[str, str]:
+    """Each reference found, to its person's id; references nobody matches are left out."""
+    rows = conn.execute(_RESOLVE, (sorted(refs),)).fetchall() if refs else []
+    return {ref: pid for ref, pid in rows if pid is not None}
+
+
+def lock_people(conn: psycopg.Connection, ids: Collection[str]) -> None:
+    """Lock the people `ids` (in id order) until the transaction ends."""
+    conn.execute(_LOCK, (sorted(set(ids)),))
+
+
+def insert_completion(conn: psycopg.Connection, person_id: str, course: str, completed_at: datetime, source: str,
+                      source_id: str) -> bool:
+    """True if recorded; False if (source, source_id) was recorded before."""
+    inserted = conn.execute(_INSERT_COMPLETION, (person_id, course, completed_at, source, source_id))
+    return inserted.fetchone() is not None
+
+
+def load_standing(conn: psycopg.Connection, ids: Sequence[str] | None = None) -> list[Standing]:
+    """Everyone the sweep looks at, or only the people `ids`."""
+    query = _STANDING.format(only=_ONLY if ids is not None else sql.SQL(""))
+    return [_standing(*row) for row in conn.execute(query, {"ids": list(ids or ())})]
+
+
+def _standing(pid, name, email, manager_email, started_at, department, grants, courses, completed,
+              lapse_courses, lapse_at, rem_courses, rem_at, rem_days) -> Standing:
+    return Standing(
+        person_id=pid, name=name, email=email, manager_email=manager_email, started_at=started_at,
+        department=department, grants=tuple(Grant(*g) for g in grants),
+        completions=dict(zip(courses or (), completed or (), strict=True)),
+        lapses=frozenset(zip(lapse_courses or (), lapse_at or (), strict=True)),
+        reminders=frozenset(zip(rem_courses or (), rem_at or (), rem_days or (), strict=True)))
+
+
+def restore(conn: psycopg.Connection, grant_ids: Sequence[str]) -> None:
+    """Reactivate the grants `grant_ids` that are suspended for a training lapse."""
+    conn.execute(_RESTORE, (list(grant_ids),))
+
+
+def suspend(conn: psycopg.Connection, grant_id: str, reason: str) -> None:
+    """Suspend the grant `grant_id` if it is active."""
+    conn.execute(_SUSPEND, (reason, grant_id))
+
+
+def record_lapse(conn: psycopg.Connection, person_id: str, course: str, lapses_at: datetime, state: str,
+                 resources: Sequence[str]) -> None:
+    """Record a lapse once (a second record of the same lapse is a no-op)."""
+    conn.execute(_RECORD_LAPSE, (person_id, course, lapses_at, state, resources))
+
+
+def record_reminder(conn: psycopg.Connection, person_id: str, course: str, lapses_at: datetime,
+                    days_before: int) -> None:
+    """Record a reminder as queued, once."""
+    conn.execute(_RECORD_REMINDER, (person_id, course, lapses_at, days_before))
+
+
+def queue_mail(conn: psycopg.Connection, kind: str, person_id: str, to: Sequence[str], cc: Sequence[str],
+               subject: str, body: str) -> None:
+    """Queue an e-mail in the outbox (sent after commit)."""
+    conn.execute(_QUEUE, (kind, person_id, to, cc, subject, body))
+
+
+def unsent_mail(conn: psycopg.Connection, attempts: int, limit: int) -> list[Outgoing]:
+    """Queued e-mail tried fewer than `attempts` times, oldest first, at most `limit`."""
+    return [Outgoing(*row) for row in conn.execute(_UNSENT, (attempts, limit)).fetchall()]
+
+
+def mark_sent(conn: psycopg.Connection, mail_id: str) -> None:
+    """Mark one e-mail sent, in a transaction of its own."""
+    with conn.transaction():
+        conn.execute(_SENT, (mail_id,))
+
+
+def mark_failed(conn: psycopg.Connection, mail_ids: Sequence[str], error: str) -> None:
+    """Count a failed attempt on the e-mails `mail_ids`, in a transaction of its own."""
+    with conn.transaction():
+        conn.execute(_FAILED, (error, list(mail_ids)))
