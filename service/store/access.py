@@ -5,23 +5,17 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 from policies import Facts, Person, ReviewItem
+
+from . import people
 
 # -- load_facts -- the person asked about (userName, else primary email, else
 # employee number; deleted people are not found), the resource, the grant, the
 # latest completion of each course and the open review items, in one round trip.
-_LOAD_FACTS = """
-WITH person AS (
-    SELECT p.id, p.active, p.started_at, p.department
-    FROM people p
-    WHERE p.deleted_at IS NULL
-      AND (lower(p.user_name) = lower(%(user)s) OR lower(p.primary_email) = lower(%(user)s)
-           OR p.employee_number = %(user)s)
-    ORDER BY CASE WHEN lower(p.user_name) = lower(%(user)s) THEN 0
-                  WHEN lower(p.primary_email) = lower(%(user)s) THEN 1 ELSE 2 END, p.created_at, p.id
-    LIMIT 1
-),
+_LOAD_FACTS = sql.SQL("""
+WITH person AS ({match}),
 resource AS (SELECT r.id FROM resources r WHERE r.key = %(resource)s),
 -- open_review_items: the reviews issue fills this in (same columns); until then nobody has any.
 open_review_items AS (
@@ -44,7 +38,7 @@ LEFT JOIN LATERAL (
     SELECT array_agg(i.campaign) AS campaigns, array_agg(i.due_at) AS due, array_agg(i.decision) AS decisions
     FROM open_review_items i WHERE i.person_id = p.id AND i.resource_id = r.id
 ) o ON true
-"""
+""").format(match=people.matching(sql.Placeholder("user")))
 
 # -- load_members -- the same facts for every (not deleted) person with a grant on the resource, in bulk.
 _LOAD_MEMBERS = """

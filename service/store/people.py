@@ -114,11 +114,17 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
     return total, []
 
 
-def find_by_external_id(conn: psycopg.Connection, source: str, external_id: str) -> Person | None:
-    row = conn.execute(_select(sql.SQL(
-        "p.id = (SELECT person_id FROM person_external_ids WHERE source = %s AND external_id = %s)")),
-        (source, external_id)).fetchone()
-    return Person(*row) if row else None
+def matching(ref: sql.Composable) -> sql.Composed:
+    """The live person a reference names, as checks and imports find them: userName (any case),
+    else primary e-mail, else employee number; one row (id, active, started_at, department) or none."""
+    return sql.SQL("""
+    SELECT p.id, p.active, p.started_at, p.department
+    FROM people p
+    WHERE p.deleted_at IS NULL
+      AND (lower(p.user_name) = lower({r}) OR lower(p.primary_email) = lower({r}) OR p.employee_number = {r})
+    ORDER BY CASE WHEN lower(p.user_name) = lower({r}) THEN 0
+                  WHEN lower(p.primary_email) = lower({r}) THEN 1 ELSE 2 END, p.created_at, p.id
+    LIMIT 1""").format(r=ref)
 
 
 def find_join_candidate(conn: psycopg.Connection, fields: Fields, *, key: str, other_than: str) -> Person | None:

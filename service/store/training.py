@@ -7,6 +7,8 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from . import people
+
 
 @dataclasses.dataclass(frozen=True)
 class Grant:
@@ -47,18 +49,11 @@ class Outgoing:
 
 # -- resolve_people -- each reference as a check finds it: userName (any case), else primary
 # e-mail, else employee number; deleted people are not found.
-_RESOLVE = """
+_RESOLVE = sql.SQL("""
 SELECT r.ref, p.id::text
 FROM unnest(%s::text[]) AS r (ref)
-LEFT JOIN LATERAL (
-    SELECT p.id FROM people p
-    WHERE p.deleted_at IS NULL
-      AND (lower(p.user_name) = lower(r.ref) OR lower(p.primary_email) = lower(r.ref) OR p.employee_number = r.ref)
-    ORDER BY CASE WHEN lower(p.user_name) = lower(r.ref) THEN 0
-                  WHEN lower(p.primary_email) = lower(r.ref) THEN 1 ELSE 2 END, p.created_at, p.id
-    LIMIT 1
-) p ON true
-"""
+LEFT JOIN LATERAL ({match}) p ON true
+""").format(match=people.matching(sql.SQL("r.ref")))
 
 # -- lock_people -- in id order, so concurrent writers never deadlock.
 _LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
