@@ -31,7 +31,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> request
             r = requests.get(url, timeout=2)
             if r.status_code == 200:
                 return r
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} not ready in {timeout}s")
