@@ -51,6 +51,7 @@ class Settings:
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    oidc_trust_username: bool = False  # the provider controls preferred_username (OIDC Core 5.7 says don't rely on it)
     # LDAP / Active Directory sync (off while ldap_url is empty) and the worker's schedule
     ldap_url: tuple[str, ...] = ()
     ldap_bind_dn: str = ""
@@ -308,6 +309,7 @@ _PARSERS = {
     "token_lifetime": _int_in(60, 24 * 3600),
     "token_cache_seconds": _int_in(0, 60),
     "oidc_issuer": _issuer,
+    "oidc_trust_username": _bool,
     "database_url": _database_url,
     "database_owner_url": _database_url,
     "data_dir": _directory,

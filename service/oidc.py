@@ -3,9 +3,9 @@
 authlib's Flask client runs the code flow; its state and nonce live in Flask's
 short-lived signed "gatehouse_flow" cookie. A signed-in person gets our
 server-side session (service/sessions.py); the flow cookie is then cleared.
+Who a token is: its (iss, sub) binding, else a verified e-mail (which binds),
+else a trusted preferred_username (service/store/identities.py).
 """
-
-import dataclasses
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -16,6 +16,8 @@ from joserfc.errors import JoseError
 
 from . import auth, sessions
 from .journal import Event, append
+from .store import identities
+from .store.identities import Person
 
 bp = Blueprint("oidc", __name__)
 
@@ -23,30 +25,7 @@ EXTENSION = "gatehouse.oidc"
 HUMAN_ROLES = frozenset({"auditor", "hr", "manager"})
 FLOW_PATHS = ("/login", "/auth/callback")  # the routes that use flask.session
 PROVIDER_TIMEOUT = 10  # seconds for each call to the provider (discovery, keys, token)
-
-_PERSON = """
-SELECT p.id::text, p.user_name, p.active AND p.deleted_at IS NULL,
-       coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
-       EXISTS (SELECT 1 FROM people d WHERE d.manager_id = p.id AND d.active)
-FROM people p
-"""
-# SCIM stores emails as [{"value": ..., "type": ...}]; a bare string element counts too.
-_BY_EMAIL = _PERSON + """
-WHERE lower(p.primary_email) = lower(%(value)s)
-   OR EXISTS (SELECT 1 FROM jsonb_array_elements(p.emails) e
-              WHERE lower(coalesce(e ->> 'value', e #>> '{}')) = lower(%(value)s))
-"""
-_BY_USER_NAME = _PERSON + "WHERE lower(p.user_name) = lower(%(value)s)"
-
-
-@dataclasses.dataclass(frozen=True)
-class Person:
-    """Someone an ID token may name, with the roles that decide whether they may sign in."""
-
-    id: str
-    user_name: str
-    active: bool
-    roles: frozenset
+MAX_ISSUER, MAX_SUBJECT = 2048, 255  # as the CHECKs in sql/010 (OIDC Core §2: sub is at most 255 characters)
 
 
 def init_app(app) -> None:
@@ -96,13 +75,15 @@ def _issuer() -> str:
 
 
 def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", subject: str | None = None,
-             claims: dict | None = None):
+             claims: dict | None = None, detail: dict | None = None):
     """Journal a refused sign-in (committed before the answer) and answer with a page."""
-    seen = {k: str(v)[:256] for k, v in (claims or {}).items() if k in ("sub", "email", "preferred_username")}
+    claims = claims or {}
+    seen = {k: str(v)[:256] for k, v in claims.items() if k in ("sub", "email", "preferred_username")}
+    issuer = str(claims.get("iss") or _issuer())[:256]
     auth.services().journal.record(Event(
         kind="admin", outcome="refused", actor=actor, subject=subject, request_id=g.get("request_id"),
         reasons=({"code": code, "text": text},),
-        detail={"action": "signin", "method": "oidc", "issuer": _issuer(), **seen}))
+        detail={"action": "signin", "method": "oidc", "issuer": issuer, **seen, **(detail or {})}))
     return _page(status, "Sign-in refused", text, retry=status != 403)
 
 
@@ -127,39 +108,49 @@ def callback():
     except (AuthlibBaseError, JoseError, ValueError) as e:
         code = str(getattr(e, "error", None) or type(e).__name__)[:64]
         return _refused(400, "signin_failed", f"The sign-in could not be completed ({code}). Start again.")
-    claims = dict(token.get("userinfo") or {})
-    if not claims.get("sub"):
-        return _refused(400, "no_id_token", "The sign-in provider sent no ID token. Start again.")
-    with auth.services().pool.connection() as conn:
-        found = match_people(conn, claims)
-    who = str(claims.get("email") or claims.get("preferred_username") or claims["sub"])[:256]
-    person, code, text = admit(found, who)
-    if code:
-        actor = f"person:{person.user_name}" if person else "anonymous"
-        return _refused(403, code, text, actor=actor, subject=person.id if person else None,
+    claims = dict(token.get("userinfo") or {})  # the ID token's claims, validated by authlib (iss among them)
+    if not (_text(claims.get("iss"), MAX_ISSUER) and _text(claims.get("sub"), MAX_SUBJECT)):
+        return _refused(400, "no_id_token", "The sign-in provider sent no usable ID token. Start again.",
                         claims=claims)
-    return _sign_in(person, claims)
+    with auth.services().pool.connection() as conn:
+        match, person, code, text, detail = _decide(conn, claims)
+    if not code:
+        try:
+            return _sign_in(person, claims, match.how)
+        except identities.AlreadyBound:  # a concurrent sign-in bound this person or this account first
+            code, text = "already_bound", _already_bound_text(_who(claims))
+    actor = f"person:{person.user_name}" if person else "anonymous"
+    return _refused(403, code, text, actor=actor, subject=person.id if person else None, claims=claims,
+                    detail=detail)
 
 
-def match_people(conn, claims: dict) -> list[Person]:
-    """The people an ID token names: by email when the provider verified it, else by preferred_username."""
-    email, user_name = claims.get("email"), claims.get("preferred_username")
-    if isinstance(email, str) and email and claims.get("email_verified") is True:
-        found = _people(conn, _BY_EMAIL, email)
-        if found:
-            return found
-    if isinstance(user_name, str) and user_name:
-        return _people(conn, _BY_USER_NAME, user_name)
-    return []
+def _text(value, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit
 
 
-def _people(conn, query: str, value: str) -> list[Person]:
-    rows = conn.execute(query, {"value": value}).fetchall()
-    return [Person(id=pid, user_name=name, active=active, roles=frozenset(roles) | ({"manager"} if manages else set()))
-            for pid, name, active, roles, manages in rows]
+def _who(claims: dict) -> str:
+    return str(claims.get("email") or claims.get("preferred_username") or claims["sub"])[:256]
 
 
-def admit(found: list[Person], who: str) -> tuple[Person | None, str | None, str]:
+def _already_bound_text(who: str) -> str:
+    return f"The Gatehouse account for {who} is already linked to another account at the sign-in provider."
+
+
+def _decide(conn, claims: dict):
+    """Who the token is and whether they may sign in: match, person, refusal code and text, journal detail."""
+    match = identities.find(conn, claims, trust_username=auth.services().settings.oidc_trust_username)
+    who = _who(claims)
+    person, code, text = admit(match.people, who)
+    detail = {"matched": match.how}
+    if not code and match.how != "binding":  # a second account at the provider never reaches a bound person
+        other = identities.bound_subject(conn, claims["iss"], person.id)
+        if other is not None:
+            code, text = "already_bound", _already_bound_text(who)
+            detail["bound_sub"] = other[:256]
+    return match, person, code, text, detail
+
+
+def admit(found: tuple[Person, ...], who: str) -> tuple[Person | None, str | None, str]:
     """Pick the one live person and check they may sign in; else a refusal code and text."""
     live = [p for p in found if p.active]
     if len(live) > 1:
@@ -173,19 +164,23 @@ def admit(found: list[Person], who: str) -> tuple[Person | None, str | None, str
     return live[0], None, ""
 
 
-def _sign_in(person: Person, claims: dict):
-    """One transaction: end any previous session, start a new one, journal it; then set the cookie."""
+def _sign_in(person: Person, claims: dict, how: str):
+    """One transaction: bind or touch the account, end any previous session, start a new one, journal it."""
     services = auth.services()
     settings = services.settings
+    issuer, subject = claims["iss"], claims["sub"]
     previous = request.cookies.get(sessions.COOKIE)
     with services.pool.connection() as conn, conn.transaction():
+        bound = how == "email" and identities.bind(conn, issuer, subject, person.id)  # AlreadyBound rolls back
+        if how == "binding":
+            identities.touch(conn, issuer, subject)
         if previous:  # a fresh token on every sign-in (no session fixation)
             sessions.destroy(conn, previous)
         token = sessions.create(conn, lifetime=settings.session_lifetime, person_id=person.id)
         append(conn, Event(kind="admin", outcome="ok", actor=f"person:{person.user_name}", subject=person.id,
                            request_id=g.get("request_id"),
-                           detail={"action": "signin", "method": "oidc", "issuer": settings.oidc_issuer,
-                                   "sub": str(claims["sub"])[:256]}))
+                           detail={"action": "signin", "method": "oidc", "issuer": issuer, "sub": subject,
+                                   "matched": how, "bound": bound}))
     session.clear()
     response = redirect("/me")
     sessions.set_cookie(response, token, settings)

@@ -12,5 +12,9 @@ BEGIN
     EXECUTE format('REVOKE ALL ON journal, journal_head, schema_migrations FROM %I', app);
     EXECUTE format('GRANT SELECT, INSERT ON journal TO %I', app);
     EXECUTE format('GRANT SELECT ON journal_head, schema_migrations TO %I', app);
+    -- OIDC bindings: added at a first sign-in, then only last_seen_at moves;
+    -- the application never rebinds or unbinds anyone (the owner may).
+    EXECUTE format('REVOKE ALL ON person_oidc_identities FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE (last_seen_at) ON person_oidc_identities TO %I', app);
 END
 $$;

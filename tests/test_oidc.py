@@ -16,6 +16,9 @@ from psycopg.types.json import Json
 
 from service import wiring
 from service.app import create_app
+from service.config import load_settings
+from service.errors import ConfigError
+from service.store import identities
 
 BASE = "http://localhost"
 
@@ -132,6 +135,23 @@ def _sessions(database):
     return _sql(database, "SELECT person_id::text FROM web_sessions")
 
 
+def _bindings(database):
+    return _sql(database, "SELECT issuer, subject, person_id::text, bound_at, last_seen_at "
+                          "FROM person_oidc_identities ORDER BY bound_at, subject")
+
+
+def _signed_in_as(client):
+    return re.search(r"<strong>([^<]*)</strong>", client.get("/me").get_data(as_text=True)).group(1)
+
+
+@pytest.fixture
+def trusting_client(settings, database):
+    """A client of an app that trusts the provider's preferred_username (GATEHOUSE_OIDC_TRUST_USERNAME)."""
+    services = wiring.build(dataclasses.replace(settings, oidc_trust_username=True), database)
+    yield create_app(services=services).test_client()
+    services.close()
+
+
 # --- signing in --------------------------------------------------------------------------------
 
 
@@ -149,18 +169,167 @@ def test_sign_in_by_verified_email(client, provider, database, people):
     assert _sessions(database) == [(people["alice"],)]
     (actor, subject, reasons, detail), = _journal(database, "ok")
     assert (actor, subject) == ("person:alice", people["alice"])
-    assert detail == {"action": "signin", "method": "oidc", "issuer": provider, "sub": "alice-sub"}
+    assert detail == {"action": "signin", "method": "oidc", "issuer": provider, "sub": "alice-sub",
+                      "matched": "email", "bound": True}
+    (issuer, subject, person, bound_at, last_seen_at), = _bindings(database)
+    assert (issuer, subject, person) == (provider, "alice-sub", people["alice"]) and bound_at == last_seen_at
 
 
-@pytest.mark.parametrize(("claims", "user", "role"), [
-    ({"email": "alice.smith@example.com", "email_verified": True}, "alice", "auditor"),  # a secondary email
-    ({"email": "bob@example.com", "email_verified": False, "preferred_username": "BOB"}, "Bob", "manager"),
-    ({"preferred_username": "bob"}, "Bob", "manager"),
-])
-def test_other_ways_a_person_is_matched(client, provider, people, claims, user, role):
-    assert _sign_in(client, provider, "sub-1", claims).status_code == 302
+def test_a_secondary_verified_email_matches(client, provider, people):
+    assert _sign_in(client, provider, "sub-1", {"email": "alice.smith@example.com", "email_verified": True}).status_code == 302
     text = client.get("/me").get_data(as_text=True)
-    assert f"<strong>{user}</strong>" in text and role in text
+    assert "<strong>alice</strong>" in text and "auditor" in text
+
+
+# The review's three tokens: each signed in as alice (an auditor) through preferred_username.
+ATTACKS = [
+    {"email": "attacker@evil.example", "email_verified": True, "preferred_username": "alice"},
+    {"email": "alice@example.com", "email_verified": False, "preferred_username": "alice"},
+    {"preferred_username": "alice"},
+]
+
+
+@pytest.mark.parametrize("claims", ATTACKS)
+def test_preferred_username_alone_never_signs_anyone_in(client, provider, database, people, claims):
+    r = _sign_in(client, provider, "mallory-sub", claims)
+    assert r.status_code == 403 and "gatehouse_session=" not in str(r.headers)
+    assert client.get("/me").status_code == 302
+    assert _sessions(database) == [] and _journal(database, "ok") == []
+    (actor, subject, reasons, detail), = _journal(database, "refused")
+    assert (actor, subject, reasons[0]["code"]) == ("anonymous", None, "unknown_person")
+    assert detail["sub"] == "mallory-sub" and detail["preferred_username"] == "alice"
+    assert _bindings(database) == []
+
+
+# --- the (iss, sub) binding ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claims", [
+    {"email": "alice@new.example", "email_verified": True},  # her address changed at the provider
+    {"email": "bob@example.com", "email_verified": True},  # someone else's, verified: the binding still decides
+    {"email": "alice@example.com", "email_verified": False},
+    {"preferred_username": "bob"},
+    {},
+])
+def test_a_bound_account_reaches_the_same_person_whatever_its_claims_say(client, provider, database, people,
+                                                                         claims):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    _sql(database, "UPDATE person_oidc_identities SET last_seen_at = now() - interval '1 day'")
+    r = _sign_in(client, provider, "alice-sub", claims)  # PUT /users/alice-sub, then sign in again
+    assert r.status_code == 302 and _signed_in_as(client) == "alice"
+    assert _sessions(database) == [(people["alice"],)]  # the first session ended with the second sign-in
+    (_, subject, person, bound_at, last_seen_at), = _bindings(database)
+    assert (subject, person) == ("alice-sub", people["alice"]) and last_seen_at > bound_at
+    first, second = [(actor, detail) for actor, _, _, detail in _journal(database, "ok")]
+    assert (first[1]["matched"], first[1]["bound"]) == ("email", True)
+    assert second[0] == "person:alice" and (second[1]["matched"], second[1]["bound"]) == ("binding", False)
+
+
+def test_a_second_account_with_a_bound_persons_email_is_refused(app, client, provider, database, people):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    other = app.test_client()
+    r = _sign_in(other, provider, "alice-2", {"email": "Alice.Smith@example.com", "email_verified": True})
+    assert r.status_code == 403 and "already linked to another account" in r.get_data(as_text=True)
+    assert other.get("/me").status_code == 302 and _sessions(database) == [(people["alice"],)]
+    assert [(s, p) for _, s, p, _, _ in _bindings(database)] == [("alice-sub", people["alice"])]
+    (actor, subject, reasons, detail), = _journal(database, "refused")
+    assert (actor, subject, reasons[0]["code"]) == ("person:alice", people["alice"], "already_bound")
+    assert (detail["sub"], detail["bound_sub"], detail["matched"]) == ("alice-2", "alice-sub", "email")
+
+
+@pytest.mark.parametrize("change", ["active = false", "active = false, deleted_at = now()"])
+def test_a_bound_person_who_left_is_refused_not_matched_by_email(app, client, provider, database, people, change):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    _sql(database, f"UPDATE people SET {change} WHERE id = %s", (people["alice"],))
+    r = _sign_in(app.test_client(), provider, "alice-sub", {"email": "bob@example.com", "email_verified": True})
+    assert r.status_code == 403 and "not active" in r.get_data(as_text=True)
+    assert _sessions(database) == [(people["alice"],)]  # only the first; bob was never signed in
+    (actor, subject, reasons, detail), = _journal(database, "refused")
+    assert (actor, subject, reasons[0]["code"], detail["matched"]) == (
+        "person:alice", people["alice"], "inactive_person", "binding")
+
+
+def test_a_binding_belongs_to_its_issuer(client, provider, database, people):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    with psycopg.connect(database.app_url) as conn:
+        assert identities.find(conn, {"iss": provider, "sub": "alice-sub"}, trust_username=False).how == "binding"
+        assert identities.find(conn, {"iss": provider + "/", "sub": "alice-sub"}, trust_username=False).how == "none"
+        assert identities.find(conn, {"iss": "https://idp.example", "sub": "alice-sub"},
+                               trust_username=False) == identities.Match((), "none")
+
+
+def test_binding_never_takes_a_bound_person_or_account(database, people):
+    with psycopg.connect(database.app_url) as conn:  # as the application role
+        assert identities.bind(conn, "https://idp.example", "a", people["alice"]) is True
+        assert identities.bind(conn, "https://idp.example", "a", people["alice"]) is False  # a concurrent twin
+        with pytest.raises(identities.AlreadyBound):
+            identities.bind(conn, "https://idp.example", "b", people["alice"])
+        with pytest.raises(identities.AlreadyBound):
+            identities.bind(conn, "https://idp.example", "a", people["bob"])
+        assert identities.bind(conn, "https://other.example", "a", people["alice"]) is True
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the table itself refuses a second account
+            conn.execute("INSERT INTO person_oidc_identities (issuer, subject, person_id) VALUES (%s, %s, %s)",
+                         ("https://idp.example", "c", people["alice"]))
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE person_oidc_identities SET person_id = %(bob)s",
+    "UPDATE person_oidc_identities SET subject = 'mallory'",
+    "DELETE FROM person_oidc_identities",
+])
+def test_the_application_role_cannot_rebind_or_unbind(database, people, statement):
+    _sql(database, "INSERT INTO person_oidc_identities (issuer, subject, person_id) VALUES ('i', 's', %s)",
+         (people["alice"],))
+    with psycopg.connect(database.app_url) as conn:
+        conn.execute("UPDATE person_oidc_identities SET last_seen_at = now()")  # what sign-in needs
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement, {"bob": people["bob"]})
+    assert [(s, p) for _, s, p, _, _ in _bindings(database)] == [("s", people["alice"])]
+
+
+def test_a_token_whose_sub_is_too_long_is_refused(client, provider, database, people):
+    r = _sign_in(client, provider, "x" * 256, {"email": "alice@example.com", "email_verified": True})
+    assert r.status_code == 400 and "no usable ID token" in r.get_data(as_text=True)
+    assert _sessions(database) == [] and _bindings(database) == []
+    assert _journal(database, "refused")[0][2][0]["code"] == "no_id_token"
+
+
+# --- GATEHOUSE_OIDC_TRUST_USERNAME ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("claims", "user"), [
+    ({"preferred_username": "BOB"}, "Bob"),
+    ({"email": "bob@example.com", "email_verified": False, "preferred_username": "bob"}, "Bob"),
+    ({"email": "alice@example.com", "email_verified": True, "preferred_username": "bob"}, "alice"),  # e-mail first
+])
+def test_a_trusted_username_matches_but_binds_nothing(trusting_client, provider, database, people, claims, user):
+    r = _sign_in(trusting_client, provider, "sub-1", claims)
+    assert r.status_code == 302 and _signed_in_as(trusting_client) == user
+    (_, _, _, detail), = _journal(database, "ok")
+    matched = "email" if claims.get("email_verified") else "username"
+    assert (detail["matched"], detail["bound"]) == (matched, matched == "email")
+    assert len(_bindings(database)) == (matched == "email")
+
+
+def test_a_trusted_username_never_overrides_a_binding(client, trusting_client, provider, database, people):
+    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    r = _sign_in(trusting_client, provider, "mallory-sub", {"preferred_username": "alice"})
+    assert r.status_code == 403 and _sessions(database) == [(people["alice"],)]
+    (actor, _, reasons, detail), = _journal(database, "refused")
+    assert (actor, reasons[0]["code"], detail["matched"]) == ("person:alice", "already_bound", "username")
+    r = _sign_in(trusting_client, provider, "alice-sub", {"preferred_username": "bob"})  # and the binding wins
+    assert r.status_code == 302 and _signed_in_as(trusting_client) == "alice"
+
+
+@pytest.mark.parametrize(("value", "trusted"), [(None, False), ("true", True), ("off", False)])
+def test_trusting_usernames_is_a_setting_off_by_default(value, trusted):
+    environ = {} if value is None else {"GATEHOUSE_OIDC_TRUST_USERNAME": value}
+    assert load_settings(environ).oidc_trust_username is trusted
+
+
+def test_a_malformed_trust_setting_is_refused():
+    with pytest.raises(ConfigError, match="GATEHOUSE_OIDC_TRUST_USERNAME"):
+        load_settings({"GATEHOUSE_OIDC_TRUST_USERNAME": "sometimes"})
 
 
 def test_https_base_url_makes_every_cookie_secure(settings, database, people, provider):
