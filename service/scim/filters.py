@@ -20,6 +20,8 @@ ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 # Our walk is recursive: deeper bracket nesting than this is refused, not a stack overflow.
 MAX_DEPTH = 32
+# Comparisons (attribute expressions, `pr` and those inside `[...]` included) in one filter; past it, tooMany.
+MAX_COMPARISONS = 64
 
 
 class InvalidFilter(ValueError):
@@ -27,6 +29,12 @@ class InvalidFilter(ValueError):
 
     status = 400
     scim_type = "invalidFilter"
+
+
+class TooManyComparisons(InvalidFilter):
+    """More comparisons than we evaluate: a 400 with scimType tooMany (RFC 7644 §3.12)."""
+
+    scim_type = "tooMany"
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,7 @@ class _Compiler:
         self.schemas = schemas
         self.params: dict = {}
         self.uses_source = False
+        self.comparisons = 0
 
     def filter(self, node: ast.Filter, rows: _Rows | None) -> sql.Composable:
         """SQL for a Filter node; rows is the multi-valued attribute whose `[...]` we are in, if any."""
@@ -222,6 +231,7 @@ class _Compiler:
 
     def attr_expr(self, expr: ast.AttrExpr, rows: _Rows | None) -> sql.Composable:
         """One comparison or presence test (RFC 7644 §3.4.2.2 Table 3)."""
+        self.count_comparison()
         op, path, comp = expr.value.lower(), expr.attr_path, expr.comp_value
         if isinstance(path.attr_name, ast.Filter):
             return self.filtered_sub_attr(path.attr_name, op, comp, rows)
@@ -232,6 +242,12 @@ class _Compiler:
             # No value is "not equal" too, so: no row equal to the value.
             return sql.SQL("NOT {}").format(self.exists(attr.within, self.compare(attr, "eq", comp)))
         return self.exists(attr.within, self.compare(attr, op, comp))
+
+    def count_comparison(self) -> None:
+        """Count one more comparison; bind parameters are no measure (`pr` and a non-uuid id bind none)."""
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise TooManyComparisons(f"filters are limited to {MAX_COMPARISONS} comparisons")
 
     def filtered_sub_attr(self, path: ast.Filter, op: str, comp, rows: _Rows | None) -> sql.Composable:
         """Entra's `emails[type eq "work"].value eq "x"`; the library moves ".value" onto the namespace."""

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from service.scim.filters import InvalidFilter, Where, compile_filter
+from service.scim.filters import MAX_COMPARISONS, InvalidFilter, TooManyComparisons, Where, compile_filter
 
 DEE = 'd\'arcy "dj" \\o/'  # a userName with both quotes and a backslash
 PEOPLE = {
@@ -295,6 +295,18 @@ def test_invalid_filters_raise_invalid_filter(text, resource):
         compile_filter(text, resource, scim_source="scim")
     assert raised.value.scim_type == "invalidFilter"
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(("comparison", "counts"), [
+    ("emails pr", 1), ('id eq "x"', 1), ('userName eq "x"', 1), ("not (active eq true)", 1),
+    ('emails[type eq "work" and value pr]', 2), ('emails[type eq "work"].value eq "x"', 2),
+])
+def test_the_size_cap_counts_comparisons_of_the_parsed_filter(comparison, counts):
+    fits = MAX_COMPARISONS // counts
+    compile_filter(" or ".join([comparison] * fits), "User", scim_source="scim")
+    with pytest.raises(TooManyComparisons) as raised:
+        compile_filter(" and ".join([comparison] * (fits + 1)), "User", scim_source="scim")
+    assert raised.value.scim_type == "tooMany" and f"{MAX_COMPARISONS} comparisons" in str(raised.value)
 
 
 def test_an_unknown_resource_is_the_callers_mistake():

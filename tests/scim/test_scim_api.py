@@ -123,6 +123,25 @@ def test_too_many(scim):
     assert (status, body["scimType"]) == (400, "tooMany")
 
 
+@pytest.mark.parametrize("many", [
+    " or ".join(["emails pr"] * 310),  # presence tests bind no parameter
+    " or ".join(['id eq "x"'] * 300),  # nor does an id that is no uuid
+    " or ".join(['emails[type eq "work" and value pr]'] * 40),  # two comparisons inside each value path
+    " or ".join(['emails[type eq "work"].value eq "x"'] * 40),
+])
+def test_too_many_counts_comparisons_not_parameters(scim, many):
+    scim.post("Users", user("t@example.com", emails=[{"value": "t@example.com", "type": "work"}]))
+    for status, body, _ in (scim.get(f"Users?filter={many}"), scim.post("Users/.search", {"filter": many})):
+        assert (status, body["scimType"]) == (400, "tooMany"), body
+        assert "64 comparisons" in body["detail"]
+
+
+def test_a_filter_of_64_comparisons_is_evaluated(scim):
+    scim.post("Users", user("t@example.com", emails=[{"value": "t@example.com", "type": "work"}]))
+    status, body, _ = scim.get("Users?filter=" + " or ".join(['emails[type eq "work" and value pr]'] * 32))
+    assert status == 200 and body["totalResults"] == 1
+
+
 def test_content_types(scim):
     for kind in ("application/scim+json", "application/json", "text/json", "application/scim+json; charset=utf-8"):
         status, _, _ = scim.post("Users", user(f"ct{len(kind)}@example.com"), content_type=kind)
