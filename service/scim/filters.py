@@ -6,6 +6,7 @@ bind parameter, so neither can change the shape of the query.
 """
 
 import json
+import unicodedata
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -59,7 +60,12 @@ class _Lexer(SCIMLexer):
 
     @_(r'"(?:[^"\\]|\\.)*"')  # noqa: F821 (sly's rule decorator)
     def COMP_VALUE(self, t):
-        t.value = _Text(json.loads(t.value))
+        value = json.loads(t.value)
+        # PostgreSQL text holds no NUL and UTF-8 encodes no lone surrogate (a DataError, a 500); the other
+        # control characters are refused with them, so that the rule is simple to state.
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            raise InvalidFilter("a filter value contains a control character or a lone surrogate")
+        t.value = _Text(value)
         return t
 
 
