@@ -1,5 +1,6 @@
 """The Flask application factory."""
 
+import json
 import logging
 import secrets
 import re
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=services.settings.secure_cookies,
                       PERMANENT_SESSION_LIFETIME=600)
     app.before_request(_start_request)
+    app.before_request(_refuse_unstorable_text)
     app.after_request(_finish_request)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(GatehouseError, _gatehouse_error)
@@ -62,6 +64,83 @@ def _start_request():
     incoming = request.headers.get("X-Request-Id", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.perf_counter()
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+# FreeRADIUS reads a reply only on 200 and 401, so this view answers bad input (NUL included) as a 401 itself.
+_OWN_INPUT_CHECKS = {"access.radius"}
+_NOT_STORABLE = "the {} contains a NUL character or a lone surrogate, which cannot be stored"
+
+
+def _refuse_unstorable_text():
+    """A NUL or a lone surrogate in the path, query, form or JSON body: a 400 before any view runs.
+
+    PostgreSQL text cannot hold U+0000 and UTF-8 cannot encode a lone surrogate, so such a string
+    failed at whichever query met it first: a 500 (DataError, UnicodeEncodeError), or a 503 when that
+    was the journal's. One check of the decoded input, before authorization and any database work,
+    covers every door and changes nothing.
+    """
+    found = None if request.endpoint in _OWN_INPUT_CHECKS else _unstorable_input()
+    if found is None:
+        return None
+    detail, scim_type = found
+    if _scim_path():  # RFC 7644 §3.12
+        from .api.scim import error_response
+        from .scim.errors import ScimError
+
+        return error_response(ScimError(400, detail, scim_type))
+    oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
+    return problem(400, "Bad Request", detail, "bad_request", **oauth)  # oauth: RFC 6749 §5.2
+
+
+def _unstorable_input() -> tuple[str, str] | None:
+    """(what is wrong, SCIM error type) if the request carries a string PostgreSQL cannot store."""
+    if _unstorable(request.path):
+        return _NOT_STORABLE.format("path"), "invalidValue"
+    for name, value in request.args.items(multi=True):
+        if _unstorable(name) or _unstorable(value):
+            if name == "filter":
+                return _NOT_STORABLE.format("filter"), "invalidFilter"
+            return _NOT_STORABLE.format("query string"), "invalidValue"
+    if request.mimetype in _FORMS:
+        bad = any(_unstorable(n) or _unstorable(v) for n, v in request.form.items(multi=True))
+        return (_NOT_STORABLE.format("form"), "invalidValue") if bad else None
+    data = request.get_data()  # cached: the view reads the same bytes
+    try:  # any other body is read as the JSON the views parse (SCIM takes one without a Content-Type)
+        body = json.loads(data) if data else None
+    except ValueError:  # not JSON: each view refuses that in its own way
+        return None
+    except RecursionError:  # json.loads recurses per bracket; the view's own parse would be a 500
+        return "the JSON body nests too deep", "invalidSyntax"
+    if isinstance(body, dict) and _unstorable_json(body.get("filter")):  # a SCIM search (RFC 7644 §3.4.3)
+        return _NOT_STORABLE.format("filter"), "invalidFilter"
+    return (_NOT_STORABLE.format("JSON body"), "invalidValue") if _unstorable_json(body) else None
+
+
+def _unstorable_json(value) -> bool:
+    """True if any string in a decoded JSON value, a key or a value, cannot be stored."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _unstorable(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _unstorable(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON's \ud800, or raw bytes json decodes with surrogatepass
+        return True
+    return False
 
 
 def ensure_secret_key():

@@ -104,6 +104,8 @@ def _text(raw: Mapping, name: str, limit: int) -> str:
 def _instant(value) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("completed_at is required (ISO 8601 with an offset)")
+    if not value.isprintable():  # CPython 3.11 fromisoformat accepts a NUL in the time ("...:00\x00+00:00")
+        raise ValueError("completed_at must be printable characters")
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:

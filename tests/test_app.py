@@ -4,9 +4,11 @@ import json
 import logging
 
 import psycopg
+import pytest
 
 from service import openapi
 from service.app import create_app
+from service.store import clients
 
 
 def test_healthz(client):
@@ -95,3 +97,83 @@ def test_openapi_documents_exactly_the_routes(app, client):
     documented = {path: set(ops) for path, ops in doc["paths"].items()}
     assert documented == routes
     assert set(openapi.PATHS) == set(routes)
+
+
+# --- text PostgreSQL cannot store: NUL (U+0000) and lone surrogates ------------------------------------------
+
+
+def _bearer(database, name: str, scope: str) -> dict:
+    with psycopg.connect(database.app_url) as conn:
+        clients.create(conn, name=name, scopes=(scope,), created_by="test")
+        return {"Authorization": f"Bearer {clients.issue_static_token(conn, name).secret}"}
+
+
+def _counts(database) -> list:
+    with psycopg.connect(database.owner_url) as conn:
+        return [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("journal", "people", "training_completions", "api_tokens", "admins")]
+
+
+def _doors(bad: str, check: dict, training: dict) -> list:
+    """(method, path, keyword arguments of the test client) for each door a string reaches PostgreSQL by."""
+    completion = {"person": "alice", "course": "security-awareness", "completed_at": "2025-01-01T00:00:00Z",
+                  "source": "lms", "source_id": "1"}
+    return [
+        ("POST", "/api/v1/access/check", dict(json={"user": bad, "resource": "vpn"}, headers=check)),
+        ("POST", "/api/v1/access/check", dict(json={"user": "alice", "resource": "vpn", bad: 1}, headers=check)),
+        ("GET", "/api/v1/access/check", dict(query_string={"user": bad, "resource": "vpn"}, headers=check)),
+        ("GET", "/api/v1/access/check", dict(query_string={"user": "alice", "resource": bad}, headers=check)),
+        ("GET", "/api/v1/access/resources/" + bad + "/members", dict(headers=check)),
+        *[("POST", "/api/v1/training/completions", dict(json={"completions": [{**completion, field: bad}]},
+                                                        headers=training))
+          for field in ("person", "course", "completed_at", "source", "source_id")],
+        ("POST", "/oauth/token", dict(data={"grant_type": "client_credentials", "client_id": "lms",
+                                            "client_secret": "x", "scope": bad})),
+        ("POST", "/oauth/token", dict(data={"grant_type": "client_credentials", "client_id": bad,
+                                            "client_secret": "x"})),
+        ("POST", "/admin/api/login/finish", dict(json={"assertion": {"id": bad}})),
+        ("GET", "/admin/enroll/" + bad, {}),
+        ("POST", "/admin/api/enroll/" + bad + "/begin", dict(json={})),
+    ]
+
+
+@pytest.mark.parametrize("bad", ["al\x00ice", "\x00", "\ud800", "a\udfffb"])
+def test_a_nul_or_lone_surrogate_at_any_door_is_a_400_problem_and_changes_nothing(client, database, bad):
+    check, training = _bearer(database, "gw", "access:check"), _bearer(database, "lms", "training:write")
+    before = _counts(database)
+    surrogate = any(0xD800 <= ord(c) <= 0xDFFF for c in bad)
+    for method, path, kwargs in _doors(bad, check, training):
+        if surrogate and ("json" not in kwargs or bad in path):
+            continue  # only JSON's \ud800 escape carries one: a URL or a form is UTF-8 bytes
+        r = client.open(path, method=method, **kwargs)
+        assert r.status_code == 400 and r.content_type == "application/problem+json", (method, path, r.json)
+        assert "cannot be stored" in r.json["detail"] and r.json["code"] == "bad_request", r.json
+    assert _counts(database) == before
+
+
+def test_the_token_endpoint_answers_in_the_oauth_shape_too(client, database):
+    r = client.post("/oauth/token", data={"grant_type": "client_credentials\x00", "client_id": "x",
+                                          "client_secret": "y"})
+    assert r.status_code == 400 and r.json["error"] == "invalid_request"  # RFC 6749 §5.2
+    assert "cannot be stored" in r.json["error_description"]
+
+
+def test_a_nul_in_a_radius_request_is_a_401_reject_with_the_reason(client, database):
+    """FreeRADIUS reads a reply only on 200 and 401: the RADIUS view keeps its own answer."""
+    check = _bearer(database, "gw", "access:check")
+    before = _counts(database)
+    r = client.post("/api/v1/access/radius", json={"user": "al\x00ice"}, headers=check)
+    assert r.status_code == 401 and "control" in r.json["reply:Reply-Message"]["value"]
+    assert _counts(database) == before
+
+
+@pytest.mark.parametrize("path", ["/api/v1/access/check", "/api/v1/access/radius", "/api/v1/training/completions",
+                                  "/scim/v2/Users"])
+def test_json_nested_too_deep_is_a_400_not_a_500(client, database, path):
+    """json.loads raises RecursionError, not ValueError, past about a thousand brackets."""
+    headers = {**_bearer(database, "c", {"/scim/v2/Users": "scim", "/api/v1/training/completions": "training:write"}
+                                        .get(path, "access:check")), "Content-Type": "application/json"}
+    before = _counts(database)
+    r = client.post(path, data="[" * 100_000, headers=headers)
+    assert r.status_code == (401 if path.endswith("radius") else 400), r.data[:300]
+    assert _counts(database) == before

@@ -267,3 +267,30 @@ def test_csv_without_the_columns_is_one_line_and_exit_1(database, tmp_path):
     assert done.stderr.startswith("gatehouse: error: ")
     assert "lacks person, course, completed_at, source_id" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_csv_with_a_nul_or_bad_utf8_is_refused_line_by_line_and_stores_nothing(database, tmp_path):
+    """PostgreSQL text cannot hold NUL: each such line is invalid, never a traceback; bytes that are no UTF-8
+    (a lone surrogate's ED A0 80 among them) refuse the file in one line."""
+    add_person(database, "alice")
+    day = (now() - timedelta(days=2)).isoformat()
+    path = tmp_path / "nul.csv"
+    path.write_text("\n".join([
+        "person,course,completed_at,source_id,source",
+        f"al\x00ice,{COURSE},{day},r1,lms",
+        f"alice,{COURSE}\x00,{day},r2,lms",
+        f"alice,{COURSE},{day}\x00,r3,lms",
+        f"alice,{COURSE},{day},r\x004,lms",
+        f"alice,{COURSE},{day},r5,l\x00ms",
+    ]) + "\n")
+    done = gatehouse("training", "import", str(path), env=db_env(database))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert [line.split(":")[:2] for line in done.stdout.splitlines() if line.startswith("line ")] == [
+        [f"line {n}", " invalid"] for n in range(2, 7)]
+    assert done.stderr.strip() == "gatehouse: error: 5 of 5 lines were not imported (see above)"
+    path.write_bytes(f"person,course,completed_at,source_id\nal\xed\xa0\x80ice,{COURSE},{day},r6\n".encode("latin-1"))
+    done = gatehouse("training", "import", str(path), env=db_env(database))
+    assert done.returncode == 1 and done.stderr.startswith("gatehouse: error: ") and "not UTF-8" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert rows(database, "SELECT count(*) FROM training_completions") == [(0,)]
+    assert rows(database, "SELECT count(*) FROM journal") == [(0,)]

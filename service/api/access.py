@@ -164,7 +164,10 @@ def members(resource: str):
 
 
 def _json_object() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json.loads recurses per bracket and raises this, not a ValueError
+        body = None
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object with Content-Type: application/json")
     return body

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from .conftest import ENTERPRISE, USER, Scim, make_token, owner_rows, patch_op
+from .conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
 
 
 def user(user_name: str, **extra) -> dict:
@@ -202,3 +202,78 @@ def test_delete_is_a_soft_delete_and_a_leaver(scim, database):
     assert owner_rows(database, "SELECT active, deleted_at IS NOT NULL FROM people") == [(False, True)]
     (outcome, detail), = owner_rows(database, "SELECT outcome, detail FROM journal WHERE outcome = 'deleted'")
     assert detail["leaver"] is True
+
+
+# PostgreSQL text holds no NUL and UTF-8 encodes no lone surrogate: both were a DataError or a
+# UnicodeEncodeError, that is a 500, from whichever query met them first.
+UNSTORABLE = ["a\u0000b", "\u0000", "\ud800", "x\udfffy"]
+
+
+def _bodies(bad: str, uid: str, gid: str) -> list[tuple[str, str, object]]:
+    return [
+        ("POST", "Users", user(bad)),
+        ("POST", "Users", user("x@example.com", title=bad)),
+        ("POST", "Users", user("x@example.com", emails=[{"value": "x@example.com", "type": bad}])),
+        ("POST", "Users", {**user("x@example.com"), ENTERPRISE: {"employeeNumber": bad}}),
+        ("POST", "Users", {**user("x@example.com"), bad: "a key"}),
+        ("PUT", f"Users/{uid}", user("n@example.com", displayName=bad)),
+        ("PATCH", f"Users/{uid}", patch_op({"op": "replace", "path": "title", "value": bad})),
+        ("PATCH", f"Users/{uid}", patch_op({"op": "replace", "value": {"name.givenName": bad}})),
+        ("PATCH", f"Users/{uid}", patch_op({"op": "add", "path": "emails", "value": [{"value": bad}]})),
+        ("POST", "Groups", {"schemas": [GROUP], "displayName": bad}),
+        ("PUT", f"Groups/{gid}", {"schemas": [GROUP], "displayName": "staff", "externalId": bad}),
+        ("PATCH", f"Groups/{gid}", patch_op({"op": "replace", "path": "displayName", "value": bad})),
+        ("PATCH", f"Groups/{gid}", patch_op({"op": "add", "path": "members", "value": [{"value": bad}]})),
+        ("POST", "Users/.search", {"filter": "userName pr", "attributes": [bad]}),
+    ]
+
+
+def _state(database) -> list:
+    return [owner_rows(database, "SELECT id, version, user_name, title, display_name, emails FROM people ORDER BY id"),
+            owner_rows(database, "SELECT id, display_name, external_id FROM groups ORDER BY id"),
+            owner_rows(database, "SELECT count(*) FROM group_members"),
+            owner_rows(database, "SELECT count(*) FROM journal")]
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE)
+def test_a_nul_or_lone_surrogate_in_a_body_is_a_400_and_changes_nothing(scim, database, bad):
+    uid = scim.post("Users", user("n@example.com"))[1]["id"]
+    gid = scim.post("Groups", {"schemas": [GROUP], "displayName": "staff", "members": [{"value": uid}]})[1]["id"]
+    before = _state(database)
+    for method, path, body in _bodies(bad, uid, gid):
+        status, answer, r = scim.call(method, path, body)  # json.dumps sends NUL as \u0000, a surrogate as \ud800
+        assert (status, answer["status"], answer.get("scimType")) == (400, "400", "invalidValue"), (method, path)
+        assert answer["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert r.headers["Content-Type"].startswith("application/scim+json")
+        assert "cannot be stored" in answer["detail"]
+    assert _state(database) == before
+
+
+def test_a_raw_nul_byte_in_a_utf8_body_is_refused_too(scim, database):
+    before = _state(database)
+    for raw in (b'{"schemas": ["' + USER.encode() + b'"], "userName": "a\x00b"}',  # invalid JSON: a raw control
+                b'{"schemas": ["' + USER.encode() + b'"], "userName": "a\xed\xa0\x80b"}'):  # a surrogate in bytes
+        status, answer, _ = scim.call("POST", "Users", raw=raw)
+        assert status == 400 and answer["scimType"] in ("invalidSyntax", "invalidValue"), answer
+    assert _state(database) == before
+
+
+@pytest.mark.parametrize(("query", "scim_type"), [
+    ('Users?filter=userName eq "\\u0000"', "invalidFilter"),  # the JSON escape inside the filter's string
+    ('Users?filter=userName eq "\\ud800"', "invalidFilter"),
+    ('Users?filter=emails[value co "a\\u0000"]', "invalidFilter"),
+    ('Users?filter=userName eq "%00"', "invalidFilter"),  # a raw NUL in the query string
+    ("Users?filter=userName pr&attributes=user%00Name", "invalidValue"),
+    ("Users?startIndex=1%00", "invalidValue"),
+    ("Groups?filter=displayName eq \"%00\"", "invalidFilter"),
+    ("Users/%00", "invalidValue"),
+])
+def test_a_nul_in_a_filter_or_query_string_is_a_400(scim, database, query, scim_type):
+    scim.post("Users", user("q@example.com"))
+    before = _state(database)
+    status, answer, r = scim.get(query)
+    assert (status, answer.get("scimType")) == (400, scim_type), answer
+    assert answer["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    status, answer, _ = scim.post("Users/.search", {"filter": 'userName eq "a\u0000"'})
+    assert (status, answer.get("scimType")) == (400, "invalidFilter"), answer
+    assert _state(database) == before
