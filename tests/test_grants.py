@@ -1,5 +1,7 @@
 """Access by hand: admin actions (WebAuthn-bound) to grant and revoke, and group → resource rules."""
 
+import re
+
 import psycopg
 import pytest
 
@@ -91,8 +93,19 @@ def test_group_rule_follows_membership(admin, client, database):
     assert dict(rows(database, "SELECT person_id::text, state FROM grants"))[c] == "revoked"
 
 
-def test_access_page_lists_rules(admin):
-    web, _ = admin
+def test_access_page_lists_rules(admin, database):
+    web, key = admin
+    page = web.get("/admin/access").get_data(as_text=True)
+    assert "Group rules" in page and "No rules yet." in page
+    rows(database, "INSERT INTO groups (display_name, source) VALUES ('Engineers', 'scim'), ('Sales', 'scim') "
+                   "RETURNING 1")
+    for group, resource in (("engineers", "wiki"), ("Sales", "vpn")):
+        r, _, _ = step_up(web, key, "rules.add", {"group": group, "resource": resource})
+        assert r.status_code == 200, r.json
     page = web.get("/admin/access")
-    assert page.status_code == 200 and "Group rules" in page.get_data(as_text=True)
+    assert page.status_code == 200
+    listed = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", page.get_data(as_text=True))
+    assert listed == [("Engineers", "wiki", "admin:ada@example.com"), ("Sales", "vpn", "admin:ada@example.com")]
+    assert 'data-action="rules.remove" data-group="Sales" data-resource="vpn"' in page.get_data(as_text=True)
+    assert "No rules yet." not in page.get_data(as_text=True)
     assert web.application.test_client().get("/admin/access").status_code == 401

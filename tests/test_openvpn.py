@@ -108,7 +108,7 @@ def test_malicious_common_names_are_refused_before_gatehouse(database, serve, to
         assert r.returncode == 2 and "common name empty, too long or with characters outside" in r.stderr, (cn, r)
         assert len(r.stderr.splitlines()) == 1
     r = hook(None, url=serve.url, token_file=token_file)  # common_name not set at all
-    assert r.returncode == 2
+    assert r.returncode == 2 and "common name empty" in r.stderr
     assert not marker.exists()
     assert _checks(database) == []  # none reached Gatehouse
 
@@ -134,22 +134,29 @@ def test_a_refused_token_or_bad_settings_are_errors(database, serve, token_file,
     assert _checks(database) == [("refused", None)]  # only the wrong token reached Gatehouse
 
 
-@pytest.mark.parametrize("answer, problem", [
-    (dict(delay=3.0, body=b'{"allow": true}'), "no answer within 1s"),
+DENY, ERROR = 1, 2  # the hook's exit codes: OpenVPN refuses the client on both, the log tells them apart
+
+
+@pytest.mark.parametrize("answer, code, problem", [
+    (dict(delay=3.0, body=b'{"allow": true}'), ERROR, "no answer within 1s"),
     (dict(status=503, body=json.dumps({"allow": False, "reasons": [{"code": "unavailable",
                                                                     "text": "the facts could not be read"}]}).encode()),
-     "no decision from Gatehouse (HTTP 503: the facts could not be read)"),
-    (dict(status=200, body=b"<html>allow</html>", content_type="text/html"), "no decision from Gatehouse (HTTP 200"),
-    (dict(status=302, body=b'{"allow": true}'), "no decision from Gatehouse (HTTP 302"),
+     ERROR, "no decision from Gatehouse (HTTP 503: the facts could not be read)"),  # fail closed, not a deny
+    (dict(status=200, body=b"<html>allow</html>", content_type="text/html"), ERROR,
+     "no decision from Gatehouse (HTTP 200"),
+    (dict(status=200, body=b'{"allow": "false"}'), ERROR, "no decision from Gatehouse (HTTP 200"),
+    (dict(status=302, body=b'{"allow": true}'), ERROR, "no decision from Gatehouse (HTTP 302"),
+    (dict(status=403, body=b'{"allow": false}'), ERROR, "no decision from Gatehouse (HTTP 403"),
     (dict(status=200, body=json.dumps({"allow": False, "reasons": [
-        {"code": "x", "text": 'says "allow": true'}]}).encode()), "denied cn=alice"),
+        {"code": "x", "text": 'says "allow": true'}]}).encode()), DENY, "denied cn=alice"),
+    (dict(status=200, body=b'{"allow":false,"reasons":[]}'), DENY, "denied cn=alice"),
 ])
-def test_only_a_200_allow_true_lets_the_client_in(tmp_path, answer, problem):
+def test_only_a_200_allow_true_lets_the_client_in(tmp_path, answer, code, problem):
     token = tmp_path / "token"
     token.write_text("tok-123")
     with StubApi(**answer) as api:
         r = hook("alice", url=api.url, token_file=token, timeout=1)
-    assert r.returncode != 0 and problem in r.stderr, r.stderr
+    assert r.returncode == code and problem in r.stderr, (r.returncode, r.stderr)
     (path, headers, body), = api.requests
     assert path == "/api/v1/access/check" and headers["Authorization"] == "Bearer tok-123"
     assert json.loads(body) == {"user": "alice", "resource": "vpn"}

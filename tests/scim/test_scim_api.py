@@ -1,8 +1,12 @@
 """SCIM protocol behaviour: discovery, errors (RFC 7644 §3.12), versions, projection, concurrency, joins."""
 
+import json
 import threading
 
+import psycopg
 import pytest
+
+from service.store import grants
 
 from .conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
 
@@ -194,14 +198,42 @@ def test_a_person_known_from_ldap_is_joined_not_duplicated(scim, database):
     assert owner_rows(database, "SELECT outcome FROM journal") == [("joined",)]
 
 
-def test_delete_is_a_soft_delete_and_a_leaver(scim, database):
+def _grant(database, user_name: str, resource: str, state: str = "active", reason: str | None = None) -> None:
+    """A grant made the way an admin makes one (store.grants.grant), then put in the state wanted."""
+    with psycopg.connect(database.app_url) as conn:
+        change = grants.grant(conn, user_name, resource, by="test")
+        conn.execute("UPDATE grants SET state = %s, reason = %s WHERE person_id = %s AND resource_id = "
+                     "(SELECT id FROM resources WHERE key = %s)", (state, reason, change.person_id, resource))
+
+
+def test_delete_is_a_soft_delete_and_a_leaver(client, scim, database):
+    owner_rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool'), "
+                         "('git', 'Git', 'tool') ON CONFLICT (key) DO NOTHING RETURNING 1")
     uid = scim.post("Users", user("gone@example.com"))[1]["id"]
+    other = scim.post("Users", user("stays@example.com"))[1]["id"]
+    _grant(database, "gone@example.com", "vpn")
+    _grant(database, "gone@example.com", "wiki", "suspended", "training_lapsed:security-awareness")
+    _grant(database, "gone@example.com", "git", "revoked", "moved team")
+    _grant(database, "stays@example.com", "vpn")
     assert scim.delete(f"Users/{uid}")[0] == 204
     assert scim.get(f"Users/{uid}")[0] == 404
     assert scim.get('Users?filter=userName eq "gone@example.com"')[1]["totalResults"] == 0
-    assert owner_rows(database, "SELECT active, deleted_at IS NOT NULL FROM people") == [(False, True)]
-    (outcome, detail), = owner_rows(database, "SELECT outcome, detail FROM journal WHERE outcome = 'deleted'")
-    assert detail["leaver"] is True
+    assert owner_rows(database, "SELECT id::text, active, deleted_at IS NOT NULL FROM people ORDER BY user_name") == [
+        (uid, False, True), (other, True, False)]
+    grant_rows = "SELECT p.user_name, r.key, g.state, g.reason FROM grants g JOIN people p ON p.id = g.person_id " \
+                 "JOIN resources r ON r.id = g.resource_id ORDER BY 1, 2"
+    assert owner_rows(database, grant_rows) == [  # every live grant revoked; an earlier revocation keeps its reason
+        ("gone@example.com", "git", "revoked", "moved team"),
+        ("gone@example.com", "vpn", "revoked", "leaver: deleted"),
+        ("gone@example.com", "wiki", "revoked", "leaver: deleted"),
+        ("stays@example.com", "vpn", "active", None)]
+    (kind, actor, subject, detail), = owner_rows(
+        database, "SELECT kind, actor, subject, detail FROM journal WHERE outcome = 'deleted'")
+    assert (kind, actor, subject) == ("sync", "client:okta", uid)
+    assert detail == {"resource": "User", "user_name": "gone@example.com", "leaver": True, "revoked": ["vpn", "wiki"]}
+    gateway = {"Authorization": f"Bearer {make_token(database, 'gw', scopes=('access:check',))}"}
+    answer = client.post("/api/v1/access/check", json={"user": "gone@example.com", "resource": "vpn"}, headers=gateway)
+    assert answer.status_code == 200 and answer.json["allow"] is False
 
 
 # PostgreSQL text holds no NUL and UTF-8 encodes no lone surrogate: both were a DataError or a
@@ -277,3 +309,42 @@ def test_a_nul_in_a_filter_or_query_string_is_a_400(scim, database, query, scim_
     status, answer, _ = scim.post("Users/.search", {"filter": 'userName eq "a\u0000"'})
     assert (status, answer.get("scimType")) == (400, "invalidFilter"), answer
     assert _state(database) == before
+
+
+UNSTORED_NAMES = ("phoneNumbers", "addresses", "preferredLanguage", "nickName", "middleName", "costCenter")
+
+
+def test_core_attributes_gatehouse_does_not_store_are_accepted_dropped_and_never_echoed(scim, database):
+    """Entra's default mappings send these on POST, PUT and PATCH: 2xx, only the stored fields change."""
+    unstored = {"phoneNumbers": [{"value": "+1 555 0100", "type": "work"}], "preferredLanguage": "en-US",
+                "addresses": [{"type": "work", "locality": "Redmond"}], "nickName": "Babs"}
+    status, created, _ = scim.post("Users", {
+        **user("babs@example.com", title="Guide", name={"givenName": "Barbara", "middleName": "J"}), **unstored,
+        "schemas": [USER, ENTERPRISE], ENTERPRISE: {"costCenter": "4130", "department": "Tours"}})
+    assert status == 201
+    uid = created["id"]
+    stored = ("SELECT user_name, given_name, title, department, version, to_jsonb(p) FROM people p WHERE id = %s")
+    (name, given, title, department, version, row), = owner_rows(database, stored, (uid,))
+    assert (name, given, title, department, version) == ("babs@example.com", "Barbara", "Guide", "Tours", 1)
+    for op in [{"op": "Add", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 555 0199"},
+               {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Seattle"},
+               {"op": "Replace", "path": "preferredLanguage", "value": "fr-CA"},
+               {"op": "replace", "value": {"nickName": "B", "name.middleName": "K"}},
+               {"op": "add", "path": f"{ENTERPRISE}:costCenter", "value": "4131"}]:
+        status, patched, _ = scim.patch(f"Users/{uid}", patch_op(op))
+        assert status == 200, patched
+        assert not _mentions(patched, UNSTORED_NAMES), patched
+    status, replaced, _ = scim.put(f"Users/{uid}", {
+        **user("babs@example.com", title="Guide", name={"givenName": "Barbara", "middleName": "L"}), **unstored,
+        "schemas": [USER, ENTERPRISE], ENTERPRISE: {"costCenter": "4132", "department": "Tours"}})
+    assert status == 200 and not _mentions(replaced, UNSTORED_NAMES), replaced
+    for body in (created, scim.get(f"Users/{uid}")[1], *scim.get("Users")[1]["Resources"]):
+        assert not _mentions(body, UNSTORED_NAMES), body
+    assert owner_rows(database, stored, (uid,)) == [("babs@example.com", "Barbara", "Guide", "Tours", 1, row)]
+    assert not _mentions(row, ("Redmond", "Seattle", "555", "en-US", "fr-CA", "Babs", "4130", "4131", "4132"))
+    assert owner_rows(database, "SELECT outcome FROM journal ORDER BY seq") == [("created",)]  # nothing changed
+
+
+def _mentions(value, words) -> list:
+    text = json.dumps(value)
+    return [w for w in words if w in text]
