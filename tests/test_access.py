@@ -401,10 +401,12 @@ def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(s
             assert r.status_code == 503 and r.json["allow"] is False, r.json
             assert r.json["reasons"][0]["code"] == "unavailable" and r.json["code"] == "unavailable"
             assert r.json["policy_version"] == services.policy.version and r.json["decision_id"] is None
+            assert r.headers["Retry-After"] == "5"
         radius = http[0].post("/api/v1/access/radius", json={"user": "alice"}, headers=http[1])
         assert radius.status_code == 401 and radius.json["reply:Reply-Message"]["value"].startswith("unavailable: ")
         members = http[0].get("/api/v1/access/resources/vpn/members", headers=http[1])
         assert members.status_code == 503 and members.json["code"] == "unavailable"
+        assert members.headers["Retry-After"] == "5"
 
         stoppable.start()
         deadline, r = time.monotonic() + 30, None
@@ -423,9 +425,16 @@ def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(s
 def test_an_app_whose_database_is_unreachable_answers_503_deny(settings, database):
     bad = replace(database, app_url="postgresql://nobody@127.0.0.1:1/none")
     services = wiring.build(replace(settings, db_timeout=1.0), bad)
+    headers = {"Authorization": "Bearer x"}
     try:
-        r = create_app(services=services).test_client().post(
-            "/api/v1/access/check", json={"user": "alice", "resource": "vpn"}, headers={"Authorization": "Bearer x"})
+        http = create_app(services=services).test_client()
+        checks = [http.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}, headers=headers),
+                  http.get("/api/v1/access/check?user=alice&resource=vpn", headers=headers)]
+        members = http.get("/api/v1/access/resources/vpn/members", headers=headers)
     finally:
         services.close()
-    assert r.status_code == 503 and r.json["allow"] is False and r.json["reasons"][0]["code"] == "unavailable"
+    for r in checks:
+        assert r.status_code == 503 and r.json["allow"] is False and r.json["reasons"][0]["code"] == "unavailable"
+        assert r.headers["Retry-After"] == "5"  # a gateway may try again; the answer is deny until then
+    assert members.status_code == 503 and members.json["code"] == "unavailable"
+    assert members.headers["Retry-After"] == "5"  # the app's handler for every other 503 (service/app.py)

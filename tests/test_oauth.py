@@ -336,3 +336,36 @@ def test_token_cache_spares_lookups_and_expires():
     short = TokenCache(30)
     short.put(b"e", who, datetime.now(timezone.utc) - timedelta(seconds=1))  # already expired token
     assert short.get(b"e") is None
+
+
+@pytest.mark.parametrize("seconds", [2, 0])
+def test_a_revoked_token_stops_working_within_the_cache_window_through_the_app(settings, database, seconds):
+    """GATEHOUSE_TOKEN_CACHE_SECONDS: a worker may trust a token it verified for that long, never longer."""
+    import time
+    from dataclasses import replace
+
+    from service import wiring
+    from service.app import create_app
+
+    services = wiring.build(replace(settings, token_cache_seconds=seconds), database)
+    try:
+        http = create_app(services=services).test_client()
+        _create(database)
+        with psycopg.connect(database.app_url) as conn:
+            token = clients.issue_static_token(conn, "okta").secret
+        started = time.monotonic()
+        assert http.get("/scim/v2/Users", headers=_bearer(token)).status_code == 200
+        verified = time.monotonic()  # the cache entry ends between started + seconds and verified + seconds
+        with psycopg.connect(database.app_url) as conn:
+            clients.revoke(conn, "okta")
+        inside = http.get("/scim/v2/Users", headers=_bearer(token)).status_code
+        if not seconds:
+            assert inside == 401  # no cache: the very next request sees the revocation
+        elif time.monotonic() < started + seconds:
+            assert inside == 200  # inside the window the worker trusts what it verified (no lookup)
+        time.sleep(max(0.0, verified + seconds + 0.1 - time.monotonic()))
+        r = http.get("/scim/v2/Users", headers=_bearer(token))
+        assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer"), r.data
+        assert http.get("/scim/v2/Users", headers=_bearer(token)).status_code == 401
+    finally:
+        services.close()
