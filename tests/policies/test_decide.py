@@ -295,3 +295,98 @@ def test_decide_is_deterministic_and_ignores_load_order(facts, now, rng):
     completions = dict(reversed(list(facts.completions.items())))
     assert decide(replace(facts, reviews=tuple(shuffled), completions=completions), POLICY, now) == decision
     assert len(set(decision.codes)) == len(decision.codes)
+
+
+# Texts and messages the mutation run (mutmut over policies/) found unchecked: a gateway logs the reason texts
+# and a person reads them, so their words and instants matter, not only their codes.
+
+
+def texts(facts: Facts, now: datetime = NOW) -> tuple[str, ...]:
+    return tuple(r.text for r in decide(facts, POLICY, now).reasons)
+
+
+def test_a_deny_carries_the_policy_version_and_an_allow_says_why():
+    assert decide(replace(FACTS, grant=None), POLICY, NOW).policy_version == "v1"
+    assert texts(FACTS) == ("access to vpn is granted and every requirement holds",)
+
+
+def test_unavailable_says_why_by_default_and_takes_another_text():
+    from policies.access import UNAVAILABLE_TEXT
+
+    assert unavailable("v1").reasons == (Reason("unavailable", UNAVAILABLE_TEXT),)
+    assert unavailable("v2", "the journal is broken").reasons[0].text == "the journal is broken"
+
+
+@pytest.mark.parametrize(
+    "changes, text",
+    [
+        ({"person": None}, "no such person"),
+        ({"person": replace(PERSON, active=False)}, "the person is inactive"),
+        ({"person": replace(PERSON, deleted=True)}, "the person is deleted"),
+        ({"person": replace(PERSON, active=False, deleted=True)}, "the person is deleted"),
+        ({"grant": "revoked"}, "access to vpn was revoked"),
+        ({"grant": "revoked", "grant_reason": ""}, "access to vpn was revoked"),
+        ({"grant": "suspended", "grant_reason": "security incident"}, "access to vpn is suspended (security incident)"),
+        ({"grant": None}, "no grant for vpn"),
+        ({"completions": {}}, "Security awareness was never completed; it was due by 2024-01-15T09:00:00+00:00"),
+        ({"completions": {"security-awareness": COMPLETED - 400 * DAY}},
+         "Security awareness lapsed at 2023-12-15T14:30:00+00:00"),
+        ({"reviews": (ReviewItem("2024-q1", NOW - DAY),)},
+         "review 2024-q1 was due at 2024-05-31T12:00:00+00:00 and not approved"),
+        ({"reviews": (ReviewItem("2024-q2", NOW + DAY, "revoke"),)}, "the manager revoked access in review 2024-q2"),
+    ],
+)
+def test_each_reason_text(changes, text):
+    assert texts(replace(FACTS, **changes))[0] == text
+
+
+@pytest.fixture
+def local_time_is_not_utc(monkeypatch):
+    """The process's local zone set to one far from UTC, as on a server configured for its office."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_reason_texts_are_in_utc_whatever_the_servers_zone(local_time_is_not_utc):
+    assert datetime(2024, 1, 1, tzinfo=UTC).astimezone().utcoffset() != timedelta(0)  # the fixture took effect
+    facts = replace(FACTS, completions={"security-awareness": COMPLETED - 400 * DAY})
+    assert texts(facts) == ("Security awareness lapsed at 2023-12-15T14:30:00+00:00",)
+
+
+def test_an_undecided_and_a_decided_item_of_one_campaign_and_deadline():
+    items = (ReviewItem("2024-q1", NOW - DAY, "revoke"), ReviewItem("2024-q1", NOW - DAY))
+    assert codes(replace(FACTS, reviews=items)) == ("review_missed:2024-q1", "review_revoked:2024-q1")
+    assert codes(replace(FACTS, reviews=items[::-1])) == ("review_missed:2024-q1", "review_revoked:2024-q1")
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: decide(FACTS, POLICY, datetime(2024, 6, 1)), "now must be a timezone-aware datetime"),
+        (lambda: Person(True, False, datetime(2024, 1, 1)), "started_at must be a timezone-aware datetime"),
+        (lambda: ReviewItem("q1", datetime(2024, 1, 1)), "due_at must be a timezone-aware datetime"),
+        (lambda: ReviewItem("q1", NOW, "maybe"), "review decision must be one of (None, 'approve', 'revoke'), got 'maybe'"),
+        (lambda: replace(FACTS, grant="paused"),
+         "grant must be one of (None, 'active', 'suspended', 'revoked'), got 'paused'"),
+        (lambda: replace(FACTS, completions={"privacy": datetime(2024, 1, 1)}),
+         "completions['privacy'] must be a timezone-aware datetime"),
+        (lambda: Decision(True, (), "v1"), "an allow has exactly one 'ok' reason; a deny has one or more deny reasons"),
+    ],
+)
+def test_malformed_values_say_what_is_wrong(build, message):
+    with pytest.raises(ValueError) as caught:
+        build()
+    assert str(caught.value).startswith(message)
+
+
+def test_facts_do_not_follow_the_callers_list_of_reviews():
+    reviews = [ReviewItem("2024-q1", NOW - DAY)]
+    facts = Facts(PERSON, "vpn", True, "active", None, {"security-awareness": COMPLETED}, reviews)
+    reviews.clear()
+    assert isinstance(facts.reviews, tuple) and hash(facts.reviews)
+    assert codes(facts) == ("review_missed:2024-q1",)

@@ -100,3 +100,19 @@ def test_now_must_be_timezone_aware():
         training_status({}, [SECURITY], datetime(2024, 1, 1), started_at=STARTED, department=None)
     with pytest.raises(ValueError, match="now"):
         reminders_due(status(None, STARTED), (30,), set(), datetime(2024, 1, 1))
+
+
+def test_without_reminders_a_completed_course_is_ok_until_it_lapses():
+    quiet = TrainingRequirement("quiet", "Quiet", 365, 14, frozenset({"vpn"}))
+    lapse = lapses_at(quiet, COMPLETED, STARTED)
+    assert status(COMPLETED, lapse - SECOND, quiet).state == "ok"  # no reminder window: never due_soon
+    assert status(COMPLETED, lapse, quiet).state == "lapsed"
+
+
+@pytest.mark.parametrize("call", [
+    lambda now: training_status({}, [SECURITY], now, started_at=STARTED, department=None),
+    lambda now: reminders_due(status(None, STARTED), (7,), (), now),
+])
+def test_now_is_named_when_it_is_naive(call):
+    with pytest.raises(ValueError, match=r"^now must be a timezone-aware datetime"):
+        call(datetime(2024, 1, 2))
