@@ -263,6 +263,20 @@ class LdapServer:
         """Delete one entry online."""
         self._client("ldapdelete", dn)
 
+    def dns(self, search_filter: str) -> list[str]:
+        """The DNs of the entries under the base that match an LDAP filter."""
+        out = _run("ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.url, "-D", self.root_dn,
+                   "-y", str(self.directory / "rootpw"), "-b", BASE, search_filter, "1.1")
+        return [line[4:] for line in out.splitlines() if line.startswith("dn: ")]
+
+    def wait_until_none(self, search_filter: str, timeout: float = 10) -> None:
+        """Wait for background overlay work (refint rewrites references after a rename, asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while self.dns(search_filter):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"entries still match {search_filter} after {timeout}s")
+            time.sleep(0.05)
+
     def load_offline(self, ldif_path: Path) -> None:
         """Bulk-load with slapadd -q (fast; overlays do not run, so no memberOf), restarting slapd."""
         was_running = self.process is not None
@@ -272,11 +286,12 @@ class LdapServer:
             self.run()
 
 
-def _run(tool: str, *args: str, stdin: str | None = None) -> None:
+def _run(tool: str, *args: str, stdin: str | None = None) -> str:
     done = subprocess.run([shutil.which(tool, path=SEARCH_PATH), *args], input=stdin, capture_output=True,
                           text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout
 
 
 def person_ldif(i: int, *, manager: int | None = None, disabled: bool = False) -> str:
