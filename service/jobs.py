@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 
 import psycopg
@@ -97,6 +97,7 @@ def advisory_lock(url: str, name: str, *, timeout: float, wait: float = 0) -> It
     autocommit mode; use conn.transaction() for writes.
     """
     conn = db.connect(url, timeout=timeout, autocommit=True)
+    locked = False
     try:
         if wait:
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(wait * 1000)}ms",))
@@ -110,7 +111,10 @@ def advisory_lock(url: str, name: str, *, timeout: float, wait: float = 0) -> It
             locked = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name)).fetchone()[0]
         yield conn if locked else None
     finally:
-        conn.close()  # ends the session, and with it the lock
+        if locked and not conn.broken:  # release now: a closed session's lock lingers until its backend exits
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, name))
+        conn.close()  # ends the session, and with it any lock still held
 
 
 def runner() -> str:

@@ -156,3 +156,15 @@ def test_a_sync_job_skips_while_another_sync_of_the_source_runs(database, servic
     assert rows(database, "SELECT outcome FROM journal WHERE kind = 'job'") == [("skipped",)]
     with psycopg.connect(database.owner_url) as conn:
         assert conn.execute("SELECT count(*) FROM sync_runs").fetchone()[0] == 0
+
+
+def test_a_lock_is_free_for_the_next_taker_as_soon_as_its_block_ends(database):
+    """Back-to-back runs (a sync, then the next): closing the session alone releases the lock only once its
+    backend has exited, and a taker that asks in between is told "busy"."""
+    with psycopg.connect(database.app_url, autocommit=True) as other:
+        for _ in range(200):
+            with jobs.advisory_lock(database.app_url, "sync:ldap", timeout=3) as first:
+                assert first is not None
+            taken = other.execute("SELECT pg_try_advisory_lock(%s, hashtext('sync:ldap'))", (jobs.LOCK_CLASS,))
+            assert taken.fetchone() == (True,)
+            other.execute("SELECT pg_advisory_unlock_all()")
