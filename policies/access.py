@@ -31,7 +31,10 @@ def unavailable(policy_version: str, text: str = UNAVAILABLE_TEXT) -> Decision:
 def _subject_reasons(facts: Facts) -> tuple[Reason, ...]:
     reasons = []
     person = facts.person
-    if person is None:
+    if facts.ambiguous:
+        text = f"the reference names {len(set(facts.ambiguous))} different people; none is picked"
+        reasons.append(Reason.of(Code.PERSON_AMBIGUOUS, text))
+    elif person is None:
         reasons.append(Reason.of(Code.PERSON_UNKNOWN, "no such person"))
     elif person.deleted or not person.active:
         state = "deleted" if person.deleted else "inactive"

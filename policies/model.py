@@ -114,7 +114,11 @@ class ReviewItem:
 
 @dataclass(frozen=True)
 class Facts:
-    """Everything loaded for one (person, resource) check; person None means no such person."""
+    """Everything loaded for one (person, resource) check; person None means no such person.
+
+    `ambiguous` holds the ids of the different people the reference named when it named more
+    than one (then person is None): nobody is picked, the check denies.
+    """
 
     person: Person | None
     resource: str
@@ -123,10 +127,14 @@ class Facts:
     grant_reason: str | None = None
     completions: Mapping[str, datetime] = field(default_factory=dict)
     reviews: tuple[ReviewItem, ...] = ()
+    ambiguous: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.grant not in GRANT_STATES:
             raise ValueError(f"grant must be one of {GRANT_STATES}, got {self.grant!r}")
+        object.__setattr__(self, "ambiguous", tuple(self.ambiguous))
+        if self.ambiguous and (self.person is not None or len(set(self.ambiguous)) < 2):
+            raise ValueError("ambiguous names two or more different people, and then person is None")
         for course, completed_at in self.completions.items():
             require_aware(completed_at, f"completions[{course!r}]")
         # Copies, so a caller mutating its dict or list cannot change frozen facts.
@@ -140,6 +148,7 @@ class Code(StrEnum):
     OK = "ok"
     PERSON_UNKNOWN = "person_unknown"
     PERSON_INACTIVE = "person_inactive"
+    PERSON_AMBIGUOUS = "person_ambiguous"
     RESOURCE_UNKNOWN = "resource_unknown"
     NO_GRANT = "no_grant"
     GRANT_REVOKED = "grant_revoked"

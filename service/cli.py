@@ -317,7 +317,7 @@ def access_explain(ctx: _Context, user: str, resource: str):
     policy = load_policy(ctx.settings.policy_file)
     try:
         with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-            facts = access.load_facts(conn, user, resource).facts
+            facts = access.load_facts(conn, user, resource, identifiers=ctx.settings.check_identifiers).facts
     except psycopg.Error as e:
         raise DatabaseUnavailable(f"the facts could not be read: {db.first_line(e)}") from None
     now = datetime.now(timezone.utc)
@@ -337,6 +337,8 @@ def _explanation(user, facts, policy, decision, now) -> list[str]:
     verdict = "ALLOW: {} may use {}" if decision.allow else "DENY: {} may not use {}"
     lines = [verdict.format(user, what) + f" now ({_at(now)}).", "Because:"]
     lines += [f"  - {r.text} [{r.code}]" for r in decision.reasons]
+    if facts.ambiguous:
+        lines.append(f"People {user!r} names: {', '.join(facts.ambiguous)}")
     person = facts.person
     if person is not None and facts.resource_known:
         requirements = policy.requirements_for(facts.resource)

@@ -93,13 +93,13 @@ def _chunks(good: list):
 
 
 def _report(results: dict) -> None:
-    counts = {s: 0 for s in (training.ACCEPTED, training.DUPLICATE, training.UNKNOWN_PERSON, training.INVALID)}
+    counts = dict.fromkeys(training.STATUSES, 0)
     for n in sorted(results):
         r = results[n]
         counts[r.status] += 1
-        if r.status in (training.UNKNOWN_PERSON, training.INVALID):
+        if r.status in training.NOT_IMPORTED:
             click.echo(f"line {n}: {r.status}: {r.detail}")
     click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
-    bad = counts[training.UNKNOWN_PERSON] + counts[training.INVALID]
+    bad = sum(counts[s] for s in training.NOT_IMPORTED)
     if bad:
         raise GatehouseError(f"{bad} of {len(results)} lines were not imported (see above)")

@@ -37,6 +37,8 @@ class Settings:
     trusted_proxies: int = 0
     # SCIM: how a pushed person is matched to one already known from LDAP
     scim_join_key: str = "email"
+    # Access checks: which of a person's identifiers a gateway's `user` may be
+    check_identifiers: tuple[str, ...] = ("user_name", "email")
     # WebAuthn (admins)
     rp_id: str = ""
     rp_name: str = "Gatehouse"
@@ -266,6 +268,18 @@ def _join_key(name: str, value) -> str:
     return value
 
 
+CHECK_IDENTIFIERS = ("user_name", "email", "employee_number")
+
+
+def _identifiers(name: str, value) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(_list(name, value)))
+    wrong = [v for v in chosen if v not in CHECK_IDENTIFIERS]
+    if wrong or not chosen:
+        raise ConfigError(_env(name), f"expected one or more of {', '.join(CHECK_IDENTIFIERS)}, comma-separated, "
+                                      f"got {value!r}")
+    return chosen
+
+
 def _ldap_urls(name: str, value) -> tuple[str, ...]:
     urls = _list(name, value)
     if not all(urlsplit(u).scheme in ("ldap", "ldaps") and urlsplit(u).hostname for u in urls):
@@ -301,6 +315,7 @@ _PARSERS = {
     "ldap_sync_minutes": _int_in(1, 24 * 60),
     "ldap_full_sync_at": _int_in(0, 23),
     "scim_join_key": _join_key,
+    "check_identifiers": _identifiers,
     "webauthn_origins": _origins,
     "webauthn_device_bound": _bool,
     "webauthn_roots": _readable_file,

@@ -24,6 +24,9 @@ from .store import training as store
 from .store.training import Grant, Standing
 
 ACCEPTED, DUPLICATE, UNKNOWN_PERSON, INVALID = "accepted", "duplicate", "unknown_person", "invalid"
+AMBIGUOUS_PERSON = "ambiguous_person"
+STATUSES = (ACCEPTED, DUPLICATE, UNKNOWN_PERSON, AMBIGUOUS_PERSON, INVALID)  # the order results are counted in
+NOT_IMPORTED = (UNKNOWN_PERSON, AMBIGUOUS_PERSON, INVALID)
 LAPSED_PREFIX = "training_lapsed:"
 MAX_ITEMS = 1000
 CLOCK_SKEW = timedelta(minutes=1)  # a sender's clock a little ahead of ours is not "the future"
@@ -33,7 +36,7 @@ SWEEP_ACTOR = "job:training_sweep"
 
 @dataclasses.dataclass(frozen=True)
 class Completion:
-    """One valid completion as reported: `person` is a userName, e-mail or employee number."""
+    """One valid completion as reported: `person` is a userName, primary e-mail or employee number."""
 
     person: str
     course: str
@@ -158,20 +161,32 @@ def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Poli
             results[index] = Result(index, INVALID, str(e))
     with conn.transaction():
         found = store.resolve_people(conn, {c.person for c in valid.values()})
-        store.lock_people(conn, found.values())
+        store.lock_people(conn, [n.person_id for n in found.values() if n.person_id and not n.deleted])
         events = []
         for index, completion in valid.items():
-            person_id = found.get(completion.person)
-            if person_id is None:
-                detail = f"no person with userName, e-mail or employee number {completion.person!r}"
-                results[index] = Result(index, UNKNOWN_PERSON, detail)
+            named = found[completion.person]
+            refused = _not_one_person(index, completion.person, named)
+            if refused is not None:  # nothing is written for it
+                results[index] = refused
                 continue
-            results[index], event = _record_one(conn, index, completion, person_id, policy, now, actor)
+            results[index], event = _record_one(conn, index, completion, named.person_id, policy, now, actor)
             if event is not None:
                 events.append(dataclasses.replace(event, request_id=request_id))
         for event in events:  # last: the journal's head stays locked until commit
             journal.append(conn, event)
     return [results[i] for i in sorted(results)]
+
+
+def _not_one_person(index: int, ref: str, named: store.Named) -> Result | None:
+    """Why a reference names no one live person to record a completion for, or None."""
+    if named.ambiguous:
+        return Result(index, AMBIGUOUS_PERSON, f"{ref!r} names {len(named.ambiguous)} different people "
+                                               f"({', '.join(named.ambiguous)}); nothing was recorded")
+    if named.person_id is None:
+        return Result(index, UNKNOWN_PERSON, f"no person with userName, e-mail or employee number {ref!r}")
+    if named.deleted:
+        return Result(index, UNKNOWN_PERSON, f"{ref!r} is the userName of a deleted person")
+    return None
 
 
 def _record_one(conn, index: int, c: Completion, person_id: str, policy: Policy, now: datetime,

@@ -110,19 +110,117 @@ def test_an_allowed_person_is_allowed_and_the_decision_is_journaled(database, se
     assert version == services.policy.version and request_id == r.headers["X-Request-Id"]
 
 
-@pytest.mark.parametrize("asked", ["ALICE", "Alice@Example.com", "E-1001"])
-def test_people_are_found_by_user_name_any_case_then_email_then_employee_number(database, http, asked):
+@pytest.mark.parametrize("asked", ["ALICE", "Alice@Example.com"])
+def test_people_are_found_by_user_name_or_primary_email_in_any_case(database, http, asked):
     person_id = allowed_person(database, email="alice@example.com", employee="E-1001")
-    add_person(database, "E-1001x", email="other@example.com")  # near misses are not matches
+    add_person(database, "alice@example.comx", email="other@example.com")  # near misses are not matches
     r = check(http, asked)
     assert r.json["allow"] is True
     assert _journal(database, "seq = %s", (r.json["decision_id"],))[0][4] == person_id
 
 
-def test_a_user_name_match_wins_over_someone_elses_email(database, http):
-    allowed_person(database, "bob")
-    add_person(database, "mallory", email="bob")  # a primary email that equals bob's userName
-    assert check(http, "bob").json["allow"] is True
+# --- which person a reference names (issue 9, item 6) ------------------------------------------
+
+
+def _scim(client, database):
+    from .scim.conftest import Scim, make_token
+
+    return Scim(client, make_token(database, "okta"))
+
+
+def _scim_user(user_name: str, employee_number: str | None = None, email: str | None = None) -> dict:
+    from .scim.conftest import ENTERPRISE, USER
+
+    body = {"schemas": [USER, ENTERPRISE], "userName": user_name, "active": True}
+    if employee_number:
+        body[ENTERPRISE] = {"employeeNumber": employee_number}
+    if email:
+        body["emails"] = [{"value": email, "type": "work", "primary": True}]
+    return body
+
+
+@pytest.fixture
+def gateway(settings, database):
+    """make(*identifiers): a test client of an app whose checks use those identifiers, and a gateway token."""
+    built, headers = [], {"Authorization": f"Bearer {_token(database)}"}
+
+    def make(*identifiers):
+        built.append(wiring.build(replace(settings, check_identifiers=identifiers), database))
+        return create_app(services=built[-1]).test_client(), headers
+
+    yield make
+    for services in built:
+        services.close()
+
+
+def test_a_leavers_user_name_never_resolves_to_someone_else(database, services, http):
+    """The attack: sam's employeeNumber is "rita"; once rita is deleted a check for "rita" must not let sam in."""
+    client, _ = http
+    scim = _scim(client, database)
+    rita = scim.post("Users", _scim_user("rita"))[1]["id"]
+    sam = scim.post("Users", _scim_user("sam", employee_number="rita"))[1]["id"]
+    for person_id in (rita, sam):
+        add_grant(database, person_id)
+        add_completion(database, person_id, _now() - timedelta(days=30))
+    assert scim.delete(f"Users/{rita}")[0] == 204
+    answers = [check(http, "rita"), check(http, "rita", method="get"),
+               client.post("/api/v1/access/radius", json={"user": "rita"}, headers=http[1])]
+    for r in answers[:2]:
+        assert r.status_code == 200 and r.json["allow"] is False, r.json
+        assert r.json["reasons"][0]["code"] == "person_inactive" and "deleted" in r.json["reasons"][0]["text"]
+    assert answers[2].status_code == 401 and "deleted" in answers[2].json["reply:Reply-Message"]["value"]
+    rows = _journal(database, "kind = 'check'")
+    assert [(row[2], row[4]) for row in rows] == [("deny", rita)] * 3  # journaled as rita, never as sam
+    explained = gatehouse("access", "explain", "rita", "vpn", env=db_env(database))
+    assert explained.returncode == 1 and explained.stdout.startswith("DENY: rita may not use vpn")
+    assert "the person is deleted [person_inactive]" in explained.stdout
+    assert check(http, "sam").json["allow"] is True  # sam is still sam
+
+
+def test_a_reference_naming_two_live_people_denies_as_ambiguous_with_both_ids(database, http):
+    bob = allowed_person(database, "bob")
+    mallory = add_person(database, "mallory", email="BOB")  # a primary e-mail that is bob's userName
+    r = check(http, "bob")
+    assert r.status_code == 200 and r.json["allow"] is False
+    assert [x["code"] for x in r.json["reasons"]] == ["person_ambiguous"]
+    (subject, detail), = [(row[4], row[7]) for row in _journal(database, "kind = 'check'")]
+    assert subject is None and detail == {"user": "bob", "ambiguous": sorted([bob, mallory])}
+    assert check(http, "mallory").json["reasons"][0]["code"] == "no_grant"  # each is still found by userName
+    explained = gatehouse("access", "explain", "bob", "vpn", env=db_env(database))
+    assert explained.returncode == 1 and "[person_ambiguous]" in explained.stdout
+    assert f"People 'bob' names: {', '.join(sorted([bob, mallory]))}" in explained.stdout
+
+
+def test_an_inactive_person_named_by_user_name_is_that_person(database, http):
+    carol = add_person(database, "carol", active=False)
+    allowed_person(database, "dave", email="carol")
+    r = check(http, "carol")
+    assert r.json["allow"] is False and r.json["reasons"][0]["code"] == "person_inactive"
+    assert _journal(database, "kind = 'check'")[0][4] == carol
+
+
+def test_employee_numbers_name_people_only_when_the_setting_says_so(database, gateway):
+    default, numbers, only_numbers = (gateway("user_name", "email"), gateway("user_name", "email", "employee_number"),
+                                      gateway("employee_number"))  # the first app start creates the resources
+    alice = allowed_person(database, employee="E-1001")
+    assert [x["code"] for x in check(default, "E-1001").json["reasons"]] == ["person_unknown"]
+    assert check(numbers, "E-1001").json["allow"] is True
+    assert _journal(database, "kind = 'check'")[-1][4] == alice
+    # Through employee numbers too, rita's userName and sam's number are two people: neither is picked.
+    rita, sam = allowed_person(database, "rita"), allowed_person(database, "sam", employee="rita")
+    r = check(numbers, "rita").json
+    assert r["allow"] is False and [x["code"] for x in r["reasons"]] == ["person_ambiguous"]
+    assert _journal(database, "kind = 'check'")[-1][7]["ambiguous"] == sorted([rita, sam])
+    assert check(only_numbers, "rita").json["allow"] is True
+    assert _journal(database, "kind = 'check'")[-1][4] == sam
+    assert check(only_numbers, "alice").json["reasons"][0]["code"] == "person_unknown"
+
+
+def test_the_settings_identifiers_are_the_matchers():
+    from service.config import CHECK_IDENTIFIERS
+    from service.store.people import IDENTIFIERS
+
+    assert CHECK_IDENTIFIERS == IDENTIFIERS
 
 
 DENIALS = {
@@ -176,16 +274,15 @@ def test_a_newcomer_has_grace_then_training_is_missing(database, services, http)
 @pytest.mark.parametrize("user, resource, code", [
     ("nobody", "vpn", "person_unknown"),
     ("alice", "nope", "resource_unknown"),
-    ("ghost", "vpn", "person_unknown"),  # deleted people are not found
+    ("ghost", "vpn", "person_inactive"),  # a deleted person is still that person: inactive
 ])
 def test_unknown_user_or_resource_is_a_200_deny(database, http, user, resource, code):
-    allowed_person(database)
-    allowed_person(database, "ghost", deleted=True)
+    people = {"alice": allowed_person(database), "ghost": allowed_person(database, "ghost", deleted=True)}
     r = check(http, user, resource)
     assert r.status_code == 200 and r.json["allow"] is False
     assert [x["code"] for x in r.json["reasons"]] == [code]
     (subject, detail), = [(row[4], row[7]) for row in _journal(database, "kind = 'check'")]
-    assert (subject is None) == (code == "person_unknown")
+    assert subject == people.get(user)
     assert detail == {"user": user}
 
 

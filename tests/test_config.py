@@ -34,11 +34,22 @@ def test_environment_wins_over_the_file(tmp_path):
     ({"GATEHOUSE_POLICY_FILE": "/nonexistent/policy.toml"}, "GATEHOUSE_POLICY_FILE"),
     ({"GATEHOUSE_CONFIG": "/nonexistent/gatehouse.toml"}, "GATEHOUSE_CONFIG"),
     ({"GATEHOUSE_DB_TIMEOUT": "0"}, "GATEHOUSE_DB_TIMEOUT"),
+    ({"GATEHOUSE_CHECK_IDENTIFIERS": "user_name,phone"}, "GATEHOUSE_CHECK_IDENTIFIERS"),
+    ({"GATEHOUSE_CHECK_IDENTIFIERS": " , "}, "GATEHOUSE_CHECK_IDENTIFIERS"),
 ])
 def test_bad_values_name_the_setting(env, setting):
     with pytest.raises(ConfigError) as e:
         load_settings(env)
     assert e.value.setting == setting
+
+
+def test_check_identifiers_default_to_user_name_and_email_and_employee_numbers_are_opt_in(tmp_path):
+    assert load_settings({}).check_identifiers == ("user_name", "email")
+    chosen = load_settings({"GATEHOUSE_CHECK_IDENTIFIERS": " email, employee_number,email "})
+    assert chosen.check_identifiers == ("email", "employee_number")
+    f = tmp_path / "g.toml"
+    f.write_text('check_identifiers = ["user_name", "employee_number"]\n')
+    assert load_settings({"GATEHOUSE_CONFIG": str(f)}).check_identifiers == ("user_name", "employee_number")
 
 
 def test_unknown_key_in_file(tmp_path):

@@ -147,7 +147,8 @@ def test_each_item_gets_its_result_and_accepted_ones_are_journaled(database, cli
     assert "nobody" in details[4] and "knitting" in details[5] and "security-awareness" in details[5]
     assert "future" in details[6] and "offset" in details[7] and "ISO 8601" in details[8]
     assert "source_id" in details[9] and "object" in details[10]
-    assert r.json["counts"] == {"accepted": 3, "duplicate": 1, "unknown_person": 1, "invalid": 6}
+    assert r.json["counts"] == {"accepted": 3, "duplicate": 1, "unknown_person": 1, "ambiguous_person": 0,
+                                "invalid": 6}
     assert rows(database, "SELECT person_id::text, source_id FROM training_completions ORDER BY source_id") == [
         (alice, "1"), (alice, "2"), (alice, "3")]
     journaled = rows(database, "SELECT kind, outcome, actor, subject, detail->>'source_id', request_id FROM journal "
@@ -155,6 +156,41 @@ def test_each_item_gets_its_result_and_accepted_ones_are_journaled(database, cli
     assert journaled == [("sync", "training_completed", "client:hr-lms", alice, n, r.headers["X-Request-Id"])
                          for n in ("1", "2", "3")]
     assert not rows(database, "SELECT 1 FROM people WHERE user_name = 'nobody'")  # never invented
+
+
+def test_a_deleted_persons_user_name_never_records_for_someone_else(database, client):
+    """The attack on imports: sam's employee number is "rita"; rita leaves; her completion must not become sam's."""
+    from .scim.conftest import ENTERPRISE, USER, Scim, make_token
+
+    scim = Scim(client, make_token(database, "okta"))
+    rita = scim.post("Users", {"schemas": [USER], "userName": "rita"})[1]["id"]
+    scim.post("Users", {"schemas": [USER, ENTERPRISE], "userName": "sam", ENTERPRISE: {"employeeNumber": "rita"}})
+    assert scim.delete(f"Users/{rita}")[0] == 204
+    r = post(client, token(database), item("rita", "1"), item("RITA", "2"))
+    assert [(x["status"], x["detail"]) for x in r.json["results"]] == [
+        ("unknown_person", "'rita' is the userName of a deleted person"),
+        ("unknown_person", "'RITA' is the userName of a deleted person")]
+    assert rows(database, "SELECT count(*) FROM training_completions") == [(0,)]
+    assert rows(database, "SELECT count(*) FROM journal WHERE outcome = 'training_completed'") == [(0,)]
+
+
+def test_an_item_naming_two_people_is_ambiguous_and_changes_nothing_for_it(database, client, tmp_path):
+    rita, sam = add_person(database, "rita"), add_person(database, "sam", employee="rita")
+    add_person(database, "ann", email="ann@example.com")
+    add_person(database, "Ann@Example.com")  # someone's userName is ann's e-mail
+    r = post(client, token(database), item("rita", "1"), item("sam", "2"), item("ann@example.com", "3"))
+    assert [x["status"] for x in r.json["results"]] == ["ambiguous_person", "accepted", "ambiguous_person"]
+    assert r.json["results"][0]["detail"] == f"'rita' names 2 different people ({', '.join(sorted([rita, sam]))}); " \
+                                             "nothing was recorded"
+    assert r.json["counts"]["ambiguous_person"] == 2
+    assert rows(database, "SELECT person_id::text, source_id FROM training_completions") == [(sam, "2")]
+    path = tmp_path / "lms.csv"
+    path.write_text(f"person,course,completed_at,source_id\nrita,{COURSE},{now().isoformat()},c1\n"
+                    f"E-404,{COURSE},{now().isoformat()},c2\n")
+    done = gatehouse("training", "import", str(path), env=db_env(database))
+    assert done.returncode == 1 and "line 2: ambiguous_person: 'rita' names 2 different people" in done.stdout
+    assert done.stdout.splitlines()[-1] == "0 accepted, 0 duplicate, 1 unknown person, 1 ambiguous person, 0 invalid"
+    assert rows(database, "SELECT count(*) FROM training_completions") == [(1,)]
 
 
 def test_sending_the_same_batch_again_changes_nothing(database, client):
@@ -238,7 +274,7 @@ def test_csv_import_reports_bad_lines_with_numbers_and_keeps_the_good_ones(datab
     assert "line 4: invalid: completed_at 'yesterday'" in report and "'zed'" in report
     assert "line 6: invalid: expected 4 fields, got 3" in report and "future" in report and "basket-weaving" in report
     assert "processed 7/7 lines" in report  # not a terminal: plain lines, no bar
-    assert out[-1] == "2 accepted, 1 duplicate, 1 unknown person, 4 invalid"
+    assert out[-1] == "2 accepted, 1 duplicate, 1 unknown person, 0 ambiguous person, 4 invalid"
     assert done.stderr.strip() == "gatehouse: error: 5 of 8 lines were not imported (see above)"
     assert rows(database, "SELECT person_id::text, source, source_id FROM training_completions ORDER BY 3") == [
         (alice, "csv:lms-export.csv", "r1"), (bob, "csv:lms-export.csv", "r2")]
@@ -252,7 +288,7 @@ def test_csv_import_of_good_lines_exits_0_and_again_reports_duplicates(database,
     path.write_text(f"person,course,completed_at,source_id,source\nalice,{COURSE},2025-01-02T03:04:05+02:00,9,okta\n")
     first = gatehouse("training", "import", str(path), env=db_env(database))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.splitlines()[-1] == "1 accepted, 0 duplicate, 0 unknown person, 0 invalid"
+    assert first.stdout.splitlines()[-1] == "1 accepted, 0 duplicate, 0 unknown person, 0 ambiguous person, 0 invalid"
     again = gatehouse("training", "import", str(path), env=db_env(database))
     assert again.returncode == 0 and again.stdout.splitlines()[-1].startswith("0 accepted, 1 duplicate")
     assert rows(database, "SELECT source, source_id, completed_at FROM training_completions") == [

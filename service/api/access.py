@@ -51,8 +51,10 @@ def check(principal: Principal, user: str, resource: str, detail: dict) -> Check
     """Load the facts, decide at now, journal the decision; returns once the journal row has committed."""
     services = current_app.extensions["gatehouse"]
     with _reading(services) as conn:
-        loaded = access.load_facts(conn, user, resource)
+        loaded = access.load_facts(conn, user, resource, identifiers=services.settings.check_identifiers)
     decision = decide(loaded.facts, services.policy, datetime.now(timezone.utc))
+    if loaded.facts.ambiguous:  # no subject: every person the reference named, for whoever looks into it
+        detail = {**detail, "ambiguous": list(loaded.facts.ambiguous)}
     receipt = services.journal.record(Event(
         kind="check", outcome="allow" if decision.allow else "deny", actor=principal.actor,
         subject=loaded.person_id, resource=resource, reasons=tuple(_reasons(decision)), detail=detail,

@@ -17,7 +17,8 @@ SCOPE = "training:write"
 @bp.post("/completions")
 @require_scope(SCOPE, journal_kind="sync")
 def completions():
-    """POST {"completions": [...]}: one transaction; per item accepted, duplicate, unknown_person or invalid."""
+    """POST {"completions": [...]}: one transaction; per item accepted, duplicate, unknown_person,
+    ambiguous_person or invalid."""
     items = _items()
     services = current_app.extensions["gatehouse"]
     try:
@@ -27,7 +28,7 @@ def completions():
                 request_id=g.get("request_id"))
     except psycopg.OperationalError as e:  # PoolTimeout is one too
         raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
-    counts = {s: 0 for s in (training.ACCEPTED, training.DUPLICATE, training.UNKNOWN_PERSON, training.INVALID)}
+    counts = dict.fromkeys(training.STATUSES, 0)
     for r in results:
         counts[r.status] += 1
     return jsonify(results=[{"index": r.index, "status": r.status, "detail": r.detail} for r in results],

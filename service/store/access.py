@@ -1,7 +1,8 @@
 """The facts an access decision needs, each set loaded by one query: for one check, or for a resource's members."""
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import psycopg
@@ -11,10 +12,9 @@ from policies import Facts, Person, ReviewItem
 
 from . import people
 
-# -- load_facts -- the person asked about (userName, else primary email, else
-# employee number; deleted people are not found), the resource, the grant, the
-# latest completion of each course and the open review items, in one round trip.
-_LOAD_FACTS = sql.SQL("""
+# -- load_facts -- the person the reference names (store.people.matching, through the identifiers a gateway may
+# use), the resource, the grant, the latest completion of each course and the open review items, in one round trip.
+_LOAD_FACTS = """
 WITH person AS ({match}),
 resource AS (SELECT r.id FROM resources r WHERE r.key = %(resource)s),
 -- open_review_items: the reviews issue fills this in (same columns); until then nobody has any.
@@ -23,7 +23,7 @@ open_review_items AS (
            NULL::timestamptz AS due_at, NULL::text AS decision
     WHERE false
 )
-SELECT p.id::text, p.active, p.started_at, p.department, r.id IS NOT NULL, g.state, g.reason,
+SELECT p.id::text, p.active, p.deleted, p.started_at, p.department, p.ambiguous, r.id IS NOT NULL, g.state, g.reason,
        c.courses, c.completed, o.campaigns, o.due, o.decisions
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN person p ON true
@@ -38,7 +38,13 @@ LEFT JOIN LATERAL (
     SELECT array_agg(i.campaign) AS campaigns, array_agg(i.due_at) AS due, array_agg(i.decision) AS decisions
     FROM open_review_items i WHERE i.person_id = p.id AND i.resource_id = r.id
 ) o ON true
-""").format(match=people.matching(sql.Placeholder("user")))
+"""
+
+
+@functools.lru_cache(maxsize=16)
+def _load_facts(identifiers: frozenset[str]) -> sql.Composed:
+    return sql.SQL(_LOAD_FACTS).format(match=people.matching(sql.Placeholder("user"), identifiers))
+
 
 # -- load_members -- the same facts for every (not deleted) person with a grant on the resource, in bulk.
 _LOAD_MEMBERS = """
@@ -78,7 +84,7 @@ _RESOURCE_EXISTS = "SELECT EXISTS (SELECT 1 FROM resources WHERE key = %s)"
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-    """The facts for one (person, resource), and the person's id for the journal (None: no such person)."""
+    """The facts for one (person, resource), and the person's id for the journal (None: no one person named)."""
 
     person_id: str | None
     facts: Facts
@@ -93,13 +99,15 @@ class Member:
     facts: Facts
 
 
-def load_facts(conn: psycopg.Connection, user: str, resource: str) -> Loaded:
-    """Everything decide() needs about `user` and `resource`, in one query."""
-    person_id, *person, known, grant, reason, courses, completed, campaigns, due, decisions = conn.execute(
-        _LOAD_FACTS, {"user": user, "resource": resource}).fetchone()
-    facts = Facts(person=None if person_id is None else _person(*person), resource=resource,
-                  resource_known=known, grant=grant, grant_reason=reason,
-                  completions=_completions(courses, completed), reviews=_review_items(campaigns, due, decisions))
+def load_facts(conn: psycopg.Connection, user: str, resource: str, *, identifiers: Collection[str]) -> Loaded:
+    """Everything decide() needs about `user` (found through `identifiers`) and `resource`, in one query."""
+    row = conn.execute(_load_facts(frozenset(identifiers)), {"user": user, "resource": resource}).fetchone()
+    person_id, active, deleted, started_at, department, ambiguous, known, grant, reason, *rest = row
+    courses, completed, campaigns, due, decisions = rest
+    person = None if person_id is None else _person(active, started_at, department, deleted=deleted)
+    facts = Facts(person=person, resource=resource, resource_known=known, grant=grant, grant_reason=reason,
+                  completions=_completions(courses, completed), reviews=_review_items(campaigns, due, decisions),
+                  ambiguous=tuple(ambiguous or ()))
     return Loaded(person_id, facts)
 
 
@@ -120,9 +128,9 @@ def load_members(conn: psycopg.Connection, resource: str) -> list[Member]:
     return members
 
 
-def _person(active: bool, started_at: datetime, department: str | None) -> Person:
-    # Deleted people are never loaded (the queries skip them), so `deleted` is always False here.
-    return Person(active=active, deleted=False, started_at=started_at, department=department)
+def _person(active: bool, started_at: datetime, department: str | None, *, deleted: bool = False) -> Person:
+    # Member lists skip deleted people; a check loads one when a reference names them by userName.
+    return Person(active=active, deleted=deleted, started_at=started_at, department=department)
 
 
 def _completions(courses: Sequence[str] | None, completed: Sequence[datetime] | None) -> dict[str, datetime]:

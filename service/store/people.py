@@ -1,7 +1,9 @@
 """People: one row per person, whichever sources (SCIM, LDAP) know them."""
 
 import dataclasses
+import functools
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 import psycopg
@@ -114,17 +116,53 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
     return total, []
 
 
-def matching(ref: sql.Composable) -> sql.Composed:
-    """The live person a reference names, as checks and imports find them: userName (any case),
-    else primary e-mail, else employee number; one row (id, active, started_at, department) or none."""
-    return sql.SQL("""
-    SELECT p.id, p.active, p.started_at, p.department
-    FROM people p
-    WHERE p.deleted_at IS NULL
-      AND (lower(p.user_name) = lower({r}) OR lower(p.primary_email) = lower({r}) OR p.employee_number = {r})
-    ORDER BY CASE WHEN lower(p.user_name) = lower({r}) THEN 0
-                  WHEN lower(p.primary_email) = lower({r}) THEN 1 ELSE 2 END, p.created_at, p.id
-    LIMIT 1""").format(r=ref)
+# How a reference may name a person in a check or an import: each identifier's condition over alias p. A userName
+# is unique over everyone, deleted people too, so it keeps naming its person after they leave; an e-mail or an
+# employee number names only live people.
+_NAMED_BY = {
+    "user_name": "lower(p.user_name) = lower({r})",
+    "email": "p.deleted_at IS NULL AND lower(p.primary_email) = lower({r})",
+    "employee_number": "p.deleted_at IS NULL AND p.employee_number = {r}",
+}
+IDENTIFIERS = tuple(_NAMED_BY)
+
+# -- matching -- exactly one row: the person (NULL columns when none), and the ids when several live people match.
+_MATCHING = """
+SELECT p.id, p.active, p.deleted_at IS NOT NULL AS deleted, p.started_at, p.department, m.ambiguous
+FROM (
+    SELECT coalesce(
+               -- named by the userName of someone deleted or inactive: that person, whoever else matches
+               min(f.id::text) FILTER (WHERE f.by_name AND NOT f.usable),
+               CASE WHEN count(*) FILTER (WHERE f.live) = 1 THEN min(f.id::text) FILTER (WHERE f.live) END
+           )::uuid AS id,
+           CASE WHEN count(*) FILTER (WHERE f.by_name AND NOT f.usable) = 0 AND count(*) FILTER (WHERE f.live) > 1
+                THEN array_agg(f.id::text ORDER BY f.id) FILTER (WHERE f.live) END AS ambiguous
+    FROM (
+        SELECT p.id, {by_name} AS by_name, p.deleted_at IS NULL AS live, p.deleted_at IS NULL AND p.active AS usable
+        FROM people p WHERE {named}
+    ) f
+) m
+LEFT JOIN people p ON p.id = m.id"""
+
+
+@functools.lru_cache(maxsize=16)
+def _matching(identifiers: tuple[str, ...]) -> str:
+    unknown = set(identifiers) - set(IDENTIFIERS)
+    if unknown or not identifiers:
+        raise ValueError(f"identifiers must be some of {IDENTIFIERS}, got {identifiers!r}")
+    named = " OR ".join(f"({_NAMED_BY[i]})" for i in IDENTIFIERS if i in identifiers)
+    by_name = _NAMED_BY["user_name"] if "user_name" in identifiers else "false"
+    return _MATCHING.replace("{named}", named).replace("{by_name}", by_name)
+
+
+def matching(ref: sql.Composable, identifiers: Collection[str]) -> sql.Composed:
+    """Which person a reference names, through the given identifiers (any case, but employee numbers).
+
+    One row (id, active, deleted, started_at, department, ambiguous): a userName naming someone deleted or
+    inactive is that person; else the one live person matched; else, when several live people match, no
+    person and their ids in `ambiguous`; else NULLs. Never a fall-through from one person to another.
+    """
+    return sql.SQL(_matching(tuple(i for i in IDENTIFIERS if i in identifiers))).format(r=ref)
 
 
 def find_join_candidate(conn: psycopg.Connection, fields: Fields, *, key: str, other_than: str) -> Person | None:

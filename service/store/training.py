@@ -47,13 +47,15 @@ class Outgoing:
     body: str
 
 
-# -- resolve_people -- each reference as a check finds it: userName (any case), else primary
-# e-mail, else employee number; deleted people are not found.
+# The import's own rule, wider than a check's default: learning systems often know only the employee number.
+IMPORT_IDENTIFIERS = ("user_name", "email", "employee_number")
+
+# -- resolve_people -- each reference as store.people.matching finds it, through IMPORT_IDENTIFIERS.
 _RESOLVE = sql.SQL("""
-SELECT r.ref, p.id::text
+SELECT r.ref, p.id::text, p.deleted, p.ambiguous
 FROM unnest(%s::text[]) AS r (ref)
 LEFT JOIN LATERAL ({match}) p ON true
-""").format(match=people.matching(sql.SQL("r.ref")))
+""").format(match=people.matching(sql.SQL("r.ref"), IMPORT_IDENTIFIERS))
 
 # -- lock_people -- in id order, so concurrent writers never deadlock.
 _LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
@@ -117,10 +119,19 @@ _SENT = "UPDATE notifications SET sent_at = now(), attempts = attempts + 1, last
 _FAILED = "UPDATE notifications SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s::uuid[])"
 
 
-def resolve_people(conn: psycopg.Connection, refs: Collection[str]) -> dict[str, str]:
-    """Each reference found, to its person's id; references nobody matches are left out."""
+@dataclasses.dataclass(frozen=True)
+class Named:
+    """Whom a reference names: one person (deleted, perhaps), several live people (`ambiguous`), or nobody."""
+
+    person_id: str | None
+    deleted: bool = False
+    ambiguous: tuple[str, ...] = ()
+
+
+def resolve_people(conn: psycopg.Connection, refs: Collection[str]) -> dict[str, Named]:
+    """Whom each reference names, for every reference given."""
     rows = conn.execute(_RESOLVE, (sorted(refs),)).fetchall() if refs else []
-    return {ref: pid for ref, pid in rows if pid is not None}
+    return {ref: Named(pid, bool(deleted), tuple(ambiguous or ())) for ref, pid, deleted, ambiguous in rows}
 
 
 def lock_people(conn: psycopg.Connection, ids: Collection[str]) -> None:

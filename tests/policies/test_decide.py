@@ -67,6 +67,7 @@ def test_allow_has_one_ok_reason_and_the_policy_version():
         ({"person": None}, ("person_unknown",)),
         ({"person": replace(PERSON, active=False)}, ("person_inactive",)),
         ({"person": replace(PERSON, deleted=True)}, ("person_inactive",)),
+        ({"person": None, "ambiguous": ("id-a", "id-b")}, ("person_ambiguous",)),
         ({"resource": "wiki", "resource_known": False}, ("resource_unknown",)),
         ({"grant": None}, ("no_grant",)),
         ({"grant": "revoked", "grant_reason": "review_revoked:2024-q1"}, ("grant_revoked",)),
@@ -153,6 +154,14 @@ def test_unknown_person_and_resource_stand_alone():
     assert codes(facts) == ("person_unknown", "resource_unknown")
 
 
+def test_an_ambiguous_reference_stands_alone_and_says_how_many_people_it_names():
+    facts = replace(FACTS, person=None, ambiguous=("id-b", "id-a", "id-c"))
+    (reason,) = decide(facts, POLICY, NOW).reasons
+    assert reason.kind is Code.PERSON_AMBIGUOUS and "3 different people" in reason.text
+    both = replace(facts, resource="wiki", resource_known=False)
+    assert codes(both) == ("person_ambiguous", "resource_unknown")
+
+
 def test_review_order_does_not_change_the_decision():
     items = (ReviewItem("b", NOW - DAY), ReviewItem("a", NOW - DAY), ReviewItem("c", NOW - 2 * DAY, "revoke"))
     first = decide(replace(FACTS, reviews=items), POLICY, NOW)
@@ -205,6 +214,9 @@ def test_now_must_be_timezone_aware():
         lambda: ReviewItem("q1", NOW, "maybe"),
         lambda: ReviewItem("q1", datetime(2024, 1, 1)),
         lambda: Person(True, False, datetime(2024, 1, 1)),
+        lambda: replace(FACTS, ambiguous=("id-a", "id-b")),  # a person and an ambiguity at once
+        lambda: replace(FACTS, person=None, ambiguous=("id-a",)),  # one person is not ambiguous
+        lambda: replace(FACTS, person=None, ambiguous=("id-a", "id-a")),
     ],
 )
 def test_malformed_facts_are_refused(build):
@@ -243,7 +255,8 @@ people = st.none() | st.builds(
 )
 reviews = st.builds(ReviewItem, campaign=st.sampled_from(["2024-q1", "2024-q2"]), due_at=moments,
                     decision=st.sampled_from(REVIEW_DECISIONS))
-facts_st = st.builds(
+ids = st.lists(st.sampled_from(["id-a", "id-b", "id-c"]), min_size=2, max_size=3, unique=True).map(tuple)
+plain_facts = st.builds(
     Facts,
     person=people,
     resource=st.sampled_from(["vpn", "git", "wiki"]),
@@ -253,7 +266,10 @@ facts_st = st.builds(
     completions=st.dictionaries(st.sampled_from(["security-awareness", "privacy", "secure-coding"]), moments),
     reviews=st.lists(reviews, max_size=4).map(tuple),
 )
+# Some references name several people: no person then, only the ids.
+facts_st = plain_facts | st.builds(lambda f, a: replace(f, person=None, ambiguous=a), plain_facts, ids)
 BREAKS = [
+    lambda f: replace(f, person=None, ambiguous=("id-a", "id-b")),
     lambda f: replace(f, person=None),
     lambda f: replace(f, person=f.person and replace(f.person, active=False)),
     lambda f: replace(f, person=f.person and replace(f.person, deleted=True)),
@@ -278,7 +294,7 @@ def test_an_allow_implies_every_precondition(facts, now):
     decision = decide(facts, POLICY, now)
     if decision.allow:
         person = facts.person
-        assert person is not None and person.active and not person.deleted
+        assert person is not None and person.active and not person.deleted and not facts.ambiguous
         assert facts.resource_known and facts.grant == "active"
         for course in POLICY.requirements_for(facts.resource):
             if course.applies_to_department(person.department):
@@ -390,3 +406,11 @@ def test_facts_do_not_follow_the_callers_list_of_reviews():
     reviews.clear()
     assert isinstance(facts.reviews, tuple) and hash(facts.reviews)
     assert codes(facts) == ("review_missed:2024-q1",)
+
+
+@examples
+@given(plain_facts, ids, moments)
+def test_an_ambiguous_reference_always_denies_as_ambiguous_never_as_unknown(facts, ambiguous, now):
+    decision = decide(replace(facts, person=None, ambiguous=ambiguous), POLICY, now)
+    assert decision.allow is False
+    assert decision.codes[0] == "person_ambiguous" and "person_unknown" not in decision.codes
