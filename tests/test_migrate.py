@@ -69,3 +69,50 @@ def test_migration_files_never_import_application_code():
     python_import = re.compile(r"^\s*(import|from)\s+[\w.]+(\s+import\b|\s*$)", re.MULTILINE)
     for m in migrate.available():
         assert not python_import.search(m.text), m.name
+
+
+def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(empty_database, monkeypatch):
+    shipped = migrate.available()
+    monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < 12])
+    migrate.migrate(empty_database)
+    people = [("ann", "Ann@Example.com", False), ("ann2", "ann@example.COM", False), ("ann3", "ANN@example.com", False),
+              ("bo", "bo@example.com", False), ("bo2", "bo@example.com", False),
+              ("cy", "cy@example.com", False), ("cy-old", "cy@example.com", True),  # a deleted one may share
+              ("dee", None, False), ("dee2", None, False)]
+    with psycopg.connect(empty_database.owner_url) as conn:
+        for user_name, email, deleted in people:
+            conn.execute("INSERT INTO people (user_name, primary_email, source, active, deleted_at) "
+                         "VALUES (%s, %s, 'manual', %s, CASE WHEN %s THEN now() END)",
+                         (user_name, email, not deleted, deleted))
+    monkeypatch.setattr(migrate, "available", lambda: shipped)
+    with pytest.raises(MigrationError) as e:
+        migrate.migrate(empty_database)
+    assert "012_" in str(e.value) and "migrate again; 2 shared: " in str(e.value)
+    assert "cy@example.com" not in str(e.value) and "dee" not in str(e.value)
+    assert "ann@example.com: 3 people (ann, ann2, ann3)" in str(e.value)
+    assert "bo@example.com: 2 people (bo, bo2)" in str(e.value)
+    with psycopg.connect(empty_database.owner_url) as conn:
+        assert conn.execute("SELECT count(*) FROM people").fetchone() == (len(people),)  # nobody dropped
+        assert conn.execute("SELECT to_regclass('people_primary_email_key')").fetchone() == (None,)
+        assert 12 not in [v for v, in conn.execute("SELECT version FROM schema_migrations")]
+        conn.execute("UPDATE people SET primary_email = user_name || '@example.com' WHERE user_name IN ('ann2', 'ann3', 'bo2')")
+    assert 12 in [m.version for m in migrate.migrate(empty_database)]
+    with psycopg.connect(empty_database.owner_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO people (user_name, primary_email, source) VALUES ('eve', 'BO@example.com', 'manual')")
+
+
+def test_012_lists_at_most_50_shared_emails_and_counts_the_rest(empty_database, monkeypatch):
+    shipped = migrate.available()
+    monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < 12])
+    migrate.migrate(empty_database)
+    with psycopg.connect(empty_database.owner_url) as conn:
+        conn.execute("INSERT INTO people (user_name, primary_email, source) SELECT 'p' || i || '-' || k, "
+                     "'shared' || lpad(i::text, 2, '0') || '@example.com', 'manual' "
+                     "FROM generate_series(1, 52) i, generate_series(1, 2) k")
+    monkeypatch.setattr(migrate, "available", lambda: shipped)
+    with pytest.raises(MigrationError) as e:
+        migrate.migrate(empty_database)
+    message = str(e.value)
+    assert "52 shared: shared01@example.com: 2 people (p1-1, p1-2); " in message
+    assert "shared50@example.com" in message and "shared51@example.com" not in message
+    assert message.endswith("; and 2 more")

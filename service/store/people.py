@@ -222,6 +222,7 @@ def _unique(e: psycopg.errors.UniqueViolation, fields: Fields) -> Conflict:
     constraint = e.diag.constraint_name or ""
     what = {"people_user_name_key": f"userName {fields.user_name!r}",
             "people_employee_number_key": f"employeeNumber {fields.employee_number!r}",
+            "people_primary_email_key": f"primary e-mail {primary_email(list(fields.emails))!r}",
             "person_external_ids_pkey": f"externalId {fields.external_id!r}"}.get(constraint, "a unique attribute")
     error = Conflict(f"{what} is already taken")
     error.code = "uniqueness"

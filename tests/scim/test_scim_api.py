@@ -119,6 +119,27 @@ def test_uniqueness_mutability_no_target_invalid_path(scim, database):
     assert owner_rows(database, "SELECT version FROM people") == [(1,)]  # nothing changed
 
 
+def test_a_primary_email_taken_by_another_live_person_is_409_uniqueness(scim, database):
+    def emails(value):
+        return [{"value": value, "type": "work", "primary": True}]
+
+    ann = scim.post("Users", user("ann", externalId="1", emails=emails("ann@example.com")))[1]["id"]
+    status, body, _ = scim.post("Users", user("anna", externalId="2", emails=emails("ANN@example.com")))
+    assert (status, body["scimType"]) == (409, "uniqueness") and "primary e-mail 'ANN@example.com'" in body["detail"]
+    bob = scim.post("Users", user("bob", externalId="3", emails=emails("bob@example.com")))[1]["id"]
+    status, body, _ = scim.patch(f"Users/{bob}", patch_op({"op": "replace", "path": "emails",
+                                                            "value": emails("Ann@Example.com")}))
+    assert (status, body["scimType"]) == (409, "uniqueness")
+    status, _, _ = scim.put(f"Users/{bob}", user("bob", externalId="3", emails=emails("ann@example.com")))
+    assert status == 409
+    assert owner_rows(database, "SELECT user_name, primary_email, version FROM people ORDER BY user_name") == [
+        ("ann", "ann@example.com", 1), ("bob", "bob@example.com", 1)]
+    assert owner_rows(database, "SELECT outcome FROM journal WHERE kind = 'sync' ORDER BY seq") == [
+        ("created",), ("created",)]
+    assert scim.delete(f"Users/{ann}")[0] == 204  # a leaver's address is free for the next person
+    assert scim.post("Users", user("anna", externalId="2", emails=emails("ann@example.com")))[0] == 201
+
+
 def test_too_many(scim):
     many = " or ".join(f'userName eq "u{i}"' for i in range(100))
     status, body, _ = scim.get(f"Users?filter={many}")
