@@ -2,9 +2,11 @@
 
 Rules: an entry is matched to a person by its stable key, else (a returning
 entry) by the userName of a deleted LDAP person, else (a person SCIM pushed
-first) by the configured join key, else created. LDAP sets the attributes it
-owns or that are blank; another source's values stay. Disabled in the
-directory always deactivates; only a complete read removes anyone.
+first) by the configured join key, else created. An entry that would give its
+person a userName, employee number or (live) primary e-mail another person
+holds is a conflict and is not written. LDAP sets the attributes it owns or
+that are blank; another source's values stay. Disabled in the directory always
+deactivates; only a complete read removes anyone.
 """
 
 import dataclasses
@@ -124,7 +126,8 @@ def _identify(people_read, loaded: Loaded, join_key: str, out: Plan) -> list[tup
         for value in _join_values_of(c, join_key):
             by_join.setdefault(value, c)
     returning = {c.values["user_name"].lower(): c for c in loaded.known.values() if c.deleted and not c.shared}
-    names, numbers, used, targets = dict(loaded.names), dict(loaded.numbers), set(), []
+    taken = {"userName": dict(loaded.names), "employeeNumber": dict(loaded.numbers), "e-mail": dict(loaded.emails)}
+    used, targets = set(), []
     for lp in people_read:
         cur = loaded.known.get(lp.key)
         op = "revive" if cur and cur.deleted else "update"
@@ -133,20 +136,34 @@ def _identify(people_read, loaded: Loaded, join_key: str, out: Plan) -> list[tup
         if cur is None:
             cur, op = by_join.get(_join_value(lp, join_key)), "join"
         pid = cur.id if cur else str(uuid.uuid4())
-        problem = ("another entry matches the same person" if pid in used else
-                   _claim(names, lp.user_name.lower(), pid, f"userName {lp.user_name!r}") or
-                   _claim(numbers, lp.employee_number, pid, f"employeeNumber {lp.employee_number!r}"))
-        if problem:
+        email = _email_after(lp, cur)
+        claims = {"userName": (lp.user_name.lower(), lp.user_name), "employeeNumber": (lp.employee_number,) * 2,
+                  "e-mail": (email.lower() if email else None, email)}
+        problem = "another entry matches the same person" if pid in used else _taken(taken, claims, pid)
+        if problem:  # the entry is skipped whole: nothing of it is written, and it claims nothing
             out.conflicts.append({"dn": lp.dn, "reason": problem})
             continue
+        for what, (key, _) in claims.items():
+            if key:
+                taken[what][key] = pid
         used.add(pid)
         targets.append((lp, op if cur else "create", cur, pid))
     return targets
 
 
-def _claim(index: dict, value, pid: str, what: str) -> str | None:
-    holder = index.setdefault(value, pid) if value else pid
-    return None if holder == pid else f"{what} belongs to another person"
+def _taken(taken: dict, claims: dict, pid: str) -> str | None:
+    """Why a value this entry would write belongs to another person (as loaded, or claimed earlier in this run)."""
+    for what, (key, shown) in claims.items():
+        if key and taken[what].get(key, pid) != pid:
+            return f"{'primary e-mail' if what == 'e-mail' else what} {shown!r} belongs to another person"
+    return None
+
+
+def _email_after(lp: LdapPerson, cur: Current | None) -> str | None:
+    """The primary e-mail the person has once this entry is written (as _merge: LDAP sets emails it owns or blank)."""
+    if cur is not None and cur.values["emails"] and cur.sources.get("emails", LDAP) != LDAP:
+        return primary_email(cur.values["emails"])
+    return lp.email
 
 
 def _join_value(lp: LdapPerson, join_key: str):

@@ -1,5 +1,7 @@
 """The LDAP sync's pure decision (service.ldapplan) on plain values: matching, attribute ownership, the guard."""
 
+import dataclasses
+
 from connectors.ldap import LdapGroup, LdapPerson, Snapshot
 from service.ldapplan import hold_reason, plan, refusal
 from service.store.sync import Current, CurrentGroup, Loaded
@@ -86,6 +88,41 @@ def test_a_taken_user_name_is_a_conflict_and_the_rest_goes_on():
     p = plan(snapshot(entry("ann"), entry("bob")), state, join_key="email", full=True)
     assert [e["user_name"] for e in p.people] == ["bob"]
     assert p.conflicts == [{"dn": f"uid=ann,{BASE}", "reason": "userName 'ann' belongs to another person"}]
+
+
+def test_a_primary_email_another_live_person_holds_is_a_conflict_and_that_entry_is_not_written():
+    state = loaded(current("ann", "p1", emails=[{"value": "ann@example.com", "primary": True}]))
+    state.emails = {"ann@example.com": "p1", "okta@example.com": "p9"}  # p9: a person SCIM pushed
+    read = (entry("ann", email="ann@example.com"), entry("bob", email="OKTA@example.com", manager="ann"),
+            entry("cy", email="cy@example.com"), entry("dee", email="Cy@Example.com"))
+    groups = (LdapGroup(dn="cn=all,ou=g", key="k1", name="all", member_dns=(),
+                        members=tuple(f"uid={n},{BASE}" for n in ("ann", "bob", "cy", "dee"))),)
+    p = plan(snapshot(*read, groups=groups), state, join_key="employeeNumber", full=True)
+    assert p.conflicts == [
+        {"dn": f"uid=bob,{BASE}", "reason": "primary e-mail 'OKTA@example.com' belongs to another person"},
+        {"dn": f"uid=dee,{BASE}", "reason": "primary e-mail 'Cy@Example.com' belongs to another person"}]
+    (cy,) = [e for e in p.people if e["op"] == "create"]
+    assert cy["user_name"] == "cy" and {e["id"] for e in p.people} == {"p1", cy["id"]}  # ann: her new group
+    assert set(p.members["add"][1]) == {"p1", cy["id"]}  # the skipped entries are in no group either
+
+
+def test_a_skipped_entry_claims_nothing_and_an_email_ldap_does_not_own_is_not_claimed():
+    okta = [{"value": "cy@okta.example", "primary": True}]
+    state = loaded(current("cy", "p3", shared=True, sources={"emails": "scim:okta"}, emails=okta))
+    state.emails = {"taken@example.com": "p9", "cy@okta.example": "p3"}
+    first = dataclasses.replace(entry("ann", email="taken@example.com"), employee_number="E-1")
+    later = dataclasses.replace(entry("bob"), employee_number="E-1")  # ann's number: free, as ann was skipped
+    kept = entry("cy", email="taken@example.com", title="t")  # LDAP's address, but Okta's stays: nothing to claim
+    p = plan(snapshot(first, later, kept), state, join_key="email", full=True)
+    assert [c["dn"] for c in p.conflicts] == [f"uid=ann,{BASE}"]
+    written = {e["user_name"]: e for e in p.people}
+    assert set(written) == {"bob", "cy"} and written["cy"]["values"]["emails"] == okta
+
+
+def test_a_deleted_persons_email_is_free_for_a_new_entry():
+    gone = current("old", "p1", active=False, deleted=True, emails=[{"value": "x@example.com", "primary": True}])
+    (made,) = plan(snapshot(entry("new", email="x@example.com")), loaded(gone), join_key="email", full=True).people
+    assert made["op"] == "create" and made["values"]["emails"][0]["value"] == "x@example.com"
 
 
 def test_transitive_members_land_in_groups_and_names_are_never_swapped_in_one_run():

@@ -296,6 +296,29 @@ def test_an_entry_that_collides_with_someone_else_is_a_conflict_not_a_failure(se
     assert detail["dn"] == user_dn(7) and "userName 'user007' belongs to another person" in detail["reason"]
 
 
+def test_a_primary_email_someone_else_has_is_a_conflict_and_that_entry_is_not_written(services, database, ldap):
+    ldap.modify(f"dn: {user_dn(8)}\nchangetype: modify\nreplace: mail\nmail: USER007@example.com\n")
+    result = ldapsync.run_sync(services, full=True)
+    assert result.state == "applied" and result.counts["conflicts"] == 1 and result.counts["created"] == COUNT - 1
+    assert person(database, "user008") is None and person(database, "user007").primary_email == "user007@example.com"
+    (detail,), = rows(database, "SELECT detail FROM journal WHERE outcome = 'conflict'")
+    assert detail["dn"] == user_dn(8) and "primary e-mail 'USER007@example.com' belongs to another person" in detail[
+        "reason"]
+    # A person already synced who takes someone's address keeps every old value until the address is free.
+    next_second()
+    ldap.modify(f"dn: {user_dn(10)}\nchangetype: modify\nreplace: mail\nmail: user011@example.com\n"
+                f"-\nreplace: title\ntitle: Moved\n")
+    again = ldapsync.run_sync(services, full=False)
+    assert again.state == "applied"
+    conflicts = dict(rows(database, "SELECT detail->>'dn', detail->>'reason' FROM journal WHERE outcome = 'conflict' "
+                                    "AND detail->>'run' = %s", (again.run_id,)))
+    assert conflicts[user_dn(10)] == "primary e-mail 'user011@example.com' belongs to another person"
+    assert set(conflicts) <= {user_dn(8), user_dn(10)}  # user008 again, when the inclusive mark re-reads it
+    p10 = person(database, "user010")
+    assert (p10.primary_email, p10.title, p10.version) == ("user010@example.com", "Title 10", 1)
+    assert rows(database, "SELECT count(*) FROM people WHERE lower(primary_email) = 'user011@example.com'") == [(1,)]
+
+
 def test_cli_sync_prints_progress_lines_and_dry_run_lines(database, ldap):
     env = {**db_env(database), **ldap_env(ldap)}
     dry = gatehouse("sync", "ldap", "--full", "--dry-run", env=env)

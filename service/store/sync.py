@@ -61,6 +61,7 @@ class Loaded:
     groups: dict  # LDAP key → CurrentGroup
     other_group_names: set  # lower(displayName) of groups from other sources
     total: int  # live people from LDAP
+    emails: dict = dataclasses.field(default_factory=dict)  # lower(primary e-mail) → id of the live person with it
 
 
 _PERSON = sql.SQL("""
@@ -88,8 +89,11 @@ _CANDIDATES = {  # oldest first: the plan joins the first person a value names
 }
 _PENDING = ("p.deleted_at IS NULL AND p.manager_id IS NULL AND p.manager_ref IS NOT NULL "
             "AND lower(p.manager_ref) = ANY(%(dns)b)")
-_ALL_TAKEN = "SELECT lower(user_name), employee_number, id::text FROM people"
-_TAKEN = _ALL_TAKEN + " WHERE lower(user_name) = ANY(%(names)b) OR employee_number = ANY(%(numbers)b)"
+# Taken by anyone: userNames and employee numbers (deleted people's too), primary e-mails of live people.
+_ALL_TAKEN = ("SELECT lower(user_name), employee_number, CASE WHEN deleted_at IS NULL THEN lower(primary_email) END, "
+              "id::text FROM people")
+_TAKEN = _ALL_TAKEN + (" WHERE lower(user_name) = ANY(%(names)b) OR employee_number = ANY(%(numbers)b) "
+                       "OR (deleted_at IS NULL AND lower(primary_email) = ANY(%(emails)b))")
 _DNS = ("SELECT d.external_id, d.person_id::text FROM person_external_ids d JOIN people p ON p.id = d.person_id "
         "WHERE d.source = 'ldap:dn' AND p.deleted_at IS NULL")
 _GROUPS = """
@@ -125,18 +129,20 @@ def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, norma
     if unknown:
         where = "k.external_id IS NULL AND p.deleted_at IS NULL AND " + _CANDIDATES[join_key]
         candidates = _people(conn, where, {**params, "with_ids": join_key == "externalId"})
-    names, numbers = {}, {}
-    for name, number, pid in conn.execute(_ALL_TAKEN if full else _TAKEN, params):  # a scan beats 100k probes
+    names, numbers, emails = {}, {}, {}
+    for name, number, email, pid in conn.execute(_ALL_TAKEN if full else _TAKEN, params):  # a scan beats 100k probes
         names[name] = pid
         if number:
             numbers[number] = pid
+        if email:
+            emails[email] = pid
     groups = {key: CurrentGroup(gid, key, name, frozenset(members))
               for gid, key, name, members in conn.execute(_GROUPS)}
     # Every live LDAP person has a DN, so len(dns) counts them; a full load already has them all.
     dns = ({c.dn: c.id for c in known.values() if not c.deleted and c.dn} if full
            else dict(conn.execute(_DNS).fetchall()))
     return Loaded(known=known, candidates=candidates, pending=_people(conn, _PENDING, params), names=names,
-                  numbers=numbers, dns=dns, groups=groups, total=len(dns),
+                  numbers=numbers, emails=emails, dns=dns, groups=groups, total=len(dns),
                   other_group_names={r[0] for r in conn.execute(
                       "SELECT lower(display_name) FROM groups WHERE source <> 'ldap'")})
 
