@@ -144,7 +144,7 @@ _COMPLETION_FIELDS = {
     "source_id": {"type": "string", "maxLength": 256},
 }
 _COMPLETION = {"type": "object", "required": list(_COMPLETION_FIELDS), "properties": _COMPLETION_FIELDS}
-_STATUSES = ["accepted", "duplicate", "unknown_person", "invalid"]
+_STATUSES = ["accepted", "duplicate", "unknown_person", "ambiguous_person", "invalid"]
 PATHS.update({
     "/api/v1/training/completions": {"post": {
         "summary": "Report completed training; idempotent on (source, source_id); a result per item.",
@@ -172,7 +172,8 @@ _REASON = {"type": "object", "required": ["code", "text"],
            "properties": {"code": {"type": "string"}, "text": {"type": "string"}}}
 ACCESS_SCHEMAS = {
     "AccessCheckRequest": {"type": "object", "required": ["user", "resource"], "properties": {
-        "user": {"type": "string", "maxLength": 256, "description": "userName, primary email or employee number"},
+        "user": {"type": "string", "maxLength": 256, "description":
+                 "userName or primary email (employee number too when GATEHOUSE_CHECK_IDENTIFIERS lists it)"},
         "resource": {"type": "string", "maxLength": 256}}},
     "AccessDecision": {"type": "object", "required": ["allow", "reasons", "decision_id", "policy_version"],
                        "properties": {

@@ -330,3 +330,9 @@ def test_csv_with_a_nul_or_bad_utf8_is_refused_line_by_line_and_stores_nothing(d
     assert len(done.stderr.splitlines()) == 1
     assert rows(database, "SELECT count(*) FROM training_completions") == [(0,)]
     assert rows(database, "SELECT count(*) FROM journal") == [(0,)]
+
+
+def test_the_api_document_lists_every_status():
+    from service import openapi, training
+
+    assert openapi._STATUSES == list(training.STATUSES)

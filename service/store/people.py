@@ -147,10 +147,7 @@ LEFT JOIN people p ON p.id = m.id"""
 
 @functools.lru_cache(maxsize=16)
 def _matching(identifiers: tuple[str, ...]) -> str:
-    unknown = set(identifiers) - set(IDENTIFIERS)
-    if unknown or not identifiers:
-        raise ValueError(f"identifiers must be some of {IDENTIFIERS}, got {identifiers!r}")
-    named = " OR ".join(f"({_NAMED_BY[i]})" for i in IDENTIFIERS if i in identifiers)
+    named = " OR ".join(f"({_NAMED_BY[i]})" for i in identifiers)
     by_name = _NAMED_BY["user_name"] if "user_name" in identifiers else "false"
     return _MATCHING.replace("{named}", named).replace("{by_name}", by_name)
 
@@ -161,7 +158,10 @@ def matching(ref: sql.Composable, identifiers: Collection[str]) -> sql.Composed:
     One row (id, active, deleted, started_at, department, ambiguous): a userName naming someone deleted or
     inactive is that person; else the one live person matched; else, when several live people match, no
     person and their ids in `ambiguous`; else NULLs. Never a fall-through from one person to another.
+    `ref` may be a column of the enclosing query (inside, the aliases are p, f and m).
     """
+    if not identifiers or set(identifiers) - set(IDENTIFIERS):
+        raise ValueError(f"identifiers must be some of {IDENTIFIERS}, got {tuple(identifiers)!r}")
     return sql.SQL(_matching(tuple(i for i in IDENTIFIERS if i in identifiers))).format(r=ref)
 
 
