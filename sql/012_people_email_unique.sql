@@ -5,6 +5,10 @@
 -- Duplicates are not resolved here (which one is right is a person's call, and
 -- dropping anyone would drop their access history): the migration stops and
 -- lists them; fix them in the source (SCIM, LDAP) or by hand, then migrate again.
+
+-- SHARE: no one writes people between the check and the index (CREATE INDEX takes this lock anyway).
+LOCK TABLE people IN SHARE MODE;
+
 DO $$
 DECLARE
     shared text;
@@ -15,9 +19,10 @@ BEGIN
            count(*)
       INTO shared, groups
       FROM (SELECT lower(p.primary_email) AS email, count(*) AS n,
-                   string_agg(p.user_name, ', ' ORDER BY lower(p.user_name)) AS names,
+                   array_to_string((array_agg(p.user_name ORDER BY lower(p.user_name)))[1:10], ', ')
+                       || CASE WHEN count(*) > 10 THEN ', ...' ELSE '' END AS names,
                    row_number() OVER (ORDER BY lower(p.primary_email)) AS rank
-              FROM public.people p
+              FROM people p
              WHERE p.deleted_at IS NULL AND p.primary_email IS NOT NULL
              GROUP BY lower(p.primary_email)
             HAVING count(*) > 1) d;

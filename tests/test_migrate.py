@@ -101,7 +101,7 @@ def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(emp
         conn.execute("INSERT INTO people (user_name, primary_email, source) VALUES ('eve', 'BO@example.com', 'manual')")
 
 
-def test_012_lists_at_most_50_shared_emails_and_counts_the_rest(empty_database, monkeypatch):
+def test_012_lists_at_most_50_shared_emails_and_10_names_each_and_counts_the_rest(empty_database, monkeypatch):
     shipped = migrate.available()
     monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < 12])
     migrate.migrate(empty_database)
@@ -109,10 +109,13 @@ def test_012_lists_at_most_50_shared_emails_and_counts_the_rest(empty_database, 
         conn.execute("INSERT INTO people (user_name, primary_email, source) SELECT 'p' || i || '-' || k, "
                      "'shared' || lpad(i::text, 2, '0') || '@example.com', 'manual' "
                      "FROM generate_series(1, 52) i, generate_series(1, 2) k")
+        conn.execute("INSERT INTO people (user_name, primary_email, source) SELECT 'q' || lpad(k::text, 2, '0'), "
+                     "'many@example.com', 'manual' FROM generate_series(1, 12) k")
     monkeypatch.setattr(migrate, "available", lambda: shipped)
     with pytest.raises(MigrationError) as e:
         migrate.migrate(empty_database)
     message = str(e.value)
-    assert "52 shared: shared01@example.com: 2 people (p1-1, p1-2); " in message
-    assert "shared50@example.com" in message and "shared51@example.com" not in message
-    assert message.endswith("; and 2 more")
+    assert "53 shared: many@example.com: 12 people (q01, q02, q03, q04, q05, q06, q07, q08, q09, q10, ...); " \
+           "shared01@example.com: 2 people (p1-1, p1-2); " in message
+    assert "shared49@example.com" in message and "shared50@example.com" not in message
+    assert message.endswith("; and 3 more")
