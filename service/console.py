@@ -153,13 +153,17 @@ def enroll_finish(token):
     _, key = _verify_new_key(admin.id, body.get("credential"), f"admin:{admin.email}", "enroll")
     settings = services().settings
     with services().pool.connection() as conn, conn.transaction():
-        if not admins.use_enrollment(conn, token, admin.id):
-            raise NotFound("this enrollment link is unknown, used or expired")
-        admins.add_key(conn, admin.id, name, key)
-        session = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
-        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=f"admin:{admin.email}",
-                                           detail={"action": "keys.enroll", **_key_detail(key, name)},
-                                           request_id=g.get("request_id")))
+        # Checked again here, in the transaction that adds the key: the admin may have been removed
+        # (or the link used) since _enrollment() looked.
+        enrolled = admins.enroll_key(conn, token, admin.id, name, key)
+        if enrolled:
+            session = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+            journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=f"admin:{admin.email}",
+                                               detail={"action": "keys.enroll", **_key_detail(key, name)},
+                                               request_id=g.get("request_id")))
+    if not enrolled:  # rolled back; the refusal is journaled on its own
+        raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
+                     actor=f"admin:{admin.email}", what="enroll")
     response = jsonify(ok=True, redirect="/admin")
     sessions.set_cookie(response, session, settings)
     return response
@@ -221,11 +225,14 @@ def keys_finish():
                      actor=principal.actor, what="keys.add")
     name = record.step_up["name"]
     with services().pool.connection() as conn, conn.transaction():
-        admins.add_key(conn, principal.id, name, key)
-        journal.append(conn, journal.Event(
-            kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
-            detail={"action": "keys.add", "credential_id": record.step_up["credential_id"],
-                    "counter": record.step_up["counter"], **_key_detail(key, name)}))
+        added = admins.add_key(conn, principal.id, name, key)
+        if added:
+            journal.append(conn, journal.Event(
+                kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
+                detail={"action": "keys.add", "credential_id": record.step_up["credential_id"],
+                        "counter": record.step_up["counter"], **_key_detail(key, name)}))
+    if not added:  # removed since the session was checked
+        raise refuse(Forbidden("this admin was removed"), kind="admin", actor=principal.actor, what="keys.add")
     return jsonify(ok=True)
 
 

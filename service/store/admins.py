@@ -90,8 +90,12 @@ def create_admin(conn: psycopg.Connection, email: str, *, display_name: str | No
     if existing and existing.active:
         raise Conflict(f"{email} is already an admin")
     if existing:
-        conn.execute("UPDATE admins SET active = true WHERE id = %s", (existing.id,))
-        return dataclasses.replace(existing, active=True)
+        # A re-added admin starts over: no key, session, link or challenge survives from before,
+        # whatever registered while they were removed; a new user handle too (WebAuthn §14.6.1).
+        _drop_credentials(conn, existing.id)
+        handle = secrets.token_bytes(32)
+        conn.execute("UPDATE admins SET active = true, user_handle = %s WHERE id = %s", (handle, existing.id))
+        return dataclasses.replace(existing, active=True, user_handle=handle)
     row = conn.execute(
         "INSERT INTO admins (email, display_name, user_handle, created_by) VALUES (%s, %s, %s, %s) "
         "RETURNING id::text, email, display_name, user_handle, active",
@@ -100,17 +104,25 @@ def create_admin(conn: psycopg.Connection, email: str, *, display_name: str | No
 
 
 def remove_admin(conn: psycopg.Connection, email: str) -> Admin:
-    """Deactivate an admin, drop their keys and sessions; never the last one."""
+    """Deactivate an admin, drop their keys, sessions, pending links and challenges; never the last one."""
     admin = admin_by_email(conn, email)
     if admin is None or not admin.active:
         raise NotFound(f"no admin {email}")
     others = conn.execute("SELECT count(*) FROM admins WHERE active AND id <> %s", (admin.id,)).fetchone()[0]
     if not others:
         raise Conflict("the last admin cannot be removed")
+    # First, so that an enrollment holding the admin row FOR SHARE (add_key) finishes before
+    # the deletes below, which then see and drop its key.
     conn.execute("UPDATE admins SET active = false WHERE id = %s", (admin.id,))
-    conn.execute("DELETE FROM webauthn_credentials WHERE admin_id = %s", (admin.id,))
-    conn.execute("DELETE FROM web_sessions WHERE admin_id = %s", (admin.id,))
+    _drop_credentials(conn, admin.id)
     return admin
+
+
+def _drop_credentials(conn: psycopg.Connection, admin_id: str) -> None:
+    conn.execute("DELETE FROM enrollments WHERE admin_id = %s AND used_at IS NULL", (admin_id,))
+    conn.execute("DELETE FROM webauthn_challenges WHERE admin_id = %s", (admin_id,))
+    conn.execute("DELETE FROM webauthn_credentials WHERE admin_id = %s", (admin_id,))
+    conn.execute("DELETE FROM web_sessions WHERE admin_id = %s", (admin_id,))
 
 
 def create_enrollment(conn: psycopg.Connection, admin_id: str, *, created_by: str) -> str:
@@ -122,15 +134,21 @@ def create_enrollment(conn: psycopg.Connection, admin_id: str, *, created_by: st
 
 
 def enrollment_admin(conn: psycopg.Connection, token: str) -> Admin | None:
-    """The admin an unused, unexpired enrollment token is for."""
+    """The active admin an unused, unexpired enrollment token is for."""
     row = conn.execute(
-        "SELECT admin_id::text FROM enrollments WHERE token_hash = %s AND used_at IS NULL AND expires_at > now()",
-        (_hash(token),)).fetchone()
+        "SELECT e.admin_id::text FROM enrollments e JOIN admins a ON a.id = e.admin_id AND a.active "
+        "WHERE e.token_hash = %s AND e.used_at IS NULL AND e.expires_at > now()", (_hash(token),)).fetchone()
     return admin_by_id(conn, row[0]) if row else None
 
 
-def use_enrollment(conn: psycopg.Connection, token: str, admin_id: str) -> bool:
-    """Mark the token used; False if it was used, expired, or for someone else."""
+def enroll_key(conn: psycopg.Connection, token: str, admin_id: str, name: str, key: NewKey) -> bool:
+    """Add the first key with an enrollment token, in the caller's transaction; False if the token is spent.
+
+    The key first (add_key locks the admin, then the token's row is locked): the same
+    order as remove_admin, so a removal and an enrollment wait for each other, never deadlock.
+    """
+    if not add_key(conn, admin_id, name, key):
+        return False
     row = conn.execute(
         "UPDATE enrollments SET used_at = now() WHERE token_hash = %s AND admin_id = %s AND used_at IS NULL "
         "AND expires_at > now() RETURNING 1", (_hash(token), admin_id)).fetchone()
@@ -146,7 +164,14 @@ def key_by_id(conn: psycopg.Connection, credential_id: bytes) -> Key | None:
     return Key(*row) if row else None
 
 
-def add_key(conn: psycopg.Connection, admin_id: str, name: str, key: NewKey) -> None:
+def add_key(conn: psycopg.Connection, admin_id: str, name: str, key: NewKey) -> bool:
+    """Store a verified key; False (nothing stored) if the admin is not active.
+
+    The admin row stays locked FOR SHARE until the caller commits: a removal
+    (remove_admin) waits, then drops this key with the others.
+    """
+    if conn.execute("SELECT 1 FROM admins WHERE id = %s AND active FOR SHARE", (admin_id,)).fetchone() is None:
+        return False
     name = (name or "").strip()[:64] or "security key"
     try:
         with conn.transaction():
@@ -158,6 +183,7 @@ def add_key(conn: psycopg.Connection, admin_id: str, name: str, key: NewKey) -> 
                  key.backup_eligible, key.backed_up, key.user_verified, list(key.transports)))
     except psycopg.errors.UniqueViolation:
         raise Conflict("this key is already registered") from None
+    return True
 
 
 def remove_key(conn: psycopg.Connection, admin_id: str, credential_id: bytes) -> Key:
