@@ -83,7 +83,9 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
         raise webauthn.WebAuthnRefused("webauthn_replay", "unknown or already used challenge")
     if record.expired:
         raise webauthn.WebAuthnRefused("webauthn_expired", "the challenge expired")
-    if record.admin_id != principal.id or record.action != action:
+    if record.admin_id != principal.id:
+        raise webauthn.WebAuthnRefused("webauthn_wrong_admin", "this challenge was issued to another admin")
+    if record.action != action:
         raise webauthn.WebAuthnRefused("webauthn_wrong_action", f"this assertion was made for {record.action}, not {action}")
     if record.body_hash != webauthn.body_hash(params):
         raise webauthn.WebAuthnRefused("webauthn_wrong_body", "this assertion was made for other parameters")

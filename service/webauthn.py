@@ -7,6 +7,7 @@ No Flask here: plain values in, result dataclasses out, one exception type
 import dataclasses
 import hashlib
 import json
+import logging
 import uuid
 
 from cryptography import x509
@@ -23,6 +24,9 @@ from webauthn.helpers.structs import (AttestationConveyancePreference, Attestati
 
 CHALLENGE_SECONDS = 120
 FIDO_AAGUID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")
+NOT_VERIFIED = "the security key's response did not verify"
+
+log = logging.getLogger(__name__)
 
 
 class WebAuthnRefused(Exception):
@@ -135,7 +139,7 @@ def verify_registration(policy: KeyPolicy, response: dict, *, challenge: bytes) 
     except WebAuthnRefused:
         raise
     except Exception as e:  # py_webauthn's errors are not one tree (InvalidBackupFlags, ValueError, ...)
-        raise WebAuthnRefused("webauthn_invalid", f"registration refused: {e}") from None
+        raise _not_verified("registration", e) from None
     key = NewKey(
         credential_id=verified.credential_id, public_key=verified.credential_public_key,
         sign_count=verified.sign_count, aaguid=str(uuid.UUID(verified.aaguid)),
@@ -144,6 +148,12 @@ def verify_registration(policy: KeyPolicy, response: dict, *, challenge: bytes) 
         backed_up=verified.credential_backed_up, user_verified=verified.user_verified,
         transports=tuple(str(getattr(t, "value", t)) for t in (credential.response.transports or [])))
     return _apply_policy(policy, key, verified.attestation_object)
+
+
+def _not_verified(what: str, error: Exception) -> WebAuthnRefused:
+    """py_webauthn's text (it names the expected origins and RP ID) goes to the log, not to the client."""
+    log.warning("WebAuthn %s refused: %s", what, error, extra={"fields": {"webauthn_error": type(error).__name__}})
+    return WebAuthnRefused("webauthn_invalid", NOT_VERIFIED)
 
 
 def _apply_policy(policy: KeyPolicy, key: NewKey, attestation_object: bytes) -> NewKey:
@@ -190,7 +200,7 @@ def verify_assertion(policy: KeyPolicy, response: dict, *, challenge: bytes, pub
             expected_origin=list(policy.origins), credential_public_key=public_key,
             credential_current_sign_count=0, require_user_verification=True)
     except Exception as e:
-        raise WebAuthnRefused("webauthn_invalid", f"assertion refused: {e}") from None
+        raise _not_verified("assertion", e) from None
     new = verified.new_sign_count
     # WebAuthn §6.1.1: a counter that does not grow (when either is non-zero) may mean a cloned key.
     if (new or stored_count) and new <= stored_count:

@@ -208,6 +208,55 @@ def test_another_admins_key_is_refused(web, database, signed_in):
     _nothing_created(database)
 
 
+@pytest.mark.parametrize("signer", ["own_key", "first_admins_key"])
+def test_a_challenge_made_for_another_admin_is_refused(web, database, signed_in, signer):
+    """Bob's session answers a challenge Ada asked for: signed with Bob's key, or Ada's assertion replayed."""
+    bob, bob_web = SoftAuthenticator(), web.application.test_client()
+    assert enroll(bob_web, database, bob, email="bob@example.com").status_code == 200
+    params = {"name": "x", "scopes": ["scim"]}
+    options = web.post("/admin/api/challenge", json={"action": "clients.create", "params": params},
+                       headers={"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}).json
+    if signer == "own_key":
+        assertion = bob.assert_({**options, "allowCredentials": []}, origin=ORIGIN)
+    else:
+        assertion = signed_in.assert_(options, origin=ORIGIN)
+    r = bob_web.post("/admin/api/clients/create", json={"params": params, "assertion": assertion},
+                     headers={"Origin": ORIGIN, "X-CSRF-Token": csrf_of(bob_web)})
+    assert r.status_code == 403 and r.json["code"] == "webauthn_wrong_admin"
+    assert "clients.create" not in r.json["detail"]
+    _nothing_created(database)
+    with psycopg.connect(database.owner_url) as conn:
+        actor, what = conn.execute("SELECT actor, detail->>'what' FROM journal WHERE outcome = 'refused'").fetchone()
+    assert (actor, what) == ("admin:bob@example.com", "clients.create")
+    assert count(database, "SELECT max(sign_count) FROM webauthn_credentials") == 0  # no counter moved
+
+
+def test_py_webauthn_error_text_goes_to_the_log_and_the_client_gets_a_generic_reason(web, database, signed_in,
+                                                                                     caplog):
+    r, _, _ = step_up(web, signed_in, "clients.create", {"name": "f", "scopes": ["scim"]},
+                      origin="http://evil.example:8080")
+    assert r.status_code == 403 and r.json["code"] == "webauthn_invalid"
+    assert r.json["detail"] == "the security key's response did not verify"
+    assert ORIGIN not in r.get_data(as_text=True)
+    with psycopg.connect(database.owner_url) as conn:
+        reasons = conn.execute("SELECT reasons::text FROM journal WHERE outcome = 'refused'").fetchone()[0]
+    assert ORIGIN not in reasons
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "service.webauthn"]
+    assert any("evil.example" in m and ORIGIN in m for m in logged), logged
+
+
+def test_a_registration_that_does_not_verify_gets_a_generic_reason(web, database, caplog):
+    token = new_enrollment(database)
+    options = web.post(f"/admin/api/enroll/{token}/begin", headers={"Origin": ORIGIN}).json
+    credential = SoftAuthenticator().register(options, origin="http://evil.example:8080")
+    r = web.post(f"/admin/api/enroll/{token}/finish", json={"credential": credential}, headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and r.json["code"] == "webauthn_invalid"
+    assert r.json["detail"] == "the security key's response did not verify"
+    assert ORIGIN not in r.get_data(as_text=True)
+    assert any(ORIGIN in rec.getMessage() for rec in caplog.records if rec.name == "service.webauthn")
+    assert count(database, "SELECT count(*) FROM webauthn_credentials") == 0
+
+
 @pytest.mark.parametrize("case", ["no_csrf", "wrong_csrf", "foreign_origin", "no_origin"])
 def test_console_posts_need_csrf_and_our_origin(web, database, signed_in, case):
     headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
