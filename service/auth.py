@@ -2,7 +2,8 @@
 
 Machines authenticate with bearer tokens (service/oauth.py); people and admins
 with a session cookie (service/sessions.py). A guard that refuses answers 401
-or 403 with a JSON problem body, journals the refusal, and changes nothing.
+or 403 with a JSON problem body, journals the refusal (or, without any
+credential, counts it: service/refusals.py), and changes nothing.
 """
 
 import dataclasses
@@ -53,13 +54,35 @@ def services():
     return current_app.extensions["gatehouse"]
 
 
-def refuse(error: GatehouseError, *, kind: str, actor: str, what: str) -> GatehouseError:
-    """Journal a refusal (committed before the answer) and return the error to raise."""
+def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credential: bool = False) -> GatehouseError:
+    """Journal a refusal (committed before the answer) and return the error to raise.
+
+    A request that carries no credential at all (no Authorization header, no session cookie,
+    and `credential` false: the caller saw none in the body either) is only counted, one
+    journal row per route and minute (service/refusals.py), so that a flood writes nothing.
+    """
+    if not (credential or carries_credential()):
+        count_anonymous(kind=kind, code=error.code, text=error.message)
+        return error
     services().journal.record(Event(
         kind=kind, outcome="refused", actor=actor, request_id=g.get("request_id"),
         reasons=({"code": error.code, "text": error.message},),
         detail={"what": what, "method": request.method, "path": request.path}))
     return error
+
+
+def carries_credential() -> bool:
+    """Whether the request presents an Authorization header or a session cookie, valid or not."""
+    from . import sessions
+
+    return "Authorization" in request.headers or sessions.COOKIE in request.cookies
+
+
+def count_anonymous(*, kind: str, code: str, text: str) -> None:
+    """Count a refusal of a request without credentials (see refuse)."""
+    route = request.url_rule.rule if request.url_rule else request.path[:200]
+    services().refusals.count(kind=kind, route=f"{request.method} {route}", code=code, text=text,
+                              source=request.remote_addr)
 
 
 def bearer_principal() -> Principal | None:

@@ -85,6 +85,7 @@ class _Gunicorn:
                     "worker_class": "gthread", "threads": threads, "accesslog": None, "errorlog": "-",
                     "loglevel": settings.log_level.lower(), "graceful_timeout": 10, "timeout": 60,
                     "proc_name": "gatehouse", "keepalive": 5,
+                    "worker_exit": lambda arbiter, worker: outer.close(),
                 }
                 for key, value in options.items():
                     self.cfg.set(key, value)
@@ -92,6 +93,7 @@ class _Gunicorn:
             def load(self):
                 return outer.factory()
 
+        self.services = None
         self._app = App()
         self.settings, self.database, self.policy = settings, database, policy
 
@@ -101,7 +103,13 @@ class _Gunicorn:
         from .wiring import build
 
         logs.configure(self.settings.log_level)
-        return create_app(services=build(self.settings, self.database, policy=self.policy))
+        self.services = build(self.settings, self.database, policy=self.policy)
+        return create_app(services=self.services)
+
+    def close(self):
+        """In a worker that stops: write what it still holds (the anonymous refusals it counted)."""
+        if self.services is not None:
+            self.services.close()
 
     def run(self):
         self._app.run()

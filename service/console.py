@@ -5,7 +5,7 @@ static/gatehouse.js, which runs navigator.credentials.create()/get(). Every
 state-changing admin action goes through stepup.requires_webauthn.
 """
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import Blueprint, current_app, g, jsonify, render_template, request
 
 from . import journal, ldapsync, sessions, webauthn
 from .auth import Forbidden, Principal, refuse, require_role, services, session_principal
@@ -23,10 +23,10 @@ def _check_origin() -> None:
         raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor="anonymous", what="origin")
 
 
-def _refused(e: webauthn.WebAuthnRefused, actor: str, what: str):
+def _refused(e: webauthn.WebAuthnRefused, actor: str, what: str, *, credential: bool):
     error = Forbidden(str(e))
     error.code = e.code
-    return refuse(error, kind="admin", actor=actor, what=what)
+    return refuse(error, kind="admin", actor=actor, what=what, credential=credential)
 
 
 @bp.after_request
@@ -46,37 +46,54 @@ def login_page():
 
 @bp.post("/api/login/begin")
 def login_begin():
+    """Sign-in options; the challenge is signed, not stored: an anonymous request writes nothing."""
     _check_origin()
-    with services().pool.connection() as conn:
-        challenge = admins.create_challenge(conn, "login")
+    challenge = webauthn.login_challenge(_login_key())
     return jsonify(webauthn.authentication_options(key_policy(services().settings), allow=[], challenge=challenge))
+
+
+def _login_key() -> bytes:
+    from .app import ensure_secret_key  # here: service.app imports this module
+
+    ensure_secret_key()
+    return current_app.secret_key
+
+
+def _verify_sign_in(response: dict):
+    """The key, admin, assertion and challenge expiry of a sign-in; refusals journaled or counted."""
+    live = False  # once the response answers a live challenge of ours, a key is being tried: journal each
+    try:
+        challenge = webauthn.challenge_of(response)
+        expires = webauthn.check_login_challenge(_login_key(), challenge)
+        live = True
+        with services().pool.connection() as conn:
+            key = admins.key_by_id(conn, webauthn.credential_id_of(response))
+            admin = admins.admin_by_id(conn, key.admin_id) if key else None
+        if key is None or admin is None or not admin.active:
+            raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
+        verified = webauthn.verify_assertion(key_policy(services().settings), response, challenge=challenge,
+                                             public_key=key.public_key, stored_count=key.sign_count)
+    except webauthn.WebAuthnRefused as e:
+        raise _refused(e, "anonymous", "signin", credential=live) from None
+    return key, admin, verified, challenge, expires
 
 
 @bp.post("/api/login/finish")
 def login_finish():
     _check_origin()
     assertion = json_body().get("assertion")
+    key, admin, verified, challenge, expires = _verify_sign_in(assertion if isinstance(assertion, dict) else {})
     settings = services().settings
-    try:
-        response = assertion if isinstance(assertion, dict) else {}
-        challenge = webauthn.challenge_of(response)
-        with services().pool.connection() as conn:
-            record = admins.consume_challenge(conn, challenge)
-            key = admins.key_by_id(conn, webauthn.credential_id_of(response))
-            admin = admins.admin_by_id(conn, key.admin_id) if key else None
-        if record is None or record.purpose != "login" or record.expired:
-            raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
-        if key is None or admin is None or not admin.active:
-            raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
-        verified = webauthn.verify_assertion(key_policy(settings), response, challenge=challenge,
-                                             public_key=key.public_key, stored_count=key.sign_count)
-    except webauthn.WebAuthnRefused as e:
-        raise _refused(e, "anonymous", "signin") from None
     principal = Principal(kind="admin", id=admin.id, name=admin.email, roles=frozenset({"admin"}))
     proof = Proof(principal, "signin", key.id, key.sign_count, verified.sign_count)
     with services().pool.connection() as conn, conn.transaction():
-        token = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
-        proof.record(conn, method="webauthn")
+        fresh = admins.use_login_challenge(conn, challenge, expires)  # single use, recorded with the sign-in
+        if fresh:
+            token = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+            proof.record(conn, method="webauthn")
+    if not fresh:
+        raise _refused(webauthn.WebAuthnRefused("webauthn_replay", "this challenge was already used"),
+                       principal.actor, "signin", credential=True)
     response = jsonify(ok=True, redirect="/admin")
     sessions.set_cookie(response, token, settings)
     return response
@@ -130,12 +147,12 @@ def _verify_new_key(admin_id: str, credential, actor: str, what: str):
         response = credential if isinstance(credential, dict) else {}
         challenge = webauthn.challenge_of(response)
         with services().pool.connection() as conn:
-            record = admins.consume_challenge(conn, challenge)
-        if record is None or record.purpose != "register" or record.expired or record.admin_id != admin_id:
+            record = admins.consume_challenge(conn, challenge, "register")
+        if record is None or record.expired or record.admin_id != admin_id:
             raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
         return record, webauthn.verify_registration(key_policy(services().settings), response, challenge=challenge)
-    except webauthn.WebAuthnRefused as e:
-        raise _refused(e, actor, what) from None
+    except webauthn.WebAuthnRefused as e:  # past a live link or a session: journaled one by one
+        raise _refused(e, actor, what, credential=True) from None
 
 
 def _key_detail(key: webauthn.NewKey, name: str) -> dict:
@@ -163,7 +180,7 @@ def enroll_finish(token):
                                                request_id=g.get("request_id")))
     if not enrolled:  # rolled back; the refusal is journaled on its own
         raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
-                     actor=f"admin:{admin.email}", what="enroll")
+                     actor=f"admin:{admin.email}", what="enroll", credential=True)
     response = jsonify(ok=True, redirect="/admin")
     sessions.set_cookie(response, session, settings)
     return response

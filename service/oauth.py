@@ -2,8 +2,9 @@
 
 Access tokens are opaque random strings (RFC 6750 bearer tokens), not JWTs:
 their hash in api_tokens is their only record, so revoking a client takes
-effect on its next request. Refused token requests are journaled; tokens
-issued are not (too chatty: every client asks every few minutes).
+effect on its next request. Refused token requests are journaled (counted, when
+they carry no credential at all); tokens issued are not (too chatty: every
+client asks every few minutes).
 """
 
 import re
@@ -20,7 +21,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_sco
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from flask import Flask, g, request
 
-from .auth import SCOPES, Principal
+from .auth import SCOPES, Principal, carries_credential, count_anonymous
 from .db import first_line
 from .errors import DatabaseUnavailable
 from .journal import Event
@@ -106,18 +107,24 @@ class _Server(AuthorizationServer):
                                       scopes=scope_to_list(token.get("scope", "")), lifetime=token["expires_in"])
 
     def handle_error_response(self, oauth_request, error):
-        """Journal the refusal, then answer with the RFC 6749 §5.2 JSON error."""
+        """Journal the refusal (count it, without credentials), then answer with the RFC 6749 §5.2 JSON error."""
         reason = g.pop("oauth_refusal", None) or error.get_error_description() or error.error
         scope = request.form.get("scope", "")
-        self.services.journal.record(Event(
-            kind="admin", outcome="refused", actor=f"client:{_claimed_client_id()}",
-            request_id=g.get("request_id"), reasons=({"code": error.error, "text": reason},),
-            detail={"what": "oauth:token", "method": request.method, "path": request.path,
-                    **({"scope": scope[:200]} if scope else {})}))
+        if not (carries_credential() or request.form.get("client_id") or request.form.get("client_secret")):
+            count_anonymous(kind="admin", code=error.error, text=reason)  # no credential: counted, not journaled
+        else:
+            self._journal_refusal(error.error, reason, scope)
         if error.error == "invalid_client":
             # One answer for unknown, revoked and wrong secret; 401 as §5.2 asks when Basic was tried.
             error = InvalidClientError(status_code=401, description="client authentication failed")
         return super().handle_error_response(oauth_request, error)
+
+    def _journal_refusal(self, code: str, reason: str, scope: str) -> None:
+        self.services.journal.record(Event(
+            kind="admin", outcome="refused", actor=f"client:{_claimed_client_id()}",
+            request_id=g.get("request_id"), reasons=({"code": code, "text": reason},),
+            detail={"what": "oauth:token", "method": request.method, "path": request.path,
+                    **({"scope": scope[:200]} if scope else {})}))
 
 
 def _claimed_client_id() -> str:

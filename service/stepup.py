@@ -78,8 +78,8 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
         raise webauthn.WebAuthnRefused("webauthn_missing", f"the action {action} needs a security-key assertion")
     challenge = webauthn.challenge_of(assertion)
     with services().pool.connection() as conn:
-        record = admins.consume_challenge(conn, challenge)  # committed: a challenge is good for one try
-    if record is None or record.purpose != "action":
+        record = admins.consume_challenge(conn, challenge, "action")  # committed: good for one try
+    if record is None:
         raise webauthn.WebAuthnRefused("webauthn_replay", "unknown or already used challenge")
     if record.expired:
         raise webauthn.WebAuthnRefused("webauthn_expired", "the challenge expired")

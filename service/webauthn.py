@@ -8,8 +8,11 @@ import dataclasses
 import hashlib
 import json
 import logging
+import secrets
 import uuid
+from datetime import datetime, timedelta
 
+import itsdangerous
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 from webauthn import (generate_authentication_options, generate_registration_options, options_to_json,
@@ -110,6 +113,26 @@ def authentication_options(policy: KeyPolicy, *, allow: list[bytes], challenge: 
         allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow],
         user_verification=UserVerificationRequirement.REQUIRED)
     return json.loads(options_to_json(options))
+
+
+def _login_signer(key: bytes) -> itsdangerous.TimestampSigner:
+    return itsdangerous.TimestampSigner(key, salt="gatehouse.webauthn.login")
+
+
+def login_challenge(key: bytes) -> bytes:
+    """A sign-in challenge that needs no row: random, with its time, signed with the app's key."""
+    return _login_signer(key).sign(secrets.token_urlsafe(24))
+
+
+def check_login_challenge(key: bytes, challenge: bytes) -> datetime:
+    """When a sign-in challenge we signed stops being good; WebAuthnRefused if not ours or too old."""
+    try:
+        _, signed_at = _login_signer(key).unsign(challenge, max_age=CHALLENGE_SECONDS, return_timestamp=True)
+    except itsdangerous.SignatureExpired:
+        raise WebAuthnRefused("webauthn_expired", "the challenge expired") from None
+    except itsdangerous.BadData:
+        raise WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge") from None
+    return signed_at + timedelta(seconds=CHALLENGE_SECONDS)
 
 
 def challenge_of(response: dict) -> bytes:

@@ -11,6 +11,7 @@ from .config import Settings, load_settings
 from .journal import JournalWriter
 from .oauth import TokenCache
 from .policy import load_policy
+from .refusals import RefusalTally
 
 
 @dataclasses.dataclass
@@ -23,8 +24,11 @@ class Services:
     journal: JournalWriter
     policy: Policy
     tokens: TokenCache
+    refusals: RefusalTally
 
     def close(self) -> None:
+        """Write the anonymous refusals still counted, then stop the journal writer and the pool."""
+        self.refusals.close()
         self.journal.close()
         self.pool.close()
 
@@ -38,4 +42,4 @@ def build(settings: Settings | None = None, database: db.Database | None = None,
     pool = db.make_pool(database.app_url, size=settings.pool_size, timeout=settings.db_timeout)
     journal = JournalWriter(database.app_url, timeout=settings.db_timeout)
     return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy,
-                    tokens=TokenCache(settings.token_cache_seconds))
+                    tokens=TokenCache(settings.token_cache_seconds), refusals=RefusalTally(journal))

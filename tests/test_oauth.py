@@ -112,7 +112,10 @@ def test_unknown_clients_get_the_same_answer(database, client):
         assert r.status_code == 401 and r.json["error"] == "invalid_client"
     actors = [(row[2], row[3][0]["text"]) for row in _journal(database)]
     assert actors[0] == ("client:gh_nobody", "unknown client")
-    assert [a for a, _ in actors[1:]] == ["client:unknown"] * 3
+    assert [a for a, _ in actors[1:]] == ["client:unknown"] * 2  # the request without credentials is counted
+    client.application.extensions["gatehouse"].refusals.flush(everything=True)
+    (*_, detail), = _journal(database)[3:]
+    assert (detail["what"], detail["route"], detail["count"]) == ("anonymous", "POST /oauth/token", 1)
 
 
 def test_a_revoked_client_gets_no_token_and_its_tokens_stop_working(database, guarded):
@@ -158,7 +161,17 @@ def test_an_expired_access_token_is_refused(database, guarded):
     assert r.status_code == 401 and r.json["code"] == "unauthenticated"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Bearer nope"},
+def test_no_token_at_all_is_401_and_counted(database, guarded):
+    r = guarded.get("/t/scim")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert _journal(database) == []  # counted in memory, one row per route and minute
+    guarded.application.extensions["gatehouse"].refusals.flush(everything=True)
+    (kind, outcome, actor, reasons, detail), = _journal(database)
+    assert (kind, outcome, actor, reasons[0]["code"], detail["count"]) == (
+        "admin", "refused", "anonymous", "unauthenticated", 1)
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer"}, {"Authorization": "Bearer nope"},
                                      {"Authorization": "Basic Zm9vOmJhcg=="}, {"Authorization": "Bearer " + "x" * 300}])
 def test_no_valid_token_is_401_and_journaled(database, guarded, headers):
     r = guarded.get("/t/scim", headers=headers)

@@ -10,10 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 
-from .conftest import gatehouse
+from .conftest import db_env, gatehouse
 
 
 def free_port() -> int:
@@ -72,3 +73,24 @@ def test_serve_on_the_embedded_default_answers_readyz_and_stops_cleanly(data_dir
         log.close()
     assert proc.returncode in (0, 143), (data_dir / "serve.log").read_text()[-2000:]
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+
+
+def test_a_worker_that_stops_writes_the_anonymous_refusals_it_counted(database, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env.update(db_env(database), GATEHOUSE_DATA_DIR=str(tmp_path), GATEHOUSE_PORT=str(port), GATEHOUSE_WORKERS="1")
+    exe = Path(sys.executable).with_name("gatehouse")
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([str(exe), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        for _ in range(5):
+            assert requests.get(f"http://127.0.0.1:{port}/api/v1/access/check", timeout=5).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    with psycopg.connect(database.owner_url) as conn:
+        rows = [r[0] for r in conn.execute("SELECT detail FROM journal WHERE outcome = 'refused'")]
+    assert rows and {d["route"] for d in rows} == {"GET /api/v1/access/check"}, (tmp_path / "serve.log").read_text()
+    assert sum(d["count"] for d in rows) == 5 and len(rows) <= 2  # two if a minute turned meanwhile

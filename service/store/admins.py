@@ -219,10 +219,28 @@ def create_challenge(conn: psycopg.Connection, purpose: str, *, admin_id: str | 
     return challenge
 
 
-def consume_challenge(conn: psycopg.Connection, challenge: bytes) -> Challenge | None:
-    """Take a challenge out, whatever happens next: each is good for one response only."""
+def use_login_challenge(conn: psycopg.Connection, challenge: bytes, expires_at: datetime) -> bool:
+    """Record a signed sign-in challenge as used, in the sign-in's transaction; False if it was already.
+
+    Sign-in challenges are signed, not stored (webauthn.login_challenge): a row is written only
+    when one is used, and kept an hour past its expiry (as the others), so that clocks a little
+    apart between replicas cannot make it good twice.
+    """
+    conn.execute("DELETE FROM webauthn_challenges WHERE expires_at < now() - interval '1 hour'")
     row = conn.execute(
-        "DELETE FROM webauthn_challenges WHERE challenge = %s "
+        "INSERT INTO webauthn_challenges (challenge, purpose, expires_at) VALUES (%s, 'login', %s) "
+        "ON CONFLICT (challenge) DO NOTHING RETURNING 1", (challenge, expires_at)).fetchone()
+    return row is not None
+
+
+def consume_challenge(conn: psycopg.Connection, challenge: bytes, purpose: str) -> Challenge | None:
+    """Take a challenge made for `purpose` out, whatever happens next: each is good for one response only.
+
+    Only of that purpose: a used sign-in challenge's record (use_login_challenge) must outlive any
+    attempt to present it elsewhere, or the sign-in could be replayed.
+    """
+    row = conn.execute(
+        "DELETE FROM webauthn_challenges WHERE challenge = %s AND purpose = %s "
         "RETURNING challenge, purpose, admin_id::text, action, body_hash, step_up, expires_at <= now()",
-        (challenge,)).fetchone()
+        (challenge, purpose)).fetchone()
     return Challenge(*row) if row else None
