@@ -42,7 +42,9 @@ def test_grant_and_revoke_by_hand(admin, database):
     (kind, subject, resource, actor), = rows(database, "SELECT kind, subject, resource, actor FROM journal "
                                                        "WHERE kind = 'grant'")
     assert (kind, subject, resource, actor) == ("grant", pid, "vpn", "admin:ada@example.com")
-    (detail,), = rows(database, "SELECT detail FROM journal WHERE detail->>'action' = 'grants.grant'")
+    (subject, resource, detail), = rows(database, "SELECT subject, resource, detail FROM journal "
+                                                  "WHERE detail->>'action' = 'grants.grant'")
+    assert (subject, resource) == (pid, "vpn")  # the admin's own row names whom and what, too
     assert detail["credential_id"] and detail["counter"] > 0
     r, _, _ = step_up(web, key, "grants.revoke", {"user": "ada", "resource": "vpn", "reason": "moved team"})
     assert r.status_code == 200

@@ -138,6 +138,9 @@ def test_a_flood_of_login_begin_stores_nothing_and_sign_in_still_works(flood, da
     signed_in = _finish(client, key, options)
     assert signed_in.status_code == 200
     assert _challenges(database) == 1  # the used challenge, kept until it expires: single use
+    with psycopg.connect(database.owner_url) as conn:
+        left = conn.execute("SELECT expires_at - now() FROM webauthn_challenges").fetchone()[0].total_seconds()
+    assert 100 < left <= 120
     replay = client.post("/admin/api/login/finish", json={"assertion": key.assert_(options, origin=ORIGIN)},
                          headers={"Origin": ORIGIN})
     assert replay.status_code == 403 and replay.json["code"] == "webauthn_replay"

@@ -97,10 +97,10 @@ def test_enroll_then_sign_in_again_then_create_a_client(web, database):
     r, _, _ = step_up(web, key, "clients.create", {"name": "vpn-gw", "scopes": ["access:check"]})
     assert r.status_code == 200 and r.json["secret"]
     with psycopg.connect(database.owner_url) as conn:
-        detail, actor = conn.execute("SELECT detail, actor FROM journal WHERE detail->>'action' = 'clients.create'"
-                                     ).fetchone()
+        detail, actor, request_id = conn.execute(
+            "SELECT detail, actor, request_id FROM journal WHERE detail->>'action' = 'clients.create'").fetchone()
         counter = conn.execute("SELECT sign_count FROM webauthn_credentials").fetchone()[0]
-    assert actor == "admin:ada@example.com"
+    assert actor == "admin:ada@example.com" and request_id == r.headers["X-Request-Id"]
     assert detail["credential_id"] and detail["counter"] == counter == 2  # sign-in 1, action 2
     assert r.json["secret"] not in str(detail)
 
@@ -140,6 +140,21 @@ def test_assertion_for_other_parameters_is_refused(web, database, signed_in):
                       use_params={"name": "a", "scopes": ["scim", "journal:read"]})
     assert r.status_code == 403 and r.json["code"] == "webauthn_wrong_body"
     _nothing_created(database)
+
+
+def test_the_same_parameters_in_another_key_order_are_the_same_action(web, database, signed_in):
+    r, _, _ = step_up(web, signed_in, "clients.create", {"name": "a", "scopes": ["scim"]},
+                      use_params={"scopes": ["scim"], "name": "a"})
+    assert r.status_code == 200, r.json
+    assert count(database, "SELECT count(*) FROM api_clients") == 1
+
+
+def test_an_action_without_an_assertion_is_refused(web, database, signed_in):
+    headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
+    r = web.post("/admin/api/clients/create", json={"params": {"name": "x", "scopes": ["scim"]}}, headers=headers)
+    assert r.status_code == 403 and r.json["code"] == "webauthn_missing"
+    _nothing_created(database)
+    assert refusals(database) == ["webauthn_missing"]
 
 
 def test_replayed_assertion_is_refused(web, database, signed_in):
@@ -185,6 +200,33 @@ def test_counter_going_backwards_is_refused_and_journaled(web, database, signed_
     assert count(database, "SELECT count(*) FROM api_clients") == 1
     assert count(database, "SELECT sign_count FROM webauthn_credentials") == before
     assert refusals(database, "webauthn_counter")
+
+
+def test_a_counter_that_falls_back_to_zero_is_refused(web, database, signed_in):
+    credential_id = next(iter(signed_in.credentials))
+    assert step_up(web, signed_in, "clients.create", {"name": "ok", "scopes": ["scim"]})[0].status_code == 200
+    signed_in.set_counter(credential_id, 0)
+    r, _, _ = step_up(web, signed_in, "clients.create", {"name": "reset", "scopes": ["scim"]}, counter_step=0)
+    assert r.status_code == 403 and r.json["code"] == "webauthn_counter"
+    assert count(database, "SELECT count(*) FROM api_clients") == 1
+
+
+@pytest.mark.parametrize("where", ["step_up", "sign_in"])
+def test_an_assertion_without_user_verification_is_refused(web, database, signed_in, where):
+    from .softauthn import UV
+
+    signed_in.flags &= ~UV  # the key was verified at enrollment; this touch was not
+    if where == "step_up":
+        r, _, _ = step_up(web, signed_in, "clients.create", {"name": "uv", "scopes": ["scim"]})
+    else:
+        stranger = web.application.test_client()
+        options = stranger.post("/admin/api/login/begin", headers={"Origin": ORIGIN}).json
+        r = stranger.post("/admin/api/login/finish", json={"assertion": signed_in.assert_(options, origin=ORIGIN)},
+                          headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and r.json["code"] == "webauthn_invalid"
+    _nothing_created(database)
+    assert count(database, "SELECT count(*) FROM web_sessions") == 1  # the enrollment's only
+    assert count(database, "SELECT max(sign_count) FROM webauthn_credentials") == 0
 
 
 def test_counter_that_stays_zero_is_accepted(web, database):
