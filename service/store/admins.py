@@ -142,7 +142,8 @@ def enrollment_admin(conn: psycopg.Connection, token: str) -> Admin | None:
 
 
 def enroll_key(conn: psycopg.Connection, token: str, admin_id: str, name: str, key: NewKey) -> bool:
-    """Add the first key with an enrollment token, in the caller's transaction; False if the token is spent.
+    """Add the first key with an enrollment token, in the caller's transaction; False if the admin was removed
+    or the token is spent (nothing is stored then).
 
     The key first (add_key locks the admin, then the token's row is locked): the same
     order as remove_admin, so a removal and an enrollment wait for each other, never deadlock.
