@@ -28,7 +28,7 @@ GENESIS = bytes(32)
 FORMAT = "gatehouse-journal-v1"
 
 _INSERT = """
-INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
+INSERT INTO public.journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
 VALUES (%(kind)s, %(subject)s, %(resource)s, %(outcome)s, %(reasons)s, %(detail)s, %(actor)s,
         %(policy_version)s, %(request_id)s)
 RETURNING seq, ts, hash
@@ -37,7 +37,7 @@ RETURNING seq, ts, hash
 # Many events in one statement (group commit): rows are inserted, and so
 # chained, in ordinality order, which is the order of the batch.
 _INSERT_MANY = """
-INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
+INSERT INTO public.journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
 SELECT kind, subject, resource, outcome, reasons::jsonb, detail::jsonb, actor, policy_version, request_id
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
             %s::text[]) WITH ORDINALITY
@@ -51,7 +51,7 @@ _CANONICAL_SELECT = """
 SELECT seq::text, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), kind, subject, resource,
        outcome, reasons::text, detail::text, actor, policy_version, request_id,
        encode(prev_hash, 'hex'), encode(hash, 'hex')
-FROM journal WHERE journal.seq > %s ORDER BY journal.seq
+FROM public.journal WHERE journal.seq > %s ORDER BY journal.seq
 """
 
 
@@ -271,7 +271,7 @@ def verify(conn: psycopg.Connection, *, batch: int = 20000) -> Verification:
                     pending.result()
                     return dataclasses.replace(part, count=total + part.count)
                 total, head = total + part.count, part.head
-        head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM journal_head").fetchone()
+        head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM public.journal_head").fetchone()
     if head_seq != total or head_hash != head:
         return Verification(False, total, head, total + 1, f"the chain ends at seq {total} but its head says {head_seq}")
     return Verification(True, total, head)

@@ -7,14 +7,18 @@ DECLARE
     app text := current_setting('gatehouse.app_role');
 BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', app);
+    -- The journal's functions search public (after pg_catalog): nobody but the
+    -- owner may create objects there. PostgreSQL 15+ has this by default; on
+    -- older servers it takes the schema's owner (else this only warns).
+    REVOKE CREATE ON SCHEMA public FROM PUBLIC;
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %I', app);
     EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %I', app);
-    EXECUTE format('REVOKE ALL ON journal, journal_head, schema_migrations FROM %I', app);
-    EXECUTE format('GRANT SELECT, INSERT ON journal TO %I', app);
-    EXECUTE format('GRANT SELECT ON journal_head, schema_migrations TO %I', app);
+    EXECUTE format('REVOKE ALL ON public.journal, public.journal_head, public.schema_migrations FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT ON public.journal TO %I', app);
+    EXECUTE format('GRANT SELECT ON public.journal_head, public.schema_migrations TO %I', app);
     -- OIDC bindings: added at a first sign-in, then only last_seen_at moves;
     -- the application never rebinds or unbinds anyone (the owner may).
-    EXECUTE format('REVOKE ALL ON person_oidc_identities FROM %I', app);
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE (last_seen_at) ON person_oidc_identities TO %I', app);
+    EXECUTE format('REVOKE ALL ON public.person_oidc_identities FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE (last_seen_at) ON public.person_oidc_identities TO %I', app);
 END
 $$;

@@ -212,3 +212,40 @@ def test_writer_reports_an_unreachable_database():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError):
         _event(kind="coffee")
+
+
+def _head(url: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT seq, hash FROM public.journal_head").fetchone()
+
+
+def test_temp_tables_cannot_redirect_the_chain_triggers(database):
+    """The app role shadows journal and journal_head with temp tables (pg_temp is searched first unless named)."""
+    real = _append(database.app_url, [_event(i) for i in range(3)])
+    forged = b"\x66" * 32
+    with psycopg.connect(database.app_url) as conn:
+        conn.execute("CREATE TEMP TABLE journal (seq bigint, hash bytea)")
+        conn.execute("CREATE TEMP TABLE journal_head (id boolean, seq bigint, hash bytea)")
+        conn.execute("INSERT INTO pg_temp.journal VALUES (1000, %s)", (forged,))
+        conn.execute("INSERT INTO pg_temp.journal_head VALUES (true, 1000, %s)", (forged,))
+        conn.execute("GRANT ALL ON pg_temp.journal, pg_temp.journal_head TO PUBLIC")
+        conn.execute("INSERT INTO public.journal (kind, outcome, actor) VALUES ('admin', 'ok', 'attacker')")
+        conn.commit()
+    (seq, prev, digest), = [r for r in _rows(database.app_url) if r[0] > 3] or [(None, None, None)]
+    assert (seq, prev) == (4, bytes.fromhex(real[-1].hash)), "the chain did not continue from the real last row"
+    assert _head(database.app_url) == (4, digest)
+    done = gatehouse("journal", "verify", env=db_env(database))
+    assert (done.returncode, done.stdout.strip()) == (0, f"OK 4 {digest.hex()}"), done.stdout + done.stderr
+
+
+def test_every_function_of_ours_pins_its_search_path_with_pg_temp_last(database):
+    """A function without a pinned path, or with pg_temp unnamed (so searched first), can be redirected."""
+    with psycopg.connect(database.owner_url) as conn:
+        found = conn.execute(
+            "SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = 'public' ORDER BY 1").fetchall()
+    assert {name for name, definer, _ in found if definer} == {"journal_chain", "journal_advance"}
+    for name, _, config in found:
+        assert config == ["search_path=pg_catalog, public, pg_temp"], name
+    with psycopg.connect(database.app_url) as conn:  # public is searched, so only the owner may create there
+        assert conn.execute("SELECT has_schema_privilege('public', 'CREATE')").fetchone() == (False,)
