@@ -1,7 +1,8 @@
 """The `gatehouse` command line.
 
-Errors come out as one line on stderr: exit 2 for bad settings or a database
-that cannot be reached at start, 1 for everything else that failed.
+Errors come out as one line on stderr, never a traceback: exit 2 for bad
+settings, a database that cannot be reached at start or pending migrations,
+1 for everything else that failed (database errors included).
 """
 
 import getpass
@@ -9,12 +10,13 @@ import signal
 import sys
 
 import click
+import psycopg
 
 from policies import PolicyError
 
 from . import db, migrate
 from .config import Settings, load_settings
-from .errors import ConfigError, DatabaseUnavailable, GatehouseError
+from .errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 
 
 class _Context:
@@ -51,23 +53,16 @@ def cli():
 @click.option("--workers", type=int, help="Web worker processes (GATEHOUSE_WORKERS).")
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Threads per worker.")
 def serve(host, port, workers, threads):
-    """Migrate the database, then serve HTTP with gunicorn."""
+    """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
     from . import logs
     from .policy import load_policy, sync_resources_at
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
     policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
-    database = db.resolve(settings)
-    migrate.migrate(database)
-    _check_app_role(database, settings)
+    database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
     sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
     _Gunicorn(settings, database, threads, policy).run()
-
-
-def _check_app_role(database: db.Database, settings: Settings) -> None:
-    with db.connect(database.app_url, timeout=settings.db_timeout) as conn:
-        conn.execute("SELECT 1 FROM schema_migrations LIMIT 1")
 
 
 class _Gunicorn:
@@ -113,53 +108,6 @@ class _Gunicorn:
 
     def run(self):
         self._app.run()
-
-
-@cli.group("db")
-def db_group():
-    """Database schema."""
-
-
-@db_group.command("migrate")
-@pass_ctx
-def db_migrate(ctx: _Context):
-    """Apply pending migrations (as the owner role)."""
-    done = migrate.migrate(ctx.database)
-    for m in done:
-        click.echo(f"applied {m.version:03d}_{m.name}")
-    click.echo("up to date" if not done else f"{len(done)} migration(s) applied")
-
-
-@db_group.command("status")
-@pass_ctx
-def db_status(ctx: _Context):
-    """Show applied and pending migrations; exit 1 when some are pending."""
-    with db.connect(ctx.database.owner_url, timeout=ctx.settings.db_timeout) as conn:
-        state = migrate.status(conn)
-    for m in migrate.available():
-        click.echo(f"{'applied' if m.version in state.applied else 'pending'} {m.version:03d}_{m.name}")
-    if not state.current:
-        sys.exit(1)
-
-
-@cli.group("journal")
-def journal_group():
-    """The decision journal."""
-
-
-@journal_group.command("verify")
-@pass_ctx
-def journal_verify(ctx: _Context):
-    """Walk the hash chain: `OK <count> <head>` (exit 0), or `BAD <seq> <why>` for the first bad row (exit 1)."""
-    from . import journal
-
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-        result = journal.verify(conn)
-    if result.ok:
-        click.echo(f"OK {result.count} {result.head}")
-        return
-    click.echo(f"BAD {result.bad_seq} {result.problem}")
-    sys.exit(1)
 
 
 @cli.group("clients")
@@ -403,12 +351,16 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 1)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "), 2)
-    except (ConfigError, DatabaseUnavailable) as e:
+    except JournalBroken as e:  # not a start-up failure: the database answers, the chain needs an operator
+        _fail(e.message, 1)
+    except (ConfigError, DatabaseUnavailable, MigrationsPending) as e:
         _fail(e.message, 2)
     except PolicyError as e:  # names the file and the key at fault
         _fail(str(e).replace("\n", " "), 2)
     except GatehouseError as e:
         _fail(e.message, 1)
+    except psycopg.Error as e:  # whatever the command, never a traceback for a database error
+        _fail(f"database error: {db.first_line(e)}", 1)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
 
@@ -418,5 +370,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+from . import cli_db  # noqa: E402,F401  (registers db/journal commands)
 from . import cli_sync  # noqa: E402,F401  (registers sync/jobs/worker commands)
 from . import cli_training  # noqa: E402,F401

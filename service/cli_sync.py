@@ -13,10 +13,10 @@ HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
 
 
 @contextmanager
-def _services(ctx: _Context):
+def _services(ctx: _Context, database: db.Database | None = None):
     from .wiring import build
 
-    services = build(ctx.settings, ctx.database)
+    services = build(ctx.settings, database or ctx.database)
     try:
         yield services
     finally:
@@ -165,8 +165,8 @@ def worker_command(ctx: _Context):
     registry = jobs.configured(ctx.settings)
     if not registry:
         raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
-    migrate.migrate(ctx.database)
-    with _services(ctx) as services:
+    database = migrate.prepare_for_service(ctx.database, timeout=ctx.settings.db_timeout)
+    with _services(ctx, database) as services:
         worker.run(services, registry)
 
 

@@ -30,16 +30,19 @@ _embedded: dict[Path, object] = {}
 
 @dataclasses.dataclass(frozen=True)
 class Database:
-    """Connection strings for the two roles: the owner migrates, the app serves."""
+    """Connection strings for the two roles: the owner migrates, the app serves.
 
-    owner_url: str
+    owner_url is None in `serve` and `worker` outside embedded mode: they never use the owner's URL.
+    """
+
+    owner_url: str | None
     app_url: str
     app_role: str
     embedded: bool = False
 
     @property
     def single_role(self) -> bool:
-        return self.app_role == role_of(self.owner_url)
+        return self.owner_url is not None and self.app_role == role_of(self.owner_url)
 
 
 def role_of(url: str) -> str:

@@ -38,11 +38,19 @@ class DatabaseUnavailable(GatehouseError):
     code = "unavailable"
 
 
+class JournalBroken(DatabaseUnavailable):
+    """The journal's chain is broken; nothing is appended until an operator has looked."""
+
+
 class MigrationError(GatehouseError):
     """The database schema cannot be brought up to date."""
 
     status = 500
     code = "migration"
+
+
+class MigrationsPending(MigrationError):
+    """The schema is behind this version: an operator runs `gatehouse db migrate`."""
 
 
 class BadRequest(GatehouseError):

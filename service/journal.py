@@ -19,13 +19,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .db import first_line
-from .errors import DatabaseUnavailable
+from .errors import DatabaseUnavailable, JournalBroken
 
 log = logging.getLogger(__name__)
 
 KINDS = ("check", "grant", "revoke", "suspend", "restore", "sync", "review", "notify", "admin", "job")
 GENESIS = bytes(32)
 FORMAT = "gatehouse-journal-v1"
+TAIL_MISSING = "GJ001"  # journal_chain() (sql/009_journal_hardening.sql): rows behind the head are gone
 
 _INSERT = """
 INSERT INTO public.journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
@@ -100,8 +101,33 @@ def append(conn: psycopg.Connection, event: Event) -> Receipt:
 
     Append last in a transaction: the chain's head stays locked until commit.
     """
-    seq, ts, digest = conn.execute(_INSERT, event.params()).fetchone()
+    try:
+        seq, ts, digest = conn.execute(_INSERT, event.params()).fetchone()
+    except psycopg.Error as e:
+        broken = _broken(e)
+        if broken is None:
+            raise
+        raise broken from None
     return Receipt(seq, ts, digest.hex())
+
+
+def _broken(e: Exception) -> JournalBroken | None:
+    """journal_chain()'s refusal to append behind a deleted tail, as our error; None for anything else."""
+    if isinstance(e, psycopg.Error) and e.sqlstate == TAIL_MISSING:
+        return JournalBroken(e.diag.message_primary)
+    return None
+
+
+def check_tail(conn: psycopg.Connection) -> None:
+    """Raise JournalBroken, worded as journal_chain() words it, if rows behind the head are missing.
+
+    Two index lookups: cheap enough for every /readyz.
+    """
+    head_seq, last_seq = conn.execute(
+        "SELECT h.seq, coalesce((SELECT max(j.seq) FROM public.journal j), 0) FROM public.journal_head h").fetchone()
+    if last_seq < head_seq:
+        raise JournalBroken(f"the journal's head is at seq {head_seq} but its last row is {last_seq}: "
+                            "run gatehouse journal verify")
 
 
 class _Pending:
@@ -203,10 +229,11 @@ class JournalWriter:
                 p.receipt = Receipt(seq, ts, digest.hex())
         except Exception as e:  # any failure: every waiter in the batch is told, none is lost silently
             log.warning("journal batch of %d failed: %s", len(batch), first_line(e))
-            if holder[0] is not None:
+            error = _broken(e)
+            if error is None and holder[0] is not None:  # the connection may be at fault: start anew
                 holder[0].close()
                 holder[0] = None
-            error = DatabaseUnavailable(f"the journal could not be written: {first_line(e)}")
+            error = error or DatabaseUnavailable(f"the journal could not be written: {first_line(e)}")
             for p in batch:
                 p.receipt, p.error = None, error
         finally:
@@ -233,7 +260,7 @@ def _field(v: str | None) -> str:
 
 
 def canonical(fields: Iterable[str | None]) -> bytes:
-    """The canonical encoding the hash covers (see sql/002_journal.sql and README.md)."""
+    """The canonical encoding the hash covers (see sql/009_journal_hardening.sql and README.md)."""
     return (FORMAT + "".join(map(_field, fields))).encode()
 
 
@@ -253,25 +280,45 @@ def check_rows(rows: Iterator[tuple], *, after_seq: int = 0, after_hash: str = G
     return Verification(True, count, prev)
 
 
-def verify(conn: psycopg.Connection, *, batch: int = 20000) -> Verification:
-    """Verify the whole chain with a server-side cursor (constant memory).
+def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tuple[int, str]] = ()) -> Verification:
+    """Verify the whole chain, its head, then each (seq, hash) anchor in `expect`, in one snapshot.
 
-    The next batch is fetched on a second thread while this one is checked.
+    An anchor is a row's hash written down earlier, outside the database: the
+    chain alone cannot show a rewrite whose author recomputed every later hash.
     """
-    total, head = 0, GENESIS.hex()
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        with conn.cursor(name="journal_verify") as cur, ThreadPoolExecutor(1) as fetcher:
-            cur.execute(_CANONICAL_SELECT, (0,))
-            pending = fetcher.submit(cur.fetchmany, batch)
-            while rows := pending.result():
-                pending = fetcher.submit(cur.fetchmany, batch)
-                part = check_rows(iter(rows), after_seq=total, after_hash=head)
-                if not part.ok:
-                    pending.result()
-                    return dataclasses.replace(part, count=total + part.count)
-                total, head = total + part.count, part.head
+        result = _walk(conn, batch)
+        if not result.ok:
+            return result
         head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM public.journal_head").fetchone()
-    if head_seq != total or head_hash != head:
-        return Verification(False, total, head, total + 1, f"the chain ends at seq {total} but its head says {head_seq}")
+        if head_seq != result.count:
+            return Verification(False, result.count, result.head, result.count + 1,
+                                f"the chain ends at seq {result.count} but its head says {head_seq}")
+        if head_hash != result.head:
+            return Verification(False, result.count, result.head, result.count,
+                                "hash does not match the one the head recorded")
+        expect = list(expect)
+        found = dict(conn.execute("SELECT seq, encode(hash, 'hex') FROM public.journal WHERE seq = ANY(%s)",
+                                  ([seq for seq, _ in expect],)).fetchall())
+    for seq, digest in expect:
+        if found.get(seq) != digest:
+            why = f"hash is {found[seq]}" if seq in found else "row is missing"
+            return dataclasses.replace(result, ok=False, bad_seq=seq, problem=f"{why}, expected {digest} (--expect)")
+    return result
+
+
+def _walk(conn: psycopg.Connection, batch: int) -> Verification:
+    """Check every row with a server-side cursor (constant memory), fetching the next batch meanwhile."""
+    total, head = 0, GENESIS.hex()
+    with conn.cursor(name="journal_verify") as cur, ThreadPoolExecutor(1) as fetcher:
+        cur.execute(_CANONICAL_SELECT, (0,))
+        pending = fetcher.submit(cur.fetchmany, batch)
+        while rows := pending.result():
+            pending = fetcher.submit(cur.fetchmany, batch)
+            part = check_rows(iter(rows), after_seq=total, after_hash=head)
+            if not part.ok:
+                pending.result()
+                return dataclasses.replace(part, count=total + part.count)
+            total, head = total + part.count, part.head
     return Verification(True, total, head)

@@ -13,10 +13,13 @@ from importlib import resources
 import psycopg
 
 from .db import Database, connect, first_line
-from .errors import MigrationError
+from .errors import MigrationError, MigrationsPending
 
 LOCK_KEY = 0x6761746568  # "gateh": one advisory lock for all migrators
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_OWNS_DATABASE = """
+SELECT r.rolsuper OR r.oid = d.datdba FROM pg_catalog.pg_roles r, pg_catalog.pg_database d
+WHERE r.rolname = current_user AND d.datname = current_database()"""
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version     integer PRIMARY KEY,
@@ -78,6 +81,8 @@ def status(conn: psycopg.Connection) -> Status:
 
 def migrate(db: Database, *, lock_timeout: str = "10s", statement_timeout: str = "5min") -> list[Migration]:
     """Apply pending migrations as the owner; return those applied by this call."""
+    if db.owner_url is None:
+        raise MigrationError("this process holds no owner URL: run gatehouse db migrate")
     done = []
     with connect(db.owner_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
@@ -91,6 +96,30 @@ def migrate(db: Database, *, lock_timeout: str = "10s", statement_timeout: str =
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     return done
+
+
+def prepare_for_service(database: Database, *, timeout: float) -> Database:
+    """Check (and, run as the owner, bring) the schema current for `serve` or `worker`; the Database to keep.
+
+    They never use the owner's URL: a process that faces the network or runs
+    jobs must not hold credentials that can disable the journal's triggers.
+    Embedded mode, and a single URL that logs in as the database's owner (or a
+    superuser: development), migrate here. Otherwise the status is read as the
+    application role, and a pending migration stops the start.
+    """
+    if database.embedded:
+        migrate(database)
+    else:
+        database = dataclasses.replace(database, owner_url=None)
+    with connect(database.app_url, timeout=timeout) as conn:
+        if not database.embedded and conn.execute(_OWNS_DATABASE).fetchone()[0]:
+            migrate(dataclasses.replace(database, owner_url=database.app_url))
+        state = status(conn)
+    if not state.current:
+        first = state.pending[0]
+        raise MigrationsPending(f"{len(state.pending)} migration(s) pending, from {first.version:03d}_{first.name}: "
+                                "run gatehouse db migrate")
+    return database
 
 
 def _apply(conn: psycopg.Connection, m: Migration, lock_timeout: str, statement_timeout: str) -> None:

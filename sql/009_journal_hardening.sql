@@ -39,7 +39,7 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION public.journal_field(text);
+DROP FUNCTION IF EXISTS public.journal_field(text);
 
 -- As in 002, plus: the last row must be the one the head names. A tail deleted
 -- behind the triggers leaves the head ahead of the last row; appending after

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from service import journal
-from service.errors import DatabaseUnavailable
+from service.errors import DatabaseUnavailable, JournalBroken
 from service.journal import Event, JournalWriter
 
 from .conftest import db_env, gatehouse
@@ -249,3 +249,149 @@ def test_every_function_of_ours_pins_its_search_path_with_pg_temp_last(database)
         assert config == ["search_path=pg_catalog, public, pg_temp"], name
     with psycopg.connect(database.app_url) as conn:  # public is searched, so only the owner may create there
         assert conn.execute("SELECT has_schema_privilege('public', 'CREATE')").fetchone() == (False,)
+
+
+# --- a tail deleted behind the triggers -----------------------------------------------------------
+
+
+def _delete_tail(database, superuser, *, rows: int, keep: int) -> None:
+    """Append rows, then delete those after `keep` as a superuser with the refusing trigger disabled."""
+    _append(database.app_url, [_event(i) for i in range(rows)])
+    with psycopg.connect(superuser) as conn:
+        conn.execute("ALTER TABLE journal DISABLE TRIGGER journal_no_update")
+        conn.execute("DELETE FROM journal WHERE seq > %s", (keep,))
+        conn.execute("ALTER TABLE journal ENABLE TRIGGER journal_no_update")
+
+
+def _broken(head: int, last: int) -> str:
+    return f"the journal's head is at seq {head} but its last row is {last}: run gatehouse journal verify"
+
+
+@pytest.mark.parametrize("keep", [2, 0])
+def test_after_a_deleted_tail_appends_are_refused_with_one_clear_error(database, superuser, keep):
+    _delete_tail(database, superuser, rows=3, keep=keep)
+    with psycopg.connect(database.app_url) as conn:
+        with pytest.raises(JournalBroken) as refused, conn.transaction():
+            journal.append(conn, _event(9))
+        assert refused.value.message == _broken(3, keep)
+        with pytest.raises(JournalBroken) as found:
+            journal.check_tail(conn)
+        assert found.value.message == _broken(3, keep)
+    writer = JournalWriter(database.app_url)
+    try:
+        for _ in range(2):  # the writer's connection survives the refusal
+            with pytest.raises(JournalBroken) as refused:
+                writer.record(_event(9))
+            assert refused.value.message == _broken(3, keep)
+    finally:
+        writer.close()
+    assert [r[0] for r in _rows(database.app_url)] == list(range(1, keep + 1))
+    assert _head(database.app_url)[0] == 3
+
+
+def test_a_batch_of_appends_is_not_mistaken_for_a_deleted_tail(database):
+    """Inside one multi-row INSERT the head moves only at the statement's end."""
+    with psycopg.connect(database.app_url) as conn:
+        rows = conn.execute(journal._INSERT_MANY, [list(c) for c in zip(*(_event(i).columns() for i in range(5)))])
+        assert [r[0] for r in rows.fetchall()] == [1, 2, 3, 4, 5]
+        conn.commit()
+        journal.check_tail(conn)
+    _assert_one_gapless_chain(database, 5)
+
+
+def test_after_a_deleted_tail_cli_commands_that_append_exit_1_with_one_line(database, superuser):
+    _delete_tail(database, superuser, rows=3, keep=2)
+    for command in (("clients", "create", "gw", "--scope", "access:check"), ("admin", "enroll", "a@example.com")):
+        done = gatehouse(*command, env=db_env(database))
+        assert (done.returncode, done.stdout, done.stderr) == (1, "", f"gatehouse: error: {_broken(3, 2)}\n")
+    with psycopg.connect(database.app_url) as conn:  # the change and its journal row vanished together
+        assert conn.execute("SELECT (SELECT count(*) FROM api_clients), (SELECT count(*) FROM admins)").fetchone() == (0, 0)
+    done = gatehouse("journal", "verify", env=db_env(database))
+    assert (done.returncode, done.stdout.strip()) == (1, "BAD 3 the chain ends at seq 2 but its head says 3")
+
+
+def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, database, superuser):
+    from service.store import clients
+
+    with psycopg.connect(database.app_url) as conn:
+        clients.create(conn, name="gw", scopes=("access:check",), created_by="test")
+        token = clients.issue_static_token(conn, "gw").secret
+    _delete_tail(database, superuser, rows=3, keep=2)
+    bearer = {"Authorization": f"Bearer {token}"}
+    for r in (client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}, headers=bearer),
+              client.get("/api/v1/access/check?user=alice&resource=vpn", headers=bearer),
+              client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"})):  # a refusal, too
+        assert r.status_code == 503 and r.headers["Retry-After"], r.json
+        assert (r.json["allow"], r.json["code"], [x["code"] for x in r.json["reasons"]]) == (
+            False, "unavailable", ["unavailable"])
+    radius = client.post("/api/v1/access/radius", json={"user": "alice"}, headers=bearer)
+    # FreeRADIUS reads a reply body on 200 and 401 only: a reject that says why (tests/test_radius.py)
+    assert radius.status_code == 401
+    assert radius.json["reply:Reply-Message"]["value"].startswith("unavailable: ")
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.json["code"], ready.json["detail"]) == (503, "unavailable", _broken(3, 2))
+    assert [r[0] for r in _rows(database.app_url)] == [1, 2]
+
+
+# --- rewrites by someone who can disable the triggers (the owner, a superuser) ----------------------
+
+
+def _rewrite(superuser, seq: int, *, through: int | None = None) -> None:
+    """As a superuser behind the triggers: change row seq and recompute its hash, then re-chain rows up to `through`.
+
+    With `through` the last row, the head is moved too: the whole chain is consistent again.
+    """
+    with psycopg.connect(superuser) as conn:
+        conn.execute("ALTER TABLE journal DISABLE TRIGGER journal_no_update")
+        conn.execute("UPDATE journal SET outcome = 'deny' WHERE seq = %s", (seq,))
+        conn.execute("UPDATE journal j SET hash = sha256(journal_payload(j)) WHERE seq = %s", (seq,))
+        for n in range(seq + 1, (through or seq) + 1):
+            conn.execute("UPDATE journal SET prev_hash = (SELECT hash FROM journal WHERE seq = %s) WHERE seq = %s",
+                         (n - 1, n))
+            conn.execute("UPDATE journal j SET hash = sha256(journal_payload(j)) WHERE seq = %s", (n,))
+        if through:
+            conn.execute("ALTER TABLE journal_head DISABLE TRIGGER journal_head_forward")
+            conn.execute("UPDATE journal_head SET hash = (SELECT hash FROM journal WHERE seq = %s)", (through,))
+            conn.execute("ALTER TABLE journal_head ENABLE TRIGGER journal_head_forward")
+        conn.execute("ALTER TABLE journal ENABLE TRIGGER journal_no_update")
+
+
+def test_a_row_rewritten_with_its_hash_recomputed_is_reported_at_the_next_row(database, superuser):
+    _append(database.app_url, [_event(i) for i in range(5)])
+    _rewrite(superuser, 3)
+    done = gatehouse("journal", "verify", env=db_env(database))
+    assert (done.returncode, done.stdout.strip()) == (1, "BAD 4 prev_hash does not match the previous row")
+
+
+def test_the_last_row_rewritten_with_its_hash_recomputed_is_reported_against_the_head(database, superuser):
+    _append(database.app_url, [_event(i) for i in range(5)])
+    _rewrite(superuser, 5)
+    done = gatehouse("journal", "verify", env=db_env(database))
+    assert (done.returncode, done.stdout.strip()) == (1, "BAD 5 hash does not match the one the head recorded")
+
+
+def test_a_rewrite_that_recomputes_the_chain_passes_verify_but_not_an_anchor(database, superuser):
+    receipts = _append(database.app_url, [_event(i) for i in range(5)])
+    _rewrite(superuser, 2, through=5)
+    rewritten = {seq: digest.hex() for seq, _, digest in _rows(database.app_url)}
+    env = db_env(database)
+    plain = gatehouse("journal", "verify", env=env)  # the chain alone cannot tell
+    assert (plain.returncode, plain.stdout.strip()) == (0, f"OK 5 {rewritten[5]}")
+    head = gatehouse("journal", "verify", "--expect", f"5:{receipts[4].hash}", env=env)
+    assert (head.returncode, head.stdout) == (1, f"BAD 5 hash is {rewritten[5]}, expected {receipts[4].hash} (--expect)\n")
+    several = gatehouse("journal", "verify", "--expect", f"1:{receipts[0].hash}", "--expect",
+                        f"2:{receipts[1].hash.upper()}", env=env)
+    assert (several.returncode, several.stdout.split()[:2]) == (1, ["BAD", "2"])
+    untouched = gatehouse("journal", "verify", "--expect", f"1:{receipts[0].hash}", env=env)
+    assert (untouched.returncode, untouched.stdout.strip()) == (0, f"OK 5 {rewritten[5]}")
+
+
+def test_an_anchor_past_the_end_is_a_missing_row_and_a_malformed_one_is_refused(database):
+    receipts = _append(database.app_url, [_event(i) for i in range(2)])
+    env = db_env(database)
+    gone = gatehouse("journal", "verify", "--expect", f"3:{receipts[1].hash}", env=env)
+    assert (gone.returncode, gone.stdout.strip()) == (1, f"BAD 3 row is missing, expected {receipts[1].hash} (--expect)")
+    for bad in ("2", f"0:{receipts[1].hash}", f"2:{receipts[1].hash[:-1]}", f"x:{receipts[1].hash}"):
+        done = gatehouse("journal", "verify", "--expect", bad, env=env)
+        assert done.returncode == 2 and done.stdout == "", bad
+        assert done.stderr.startswith("gatehouse: error: Invalid value for '--expect'") and done.stderr.count("\n") == 1

@@ -3,7 +3,7 @@
 import psycopg
 from flask import Blueprint, current_app, jsonify
 
-from .. import migrate
+from .. import journal, migrate
 from ..db import first_line
 from ..errors import DatabaseUnavailable
 
@@ -18,13 +18,14 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and its schema is current."""
+    """The database answers, its schema is current and the journal can be appended to."""
     services = current_app.extensions["gatehouse"]
     try:
         with services.pool.connection() as conn:
             state = migrate.status(conn)
+            if not state.current:
+                raise DatabaseUnavailable(f"{len(state.pending)} migration(s) pending")
+            journal.check_tail(conn)
     except psycopg.Error as e:  # includes the pool's PoolTimeout
         raise DatabaseUnavailable(f"database not reachable: {first_line(e)}") from None
-    if not state.current:
-        raise DatabaseUnavailable(f"{len(state.pending)} migration(s) pending")
     return jsonify(status="ready", schema=state.applied[-1] if state.applied else 0)

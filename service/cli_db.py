@@ -1,0 +1,83 @@
+"""Command line for the schema and the journal: `gatehouse db migrate|status`, `gatehouse journal verify`.
+
+These operator commands are the only ones that read GATEHOUSE_DATABASE_OWNER_URL
+(`db migrate` and `db status`); `serve` and `worker` never use it.
+"""
+
+import re
+import sys
+
+import click
+
+from . import db, migrate
+from .cli import _Context, cli, pass_ctx
+
+_ANCHOR = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
+
+
+@cli.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("migrate")
+@pass_ctx
+def db_migrate(ctx: _Context):
+    """Apply pending migrations (as the owner role)."""
+    done = migrate.migrate(ctx.database)
+    for m in done:
+        click.echo(f"applied {m.version:03d}_{m.name}")
+    click.echo("up to date" if not done else f"{len(done)} migration(s) applied")
+
+
+@db_group.command("status")
+@pass_ctx
+def db_status(ctx: _Context):
+    """Show applied and pending migrations; exit 1 when some are pending."""
+    with db.connect(ctx.database.owner_url, timeout=ctx.settings.db_timeout) as conn:
+        state = migrate.status(conn)
+    for m in migrate.available():
+        click.echo(f"{'applied' if m.version in state.applied else 'pending'} {m.version:03d}_{m.name}")
+    if not state.current:
+        sys.exit(1)
+
+
+@cli.group("journal")
+def journal_group():
+    """The decision journal."""
+
+
+class _Anchor(click.ParamType):
+    """SEQ:HASH, a row number and the hash it had when someone wrote it down."""
+
+    name = "SEQ:HASH"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        match = _ANCHOR.match(value)
+        if not match:
+            self.fail(f"{value!r} is not SEQ:HASH (a row number and its 64 hex digit hash)", param, ctx)
+        return int(match.group(1)), match.group(2).lower()
+
+
+@journal_group.command("verify")
+@click.option("--expect", "anchors", type=_Anchor(), multiple=True,
+              help="SEQ:HASH, a head written down earlier (from `OK <count> <head>`): fail unless row SEQ still "
+                   "has HASH. Repeatable.")
+@pass_ctx
+def journal_verify(ctx: _Context, anchors: tuple):
+    """Walk the hash chain: `OK <count> <head>` (exit 0), or `BAD <seq> <why>` for the first bad row (exit 1).
+
+    The chain alone cannot tell a rewrite by someone who recomputed every later
+    hash (the owner or a superuser); an anchor kept outside the database can.
+    """
+    from . import journal
+
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        result = journal.verify(conn, expect=anchors)
+    if result.ok:
+        click.echo(f"OK {result.count} {result.head}")
+        return
+    click.echo(f"BAD {result.bad_seq} {result.problem}")
+    sys.exit(1)
