@@ -99,11 +99,11 @@ def migrate(db: Database, *, lock_timeout: str = "10s", statement_timeout: str =
 
 
 def prepare_for_service(database: Database, *, timeout: float) -> Database:
-    """Check (and, run as the owner, bring) the schema current for `serve` or `worker`; the Database to keep.
+    """Make sure the schema is current before `serve` or `worker` starts; return the Database they keep.
 
     They never use the owner's URL: a process that faces the network or runs
     jobs must not hold credentials that can disable the journal's triggers.
-    Embedded mode, and a single URL that logs in as the database's owner (or a
+    Embedded mode, and a service URL that logs in as the database's owner (or a
     superuser: development), migrate here. Otherwise the status is read as the
     application role, and a pending migration stops the start.
     """
@@ -111,7 +111,7 @@ def prepare_for_service(database: Database, *, timeout: float) -> Database:
         migrate(database)
     else:
         database = dataclasses.replace(database, owner_url=None)
-    with connect(database.app_url, timeout=timeout) as conn:
+    with connect(database.app_url, timeout=timeout, autocommit=True) as conn:
         if not database.embedded and conn.execute(_OWNS_DATABASE).fetchone()[0]:
             migrate(dataclasses.replace(database, owner_url=database.app_url))
         state = status(conn)

@@ -204,9 +204,16 @@ def test_a_rolled_back_append_leaves_no_gap(database):
 
 def test_writer_reports_an_unreachable_database():
     writer = JournalWriter("postgresql://nobody@127.0.0.1:1/none", timeout=2)
-    with pytest.raises(DatabaseUnavailable):
+    with pytest.raises(DatabaseUnavailable) as raised:
         writer.record(_event())
     writer.close()
+    assert not isinstance(raised.value, JournalBroken)  # only the chain trigger's refusal is that
+    assert raised.value.message.startswith("the journal could not be written: ")
+
+
+def test_other_database_errors_are_not_mistaken_for_a_broken_journal(database):
+    with psycopg.connect(database.app_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        journal.append(conn, _event(outcome="x" * 65))
 
 
 def test_unknown_kind_is_refused():
@@ -308,6 +315,8 @@ def test_after_a_deleted_tail_cli_commands_that_append_exit_1_with_one_line(data
         assert conn.execute("SELECT (SELECT count(*) FROM api_clients), (SELECT count(*) FROM admins)").fetchone() == (0, 0)
     done = gatehouse("journal", "verify", env=db_env(database))
     assert (done.returncode, done.stdout.strip()) == (1, "BAD 3 the chain ends at seq 2 but its head says 3")
+    assert _verify(database) == journal.Verification(False, 2, _rows(database.app_url)[1][2].hex(), 3,
+                                                     "the chain ends at seq 2 but its head says 3")
 
 
 def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, database, superuser):
@@ -368,6 +377,8 @@ def test_the_last_row_rewritten_with_its_hash_recomputed_is_reported_against_the
     _rewrite(superuser, 5)
     done = gatehouse("journal", "verify", env=db_env(database))
     assert (done.returncode, done.stdout.strip()) == (1, "BAD 5 hash does not match the one the head recorded")
+    assert _verify(database) == journal.Verification(False, 5, _rows(database.app_url)[4][2].hex(), 5,
+                                                     "hash does not match the one the head recorded")
 
 
 def test_a_rewrite_that_recomputes_the_chain_passes_verify_but_not_an_anchor(database, superuser):
@@ -384,6 +395,8 @@ def test_a_rewrite_that_recomputes_the_chain_passes_verify_but_not_an_anchor(dat
     assert (several.returncode, several.stdout.split()[:2]) == (1, ["BAD", "2"])
     untouched = gatehouse("journal", "verify", "--expect", f"1:{receipts[0].hash}", env=env)
     assert (untouched.returncode, untouched.stdout.strip()) == (0, f"OK 5 {rewritten[5]}")
+    assert _verify(database, expect=[(1, receipts[0].hash), (5, receipts[4].hash)]) == journal.Verification(
+        False, 5, rewritten[5], 5, f"hash is {rewritten[5]}, expected {receipts[4].hash} (--expect)")
 
 
 def test_an_anchor_past_the_end_is_a_missing_row_and_a_malformed_one_is_refused(database):
@@ -395,3 +408,35 @@ def test_an_anchor_past_the_end_is_a_missing_row_and_a_malformed_one_is_refused(
         done = gatehouse("journal", "verify", "--expect", bad, env=env)
         assert done.returncode == 2 and done.stdout == "", bad
         assert done.stderr.startswith("gatehouse: error: Invalid value for '--expect'") and done.stderr.count("\n") == 1
+
+
+def _verify(database, **kwargs) -> journal.Verification:
+    with psycopg.connect(database.app_url) as conn:
+        return journal.verify(conn, **kwargs)
+
+
+def test_verification_carries_the_chain_across_batches(database, superuser):
+    """Batches of 2 rows: each batch's first row is checked against the previous batch's last."""
+    hashes = [r.hash for r in _append(database.app_url, [_event(i) for i in range(5)])]
+    assert _verify(database, batch=2) == journal.Verification(True, 5, hashes[4])
+    with psycopg.connect(superuser) as conn:
+        conn.execute("ALTER TABLE journal DISABLE TRIGGER journal_no_update")
+        conn.execute("UPDATE journal SET outcome = 'deny' WHERE seq = 4")
+        conn.execute("ALTER TABLE journal ENABLE TRIGGER journal_no_update")
+    assert _verify(database, batch=2) == journal.Verification(
+        False, 3, hashes[2], 4, "hash does not match the row's content")
+    _rewrite(superuser, 2)  # row 3 opens the second batch: its prev_hash no longer matches
+    rewritten = _rows(database.app_url)[1][2].hex()
+    assert _verify(database, batch=2) == journal.Verification(
+        False, 2, rewritten, 3, "prev_hash does not match the previous row")
+
+
+def test_check_rows_starts_at_the_genesis_or_where_it_is_told(database):
+    hashes = [r.hash for r in _append(database.app_url, [_event(i) for i in range(3)])]
+    with psycopg.connect(database.app_url) as conn:
+        rows = conn.execute(journal._CANONICAL_SELECT, (0,)).fetchall()
+    assert journal.check_rows(iter(rows)) == journal.Verification(True, 3, hashes[2])
+    assert journal.check_rows(iter(rows[1:]), after_seq=1, after_hash=hashes[0]) == journal.Verification(
+        True, 2, hashes[2])
+    assert journal.check_rows(iter(rows[1:])) == journal.Verification(False, 0, journal.GENESIS.hex(), 1,
+                                                                      "seq 1 is missing")
