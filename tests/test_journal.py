@@ -329,10 +329,13 @@ def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, dat
     bearer = {"Authorization": f"Bearer {token}"}
     for r in (client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}, headers=bearer),
               client.get("/api/v1/access/check?user=alice&resource=vpn", headers=bearer),
-              client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"})):  # a refusal, too
+              client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"},
+                          headers={"Authorization": "Bearer wrong"})):  # a refusal journaled one by one, too
         assert r.status_code == 503 and r.headers["Retry-After"], r.json
         assert (r.json["allow"], r.json["code"], [x["code"] for x in r.json["reasons"]]) == (
             False, "unavailable", ["unavailable"])
+    # A request with no credential is refused without touching the journal (service/refusals.py counts it).
+    assert client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}).status_code == 401
     radius = client.post("/api/v1/access/radius", json={"user": "alice"}, headers=bearer)
     # FreeRADIUS reads a reply body on 200 and 401 only: a reject that says why (tests/test_radius.py)
     assert radius.status_code == 401
