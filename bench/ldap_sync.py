@@ -25,8 +25,21 @@ from bench._pg import bench_database  # noqa: E402
 from connectors.ldap import Mapping, _person_attrs  # noqa: E402
 from service import ldapsync, wiring  # noqa: E402
 from service.config import Settings  # noqa: E402
-from tests.ldapserver import (BASE, BLIND_DN, GROUPS, PEOPLE, READER_DN, READER_PW, SEARCH_PATH, LdapServer,  # noqa: E402
-                              group_dn, group_ldif, person_ldif, ssha, user_dn)
+from tests.ldapserver import (  # noqa: E402
+    BASE,
+    BLIND_DN,
+    GROUPS,
+    PEOPLE,
+    READER_DN,
+    READER_PW,
+    SEARCH_PATH,
+    LdapServer,
+    group_dn,
+    group_ldif,
+    person_ldif,
+    ssha,
+    user_dn,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -2,15 +2,15 @@
 
 import json
 import logging
-import secrets
 import re
+import secrets
 import time
 import uuid
 
 from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import console, console_access, logs, oauth, openapi, wiring
+from . import console, console_access, oauth, openapi, wiring
 from .config import Settings
 from .errors import GatehouseError
 
@@ -43,8 +43,7 @@ def create_app(settings: Settings | None = None, *, services: wiring.Services | 
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
-    from .api import access, health, scim
-    from .api import training
+    from .api import access, health, scim, training
 
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)

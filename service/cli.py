@@ -370,6 +370,8 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-from . import cli_db  # noqa: E402,F401  (registers db/journal commands)
-from . import cli_sync  # noqa: E402,F401  (registers sync/jobs/worker commands)
-from . import cli_training  # noqa: E402,F401
+from . import (
+    cli_db,  # noqa: E402,F401  (registers db/journal commands)
+    cli_sync,  # noqa: E402,F401  (registers sync/jobs/worker commands)
+    cli_training,  # noqa: E402,F401
+)

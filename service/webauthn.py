@@ -15,15 +15,30 @@ from datetime import datetime, timedelta
 import itsdangerous
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
-from webauthn import (generate_authentication_options, generate_registration_options, options_to_json,
-                      verify_authentication_response, verify_registration_response)
-from webauthn.helpers import (base64url_to_bytes, bytes_to_base64url, parse_attestation_object,
-                              parse_authentication_credential_json, parse_client_data_json,
-                              parse_registration_credential_json)
-from webauthn.helpers.structs import (AttestationConveyancePreference, AttestationFormat,
-                                      AuthenticatorSelectionCriteria, CredentialDeviceType,
-                                      PublicKeyCredentialDescriptor, ResidentKeyRequirement,
-                                      UserVerificationRequirement)
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    parse_attestation_object,
+    parse_authentication_credential_json,
+    parse_client_data_json,
+    parse_registration_credential_json,
+)
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AttestationFormat,
+    AuthenticatorSelectionCriteria,
+    CredentialDeviceType,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
 
 CHALLENGE_SECONDS = 120
 FIDO_AAGUID_OID = x509.ObjectIdentifier("1.3.6.1.4.1.45724.1.1.4")

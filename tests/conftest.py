@@ -153,3 +153,8 @@ def db_env(database: db.Database) -> dict:
 
 def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
+
+
+# Fixtures shared across modules, defined with their helpers in tests/support.
+from tests.support.admin import signed_in, web  # noqa: E402,F401
+from tests.support.ldap import ldap  # noqa: E402,F401

@@ -9,7 +9,7 @@ import psycopg
 from service import webauthn
 
 from .softauthn import SoftAuthenticator
-from .test_webauthn import ORIGIN, enroll, signed_in, step_up, web  # noqa: F401 (fixtures)
+from .support.admin import ORIGIN, enroll, step_up
 
 MALLORY = "mallory@example.com"
 H = {"Origin": ORIGIN}

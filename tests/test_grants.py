@@ -7,7 +7,7 @@ import pytest
 
 from .scim.conftest import GROUP, USER, Scim, make_token, patch_op
 from .softauthn import SoftAuthenticator
-from .test_webauthn import ORIGIN, enroll, make_app, step_up
+from .support.admin import enroll, make_app, step_up
 
 
 @pytest.fixture

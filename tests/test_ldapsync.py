@@ -1,6 +1,5 @@
 """LDAP sync against a real slapd (tests/ldapserver.py) and a real PostgreSQL: plan, guard, hold, confirm."""
 
-import dataclasses
 import time
 
 import psycopg
@@ -8,32 +7,14 @@ import pytest
 
 from service import ldapsync, wiring
 from service.store import people
-from tests.ldapserver import (BLIND_DN, BLIND_PW, GROUPS, PEOPLE, READER_DN, READER_PW, LdapServer, directory_ldif,
-                              person_ldif, slapd_missing, user_dn)
+from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
 
 from .conftest import db_env, gatehouse
 from .softauthn import SoftAuthenticator
-from .test_webauthn import enroll, make_app, step_up
+from .support.admin import enroll, make_app, step_up
+from .support.ldap import COUNT, ldap_env, ldap_settings, rows
 
-COUNT = 120
 DISABLED = {f"user{i:03d}" for i in range(COUNT) if i % 7 == 3}
-
-
-@pytest.fixture
-def ldap(tmp_path):
-    missing = slapd_missing()
-    if missing:
-        pytest.fail(missing)  # never skip: CI installs slapd and ldap-utils
-    with LdapServer.start(tmp_path, size_limit=50) as server:
-        server.add(directory_ldif(COUNT))
-        yield server
-
-
-def ldap_settings(settings, server, **changes):
-    return dataclasses.replace(settings, **{
-        "ldap_url": (server.url,), "ldap_bind_dn": READER_DN, "ldap_bind_password": READER_PW,
-        "ldap_user_base": PEOPLE, "ldap_group_base": GROUPS, "ldap_allow_plaintext": True, "ldap_page_size": 40,
-        **changes})
 
 
 @pytest.fixture
@@ -41,18 +22,6 @@ def services(settings, database, ldap):
     built = wiring.build(ldap_settings(settings, ldap), database)
     yield built
     built.close()
-
-
-def ldap_env(server, **extra) -> dict:
-    return {"GATEHOUSE_LDAP_URL": server.url, "GATEHOUSE_LDAP_BIND_DN": READER_DN,
-            "GATEHOUSE_LDAP_BIND_PASSWORD": READER_PW, "GATEHOUSE_LDAP_USER_BASE": PEOPLE,
-            "GATEHOUSE_LDAP_GROUP_BASE": GROUPS, "GATEHOUSE_LDAP_ALLOW_PLAINTEXT": "true",
-            "GATEHOUSE_LDAP_PAGE_SIZE": "40", **extra}
-
-
-def rows(database, query, params=None):
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def person(database, user_name):

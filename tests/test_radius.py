@@ -13,8 +13,17 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from .radiusserver import (CHECK_ENV, RADIUS_CONFIG, SECRET, RadiusServer, StubApi, gateway_token, parse_radclient,
-                           serving, tool)
+from .radiusserver import (
+    CHECK_ENV,
+    RADIUS_CONFIG,
+    SECRET,
+    RadiusServer,
+    StubApi,
+    gateway_token,
+    parse_radclient,
+    serving,
+    tool,
+)
 from .test_access import add_completion, add_grant, add_person, allowed_person
 
 PASSWORD = "s3cret-Pa55word"

@@ -12,7 +12,7 @@ import pytest
 from service import refusals
 
 from .softauthn import SoftAuthenticator
-from .test_webauthn import ORIGIN, enroll, make_app
+from .support.admin import ORIGIN, enroll, make_app
 
 N = 40
 MINUTE = 29_000_000 * 60  # a fixed minute (in 2025), as seconds since the epoch

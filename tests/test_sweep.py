@@ -13,9 +13,20 @@ from service.policy import load_policy, sync_resources_at
 
 from .conftest import db_env, gatehouse
 from .smtpserver import smtp  # noqa: F401  (a fixture)
-from .test_training import (COURSE, LAPSED, add_completion, add_grant, add_person, grants_of, item, now, post, rows,
-                            token)
-from .test_training import policy_file  # noqa: F401  (a fixture)
+from .test_training import (
+    COURSE,
+    LAPSED,
+    add_completion,
+    add_grant,
+    add_person,
+    grants_of,
+    item,
+    now,
+    policy_file,  # noqa: F401  (a fixture)
+    post,
+    rows,
+    token,
+)
 
 PERIOD = timedelta(days=365 + 14)  # validity + grace in POLICY
 

@@ -4,65 +4,17 @@ Every admin action needs an assertion bound to (admin, action, body); each
 refusal is journaled and changes nothing.
 """
 
-import dataclasses
 import re
 import uuid
 
 import psycopg
 import pytest
 
-from service import wiring
-from service.app import create_app
-from service.store import admins
-
 from .conftest import db_env, gatehouse
 from .softauthn import SoftAuthenticator, TestCA
+from .support.admin import ORIGIN, csrf_of, enroll, make_app, new_enrollment, step_up
 
-ORIGIN = "http://localhost:8080"
 YUBIKEY = uuid.UUID("cb69481e-8ff7-4039-93ec-0a2729a154a8").bytes
-
-
-def make_app(settings, database, **changes):
-    settings = dataclasses.replace(settings, base_url=ORIGIN, **changes)
-    services = wiring.build(settings, database)
-    return create_app(services=services), services
-
-
-@pytest.fixture
-def web(settings, database):
-    app, services = make_app(settings, database)
-    yield app.test_client()
-    services.close()
-
-
-def new_enrollment(database, email="ada@example.com") -> str:
-    with psycopg.connect(database.app_url) as conn:
-        admin = admins.admin_by_email(conn, email) or admins.create_admin(conn, email, display_name=None,
-                                                                          created_by="test")
-        return admins.create_enrollment(conn, admin.id, created_by="test")
-
-
-def enroll(web, database, key: SoftAuthenticator, email="ada@example.com", **register):
-    token = new_enrollment(database, email)
-    options = web.post(f"/admin/api/enroll/{token}/begin", headers={"Origin": ORIGIN}).json
-    credential = key.register(options, origin=ORIGIN, **register)
-    return web.post(f"/admin/api/enroll/{token}/finish", json={"credential": credential, "name": "primary"},
-                    headers={"Origin": ORIGIN})
-
-
-def csrf_of(web) -> str:
-    page = web.get("/admin").get_data(as_text=True)
-    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
-
-
-def step_up(web, key, action, params, *, use_action=None, use_params=None, endpoint=None, **assert_kw):
-    """Get a challenge for (action, params), sign it, post (use_action, use_params)."""
-    headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
-    options = web.post("/admin/api/challenge", json={"action": action, "params": params}, headers=headers).json
-    assertion = key.assert_(options, origin=assert_kw.pop("origin", ORIGIN), **assert_kw)
-    target = endpoint or "/admin/api/" + (use_action or action).replace(".", "/")
-    body = {"params": params if use_params is None else use_params, "assertion": assertion}
-    return web.post(target, json=body, headers=headers), body, headers
 
 
 def count(database, sql):
@@ -74,13 +26,6 @@ def refusals(database, code=None):
     with psycopg.connect(database.owner_url) as conn:
         rows = conn.execute("SELECT reasons->0->>'code' FROM journal WHERE outcome = 'refused' ORDER BY seq").fetchall()
     return [r[0] for r in rows if code is None or r[0] == code]
-
-
-@pytest.fixture
-def signed_in(web, database):
-    key = SoftAuthenticator()
-    assert enroll(web, database, key).status_code == 200
-    return key
 
 
 def test_enroll_then_sign_in_again_then_create_a_client(web, database):

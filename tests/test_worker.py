@@ -16,7 +16,7 @@ import psycopg
 from service import jobs, worker
 
 from .conftest import db_env, gatehouse
-from .test_ldapsync import COUNT, ldap, ldap_env, ldap_settings, rows  # noqa: F401  (ldap is a fixture)
+from .support.ldap import COUNT, ldap_env, ldap_settings, rows
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,35 @@ from dataclasses import replace
 
 import pytest
 
-from connectors.ldap import (AD_MAPPING, LdapAuthError, LdapConfig, LdapConfigError, LdapIncomplete, LdapUnavailable,
-                             Mapping, _members_by_recursion, _person, ad_preset, normalize_dn, openldap_preset,
-                             read_directory)
-from tests.ldapserver import (BLIND_DN, BLIND_PW, GROUPS, PEOPLE, READER_DN, READER_PW, LdapServer, directory_ldif,
-                              group_dn, slapd_missing, user_dn, write_certificates)
+from connectors.ldap import (
+    AD_MAPPING,
+    LdapAuthError,
+    LdapConfig,
+    LdapConfigError,
+    LdapIncomplete,
+    LdapUnavailable,
+    Mapping,
+    _members_by_recursion,
+    _person,
+    ad_preset,
+    normalize_dn,
+    openldap_preset,
+    read_directory,
+)
+from tests.ldapserver import (
+    BLIND_DN,
+    BLIND_PW,
+    GROUPS,
+    PEOPLE,
+    READER_DN,
+    READER_PW,
+    LdapServer,
+    directory_ldif,
+    group_dn,
+    slapd_missing,
+    user_dn,
+    write_certificates,
+)
 
 PEOPLE_COUNT, SIZE_LIMIT = 120, 50
 DISABLED = {f"user{i:03d}" for i in range(PEOPLE_COUNT) if i % 7 == 3}
