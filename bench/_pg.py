@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from service import db, migrate
+from service import db
+from service.db import migrate
 
 
 @contextlib.contextmanager

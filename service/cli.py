@@ -14,8 +14,9 @@ import psycopg
 
 from policies import PolicyError
 
-from . import db, migrate
+from . import db
 from .config import Settings, load_settings
+from .db import migrate
 from .errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 
 

@@ -9,8 +9,9 @@ import sys
 
 import click
 
-from . import db, migrate
+from . import db
 from .cli import _Context, cli, pass_ctx
+from .db import migrate
 
 _ANCHOR = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
 

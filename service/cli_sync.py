@@ -159,7 +159,8 @@ def sync_runs(ctx: _Context, limit: int):
 @pass_ctx
 def worker_command(ctx: _Context):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
-    from . import jobs, logs, migrate, worker
+    from . import jobs, logs, worker
+    from .db import migrate
 
     logs.configure(ctx.settings.log_level)
     registry = jobs.configured(ctx.settings)

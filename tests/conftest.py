@@ -19,8 +19,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from service import db, migrate
+from service import db
 from service.config import Settings
+from service.db import migrate
 
 OWNER, APP, TEMPLATE = "gatehouse_test_owner", "gatehouse_test_app", "gatehouse_test_template"
 _names = itertools.count(1)

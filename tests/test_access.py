@@ -13,9 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service import db, journal, migrate, wiring
+from service import db, journal, wiring
 from service.app import create_app
 from service.config import Settings
+from service.db import migrate
 from service.store import clients
 
 from .conftest import db_env, gatehouse

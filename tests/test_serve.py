@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import requests
 
-from service import migrate
+from service.db import migrate
 
 from .conftest import db_env, gatehouse
 

@@ -3,8 +3,8 @@
 import psycopg
 from flask import Blueprint, current_app, jsonify
 
-from .. import journal, migrate
-from ..db import first_line
+from .. import journal
+from ..db import first_line, migrate
 from ..errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)

@@ -6,10 +6,10 @@ import re
 import psycopg
 import pytest
 
-from service import migrate
+from service.db import migrate
 from service.errors import MigrationError
 
-from .conftest import db_env, gatehouse
+from ..conftest import db_env, gatehouse
 
 
 def _applied(url):
