@@ -44,7 +44,7 @@ def bare_read(url: str) -> tuple[int, float]:
     count = 0
     with psycopg.connect(url) as conn, conn.transaction(), conn.cursor(name="bare") as cur:
         cur.itersize = 20000
-        cur.execute(journal._CANONICAL_SELECT, (0,))
+        cur.execute(journal.chain._CANONICAL_SELECT, (0,))
         for _ in cur:
             count += 1
     return count, time.perf_counter() - started

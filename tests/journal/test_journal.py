@@ -11,7 +11,7 @@ from service import journal
 from service.errors import DatabaseUnavailable, JournalBroken
 from service.journal import Event, JournalWriter
 
-from .conftest import db_env, gatehouse
+from ..conftest import db_env, gatehouse
 
 
 def _event(i: int = 0, **kw) -> Event:
@@ -40,7 +40,7 @@ def test_rows_are_chained_by_the_database_and_the_hash_is_reproducible(database)
     for before, after in zip(rows, rows[1:]):
         assert after[1] == before[2]
     with psycopg.connect(database.app_url) as conn:
-        first = conn.execute(journal._CANONICAL_SELECT, (0,)).fetchone()
+        first = conn.execute(journal.chain._CANONICAL_SELECT, (0,)).fetchone()
     assert hashlib.sha256(journal.canonical(first[:12])).hexdigest() == first[12] == receipts[0].hash
     with psycopg.connect(database.app_url) as conn:
         result = journal.verify(conn)
@@ -299,7 +299,7 @@ def test_after_a_deleted_tail_appends_are_refused_with_one_clear_error(database,
 def test_a_batch_of_appends_is_not_mistaken_for_a_deleted_tail(database):
     """Inside one multi-row INSERT the head moves only at the statement's end."""
     with psycopg.connect(database.app_url) as conn:
-        rows = conn.execute(journal._INSERT_MANY, [list(c) for c in zip(*(_event(i).columns() for i in range(5)))])
+        rows = conn.execute(journal.chain._INSERT_MANY, [list(c) for c in zip(*(_event(i).columns() for i in range(5)))])
         assert [r[0] for r in rows.fetchall()] == [1, 2, 3, 4, 5]
         conn.commit()
         journal.check_tail(conn)
@@ -437,7 +437,7 @@ def test_verification_carries_the_chain_across_batches(database, superuser):
 def test_check_rows_starts_at_the_genesis_or_where_it_is_told(database):
     hashes = [r.hash for r in _append(database.app_url, [_event(i) for i in range(3)])]
     with psycopg.connect(database.app_url) as conn:
-        rows = conn.execute(journal._CANONICAL_SELECT, (0,)).fetchall()
+        rows = conn.execute(journal.chain._CANONICAL_SELECT, (0,)).fetchall()
     assert journal.check_rows(iter(rows)) == journal.Verification(True, 3, hashes[2])
     assert journal.check_rows(iter(rows[1:]), after_seq=1, after_hash=hashes[0]) == journal.Verification(
         True, 2, hashes[2])
