@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._pg import bench_database  # noqa: E402
 from connectors.ldap import Mapping, _person_attrs  # noqa: E402
-from service import ldapsync, wiring  # noqa: E402
+from service import bootstrap, ldapsync  # noqa: E402
 from service.config import Settings  # noqa: E402
 from tests.ldapserver import (  # noqa: E402
     BASE,
@@ -119,7 +119,7 @@ def main() -> None:
                             log_level="WARNING", ldap_url=(server.url,), ldap_bind_dn=READER_DN,
                             ldap_bind_password=READER_PW, ldap_user_base=PEOPLE, ldap_group_base=GROUPS,
                             ldap_allow_plaintext=True, ldap_page_size=args.page_size)
-        services = wiring.build(settings, db)
+        services = bootstrap.build(settings, db)
         try:
             report(server, services, args)
         finally:

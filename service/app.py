@@ -10,7 +10,7 @@ import uuid
 from flask import Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import console, console_access, oauth, openapi, wiring
+from . import bootstrap, console, console_access, oauth, openapi
 from .config import Settings
 from .errors import GatehouseError
 
@@ -19,9 +19,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None, *, services: wiring.Services | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, services: bootstrap.Services | None = None) -> Flask:
     """Build the app; nothing is created at import time."""
-    services = services or wiring.build(settings)
+    services = services or bootstrap.build(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False

@@ -5,7 +5,6 @@ settings, a database that cannot be reached at start or pending migrations,
 1 for everything else that failed (database errors included).
 """
 
-import getpass
 import signal
 import sys
 
@@ -14,33 +13,11 @@ import psycopg
 
 from policies import PolicyError
 
-from . import db
+from . import cli_db, cli_sync, cli_training, db
+from .cli_context import Context, operator_actor, pass_ctx, when
 from .config import Settings, load_settings
 from .db import migrate
 from .errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
-
-
-class _Context:
-    """Settings and the resolved database, built once per invocation on first use."""
-
-    def __init__(self):
-        self._settings: Settings | None = None
-        self._database: db.Database | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
-
-    @property
-    def database(self) -> db.Database:
-        if self._database is None:
-            self._database = db.resolve(self.settings)
-        return self._database
-
-
-pass_ctx = click.make_pass_decorator(_Context, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,7 +33,8 @@ def cli():
 def serve(host, port, workers, threads):
     """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
     from . import logs
-    from .policy import load_policy, sync_resources_at
+    from .bootstrap import load_policy
+    from .policy import sync_resources_at
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
@@ -96,7 +74,7 @@ class _Gunicorn:
     def factory(self):
         from . import logs
         from .app import create_app
-        from .wiring import build
+        from .bootstrap import build
 
         logs.configure(self.settings.log_level)
         self.services = build(self.settings, self.database, policy=self.policy)
@@ -116,7 +94,7 @@ def clients_group():
     """Machine clients: OAuth client credentials, and static tokens for SCIM pushers."""
 
 
-def _client_change(ctx: _Context, action: str, change):
+def _client_change(ctx: Context, action: str, change):
     """Run `change(conn)` and journal it in one transaction; detail never holds a secret or token."""
     from . import journal
 
@@ -137,7 +115,7 @@ def _about(client) -> dict:
               help="A scope the client may ask for (repeat for more): scim, access:check, training:write, "
                    "journal:read.")
 @pass_ctx
-def clients_create(ctx: _Context, name, scopes):
+def clients_create(ctx: Context, name, scopes):
     """Register a client; print its client_id and secret, once."""
     from .store import clients
 
@@ -153,7 +131,7 @@ def clients_create(ctx: _Context, name, scopes):
 
 @clients_group.command("list")
 @pass_ctx
-def clients_list(ctx: _Context):
+def clients_list(ctx: Context):
     """List clients: name, client_id, scopes, created, last used, revoked."""
     from .store import clients
 
@@ -163,23 +141,17 @@ def clients_list(ctx: _Context):
         click.echo("no clients")
         return
     rows = [("NAME", "CLIENT_ID", "SCOPES", "CREATED", "LAST USED", "REVOKED")]
-    rows += [(c.name, c.client_id, ",".join(c.scopes), _when(c.created_at), _when(c.last_used_at),
-              _when(c.revoked_at)) for c in found]
+    rows += [(c.name, c.client_id, ",".join(c.scopes), when(c.created_at), when(c.last_used_at),
+              when(c.revoked_at)) for c in found]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
-def _when(ts) -> str:
-    from datetime import timezone
-
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if ts else "-"
-
-
 @clients_group.command("revoke")
 @click.argument("name")
 @pass_ctx
-def clients_revoke(ctx: _Context, name):
+def clients_revoke(ctx: Context, name):
     """Revoke a client and every token it holds."""
     from .store import clients
 
@@ -194,7 +166,7 @@ def clients_revoke(ctx: _Context, name):
 @clients_group.command("rotate")
 @click.argument("name")
 @pass_ctx
-def clients_rotate(ctx: _Context, name):
+def clients_rotate(ctx: Context, name):
     """Give a client a new secret (its access tokens stop working); print it, once."""
     from .store import clients
 
@@ -211,7 +183,7 @@ def clients_rotate(ctx: _Context, name):
 @clients_group.command("token")
 @click.argument("name")
 @pass_ctx
-def clients_token(ctx: _Context, name):
+def clients_token(ctx: Context, name):
     """Issue a long-lived bearer token for a SCIM client (Okta, Entra ID); print it, once."""
     from .store import clients
 
@@ -234,7 +206,7 @@ def admin_group():
 @click.argument("email")
 @click.option("--name", "display_name", help="The admin's display name.")
 @pass_ctx
-def admin_enroll(ctx: _Context, email: str, display_name: str | None):
+def admin_enroll(ctx: Context, email: str, display_name: str | None):
     """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
     from . import journal
     from .store import admins
@@ -260,7 +232,7 @@ def access_group():
 @click.argument("user")
 @click.argument("resource")
 @pass_ctx
-def access_explain(ctx: _Context, user: str, resource: str):
+def access_explain(ctx: Context, user: str, resource: str):
     """Say whether USER may use RESOURCE now, why, and the dates that matter; exit 1 on deny (not journaled)."""
     from datetime import datetime, timezone
 
@@ -268,7 +240,7 @@ def access_explain(ctx: _Context, user: str, resource: str):
 
     from policies import decide
 
-    from .policy import load_policy
+    from .bootstrap import load_policy
     from .store import access
 
     policy = load_policy(ctx.settings.policy_file)
@@ -335,14 +307,6 @@ def _relative(moment, now) -> str:
     return f"in {amount}" if seconds > 0 else f"{amount} ago"
 
 
-def operator_actor() -> str:
-    """Who runs an operator command, for the journal: operator:<os user>."""
-    try:
-        return f"operator:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "operator:unknown"
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning every error into one line and an exit code."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run atexit: stop the embedded server
@@ -371,8 +335,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-from . import (
-    cli_db,  # noqa: E402,F401  (registers db/journal commands)
-    cli_sync,  # noqa: E402,F401  (registers sync/jobs/worker commands)
-    cli_training,  # noqa: E402,F401
-)
+for _command in (cli_db.db_group, cli_db.journal_group, cli_sync.sync_group, cli_sync.worker_command,
+                 cli_sync.jobs_group, cli_training.training_group):
+    cli.add_command(_command)

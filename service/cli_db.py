@@ -10,20 +10,20 @@ import sys
 import click
 
 from . import db
-from .cli import _Context, cli, pass_ctx
+from .cli_context import Context, pass_ctx
 from .db import migrate
 
 _ANCHOR = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
 
 
-@cli.group("db")
+@click.group("db")
 def db_group():
     """Database schema."""
 
 
 @db_group.command("migrate")
 @pass_ctx
-def db_migrate(ctx: _Context):
+def db_migrate(ctx: Context):
     """Apply pending migrations (as the owner role)."""
     done = migrate.migrate(ctx.database)
     for m in done:
@@ -33,7 +33,7 @@ def db_migrate(ctx: _Context):
 
 @db_group.command("status")
 @pass_ctx
-def db_status(ctx: _Context):
+def db_status(ctx: Context):
     """Show applied and pending migrations; exit 1 when some are pending."""
     with db.connect(ctx.database.owner_url, timeout=ctx.settings.db_timeout) as conn:
         state = migrate.status(conn)
@@ -43,7 +43,7 @@ def db_status(ctx: _Context):
         sys.exit(1)
 
 
-@cli.group("journal")
+@click.group("journal")
 def journal_group():
     """The decision journal."""
 
@@ -67,7 +67,7 @@ class _Anchor(click.ParamType):
               help="SEQ:HASH, a head written down earlier (from `OK <count> <head>`): fail unless row SEQ still "
                    "has HASH. Repeatable.")
 @pass_ctx
-def journal_verify(ctx: _Context, anchors: tuple):
+def journal_verify(ctx: Context, anchors: tuple):
     """Walk the hash chain: `OK <count> <head>` (exit 0), or `BAD <seq> <why>` for the first bad row (exit 1).
 
     The chain alone cannot tell a rewrite by someone who recomputed every later

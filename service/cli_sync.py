@@ -1,35 +1,17 @@
 """Command line for directory sync, the worker and its jobs: `gatehouse sync|worker|jobs ...`."""
 
 import sys
-from contextlib import contextmanager
 
 import click
 
 from . import db
-from .cli import _Context, _when, cli, operator_actor, pass_ctx
+from .cli_context import Context, operator_actor, pass_ctx, table, when
 from .errors import ConfigError, GatehouseError, NotFound
 
 HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
 
 
-@contextmanager
-def _services(ctx: _Context, database: db.Database | None = None):
-    from .wiring import build
-
-    services = build(ctx.settings, database or ctx.database)
-    try:
-        yield services
-    finally:
-        services.close()
-
-
-def _table(rows: list[tuple]) -> None:
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
-
-
-@cli.group("sync")
+@click.group("sync")
 def sync_group():
     """Directory sync (LDAP / Active Directory)."""
 
@@ -64,13 +46,13 @@ class _Progress:
 @click.option("--full", is_flag=True, help="Reconcile everything (removals too), not only what changed.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing (no run record, no journal).")
 @pass_ctx
-def sync_ldap(ctx: _Context, full: bool, dry_run: bool):
+def sync_ldap(ctx: Context, full: bool, dry_run: bool):
     """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was held for confirmation."""
     from . import ldapsync, logs
     from .store import sync
 
     logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
-    with _services(ctx) as services:
+    with ctx.services() as services:
         with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
             progress = _Progress(sync.expected_entries(conn, "full" if full else "incremental"))
         try:
@@ -108,7 +90,7 @@ def _plan_lines(plan) -> list[str]:
     return lines
 
 
-def _decide(ctx: _Context, run_id: str, action: str) -> None:
+def _decide(ctx: Context, run_id: str, action: str) -> None:
     from . import journal, ldapsync
 
     actor = operator_actor()
@@ -123,7 +105,7 @@ def _decide(ctx: _Context, run_id: str, action: str) -> None:
 @sync_group.command("confirm")
 @click.argument("run_id")
 @pass_ctx
-def sync_confirm(ctx: _Context, run_id: str):
+def sync_confirm(ctx: Context, run_id: str):
     """Apply a held run's plan exactly as it was held (refused if the people it touches changed since)."""
     _decide(ctx, run_id, "sync.confirm")
 
@@ -131,7 +113,7 @@ def sync_confirm(ctx: _Context, run_id: str):
 @sync_group.command("discard")
 @click.argument("run_id")
 @pass_ctx
-def sync_discard(ctx: _Context, run_id: str):
+def sync_discard(ctx: Context, run_id: str):
     """Drop a held run; nothing of it is applied."""
     _decide(ctx, run_id, "sync.discard")
 
@@ -139,7 +121,7 @@ def sync_discard(ctx: _Context, run_id: str):
 @sync_group.command("runs")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @pass_ctx
-def sync_runs(ctx: _Context, limit: int):
+def sync_runs(ctx: Context, limit: int):
     """Recent sync runs, newest first."""
     from . import ldapsync
     from .store import sync
@@ -150,14 +132,14 @@ def sync_runs(ctx: _Context, limit: int):
         click.echo("no sync runs")
         return
     rows = [("RUN", "KIND", "STATE", "STARTED", "FINISHED", "BY", "WHAT")]
-    rows += [(r.id, r.kind, r.state, _when(r.started_at), _when(r.finished_at), r.decided_by or r.actor,
+    rows += [(r.id, r.kind, r.state, when(r.started_at), when(r.finished_at), r.decided_by or r.actor,
               r.error or r.message or ldapsync.summary(r.counts)) for r in runs]
-    _table(rows)
+    table(rows)
 
 
-@cli.command("worker")
+@click.command("worker")
 @pass_ctx
-def worker_command(ctx: _Context):
+def worker_command(ctx: Context):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
     from . import jobs, logs, worker
     from .db import migrate
@@ -167,18 +149,18 @@ def worker_command(ctx: _Context):
     if not registry:
         raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
     database = migrate.prepare_for_service(ctx.database, timeout=ctx.settings.db_timeout)
-    with _services(ctx, database) as services:
+    with ctx.services(database) as services:
         worker.run(services, registry)
 
 
-@cli.group("jobs")
+@click.group("jobs")
 def jobs_group():
     """The worker's jobs."""
 
 
 @jobs_group.command("list")
 @pass_ctx
-def jobs_list(ctx: _Context):
+def jobs_list(ctx: Context):
     """Configured jobs: schedule, last run and its outcome."""
     from . import jobs
 
@@ -192,14 +174,14 @@ def jobs_list(ctx: _Context):
     for name, job in registry.items():
         run = last.get(name)
         outcome = (run.outcome + (f": {run.error}" if run.error else "")) if run else "-"
-        rows.append((name, job.schedule, _when(run.started_at) if run else "never", outcome))
-    _table(rows)
+        rows.append((name, job.schedule, when(run.started_at) if run else "never", outcome))
+    table(rows)
 
 
 @jobs_group.command("run")
 @click.argument("name")
 @pass_ctx
-def jobs_run(ctx: _Context, name: str):
+def jobs_run(ctx: Context, name: str):
     """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
     from . import jobs, logs
 
@@ -207,7 +189,7 @@ def jobs_run(ctx: _Context, name: str):
     registry = jobs.configured(ctx.settings)
     if name not in registry:
         raise NotFound(f"no job {name!r}; configured: {', '.join(registry) or 'none'}")
-    with _services(ctx) as services:
+    with ctx.services() as services:
         done = jobs.run_job(services, registry[name], trigger="manual", actor=operator_actor())
     if done.outcome == "busy":
         raise GatehouseError(f"job {name} is running in another worker")

@@ -9,14 +9,14 @@ import click
 import psycopg
 
 from . import db, training
-from .cli import _Context, cli, operator_actor, pass_ctx
+from .cli_context import Context, operator_actor, pass_ctx
 from .errors import BadRequest, DatabaseUnavailable, GatehouseError
 
 COLUMNS = ("person", "course", "completed_at", "source_id")
 CHUNK = 500  # lines per transaction: a failure later in the file keeps what was imported before
 
 
-@cli.group("training")
+@click.group("training")
 def training_group():
     """Training completions."""
 
@@ -26,9 +26,9 @@ def training_group():
 @click.option("--source", help='Where the completions come from, unless a line has a source column '
                                 '(default "csv:<file name>"); with source_id it spots re-sent lines.')
 @pass_ctx
-def training_import(ctx: _Context, file: Path, source: str | None):
+def training_import(ctx: Context, file: Path, source: str | None):
     """Import completions (columns person,course,completed_at,source_id[,source]); exit 1 if any line was bad."""
-    from .policy import load_policy
+    from .bootstrap import load_policy
 
     lines = read_csv(file, source or f"csv:{file.name}"[:64])
     policy = load_policy(ctx.settings.policy_file)

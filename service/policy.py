@@ -1,14 +1,13 @@
-"""The policy file in the shell: read it once at start, and make its resources exist in the database."""
+"""The policy's resources in the database: inserted or updated by key at start, never deleted."""
 
 import logging
-from pathlib import Path
 
 import psycopg
 
-from policies import Policy, parse_policy
+from policies import Policy
 
 from .db import connect, first_line
-from .errors import ConfigError, DatabaseUnavailable
+from .errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +18,6 @@ INSERT INTO resources (key, name, kind) VALUES (%(key)s, %(name)s, %(kind)s)
 ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, updated_at = now()
 WHERE (resources.name, resources.kind) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.kind)
 """
-
-
-def load_policy(path: Path) -> Policy:
-    """Read and parse the policy file; PolicyError names the file and the key at fault."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError("GATEHOUSE_POLICY_FILE", f"cannot read {path}: {e.strerror}") from None
-    return parse_policy(data, source=str(path))
 
 
 def sync_resources(conn: psycopg.Connection, policy: Policy) -> None:

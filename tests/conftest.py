@@ -120,9 +120,9 @@ def settings(database, tmp_path) -> Settings:
 
 @pytest.fixture
 def services(settings, database):
-    from service import wiring
+    from service import bootstrap
 
-    built = wiring.build(settings, database)
+    built = bootstrap.build(settings, database)
     yield built
     built.close()
 

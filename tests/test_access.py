@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service import db, journal, wiring
+from service import bootstrap, db, journal
 from service.app import create_app
 from service.config import Settings
 from service.db import migrate
@@ -146,7 +146,7 @@ def gateway(settings, database):
     built, headers = [], {"Authorization": f"Bearer {_token(database)}"}
 
     def make(*identifiers):
-        built.append(wiring.build(replace(settings, check_identifiers=identifiers), database))
+        built.append(bootstrap.build(replace(settings, check_identifiers=identifiers), database))
         return create_app(services=built[-1]).test_client(), headers
 
     yield make
@@ -486,7 +486,7 @@ def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(s
     migrate.migrate(database)
     settings = Settings(database_url=database.app_url, database_owner_url=database.owner_url, data_dir=tmp_path,
                         log_level="WARNING", db_timeout=2.0)
-    services = wiring.build(settings, database)
+    services = bootstrap.build(settings, database)
     try:
         http = (create_app(services=services).test_client(), {"Authorization": f"Bearer {_token(database)}"})
         allowed_person(database)
@@ -523,7 +523,7 @@ def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(s
 
 def test_an_app_whose_database_is_unreachable_answers_503_deny(settings, database):
     bad = replace(database, app_url="postgresql://nobody@127.0.0.1:1/none")
-    services = wiring.build(replace(settings, db_timeout=1.0), bad)
+    services = bootstrap.build(replace(settings, db_timeout=1.0), bad)
     headers = {"Authorization": "Bearer x"}
     try:
         http = create_app(services=services).test_client()

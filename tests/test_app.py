@@ -31,10 +31,10 @@ def test_readyz_503_when_a_migration_is_pending(client, database):
 def test_readyz_503_when_the_database_is_unreachable(settings, database):
     from dataclasses import replace
 
-    from service import wiring
+    from service import bootstrap
 
     bad = replace(database, app_url="postgresql://nobody@127.0.0.1:1/none")
-    services = wiring.build(replace(settings, db_timeout=1.0), bad)
+    services = bootstrap.build(replace(settings, db_timeout=1.0), bad)
     try:
         r = create_app(services=services).test_client().get("/readyz")
     finally:

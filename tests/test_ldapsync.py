@@ -5,7 +5,7 @@ import time
 import psycopg
 import pytest
 
-from service import ldapsync, wiring
+from service import bootstrap, ldapsync
 from service.store import people
 from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
 
@@ -19,7 +19,7 @@ DISABLED = {f"user{i:03d}" for i in range(COUNT) if i % 7 == 3}
 
 @pytest.fixture
 def services(settings, database, ldap):
-    built = wiring.build(ldap_settings(settings, ldap), database)
+    built = bootstrap.build(ldap_settings(settings, ldap), database)
     yield built
     built.close()
 
@@ -160,7 +160,7 @@ def test_a_server_that_is_down_or_goes_away_mid_read_changes_nothing(services, d
 
 def test_a_bind_account_that_sees_nothing_changes_nothing(settings, database, ldap, services):
     ldapsync.run_sync(services, full=True)
-    blind = wiring.build(ldap_settings(settings, ldap, ldap_bind_dn=BLIND_DN, ldap_bind_password=BLIND_PW), database)
+    blind = bootstrap.build(ldap_settings(settings, ldap, ldap_bind_dn=BLIND_DN, ldap_bind_password=BLIND_PW), database)
     try:
         full, partial = ldapsync.run_sync(blind, full=True), ldapsync.run_sync(blind, full=False)
     finally:

@@ -357,10 +357,10 @@ def test_a_revoked_token_stops_working_within_the_cache_window_through_the_app(s
     import time
     from dataclasses import replace
 
-    from service import wiring
+    from service import bootstrap
     from service.app import create_app
 
-    services = wiring.build(replace(settings, token_cache_seconds=seconds), database)
+    services = bootstrap.build(replace(settings, token_cache_seconds=seconds), database)
     try:
         http = create_app(services=services).test_client()
         _create(database)

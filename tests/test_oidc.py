@@ -14,7 +14,7 @@ import pytest
 import requests
 from psycopg.types.json import Json
 
-from service import wiring
+from service import bootstrap
 from service.app import create_app
 from service.config import load_settings
 from service.errors import ConfigError
@@ -147,7 +147,7 @@ def _signed_in_as(client):
 @pytest.fixture
 def trusting_client(settings, database):
     """A client of an app that trusts the provider's preferred_username (GATEHOUSE_OIDC_TRUST_USERNAME)."""
-    services = wiring.build(dataclasses.replace(settings, oidc_trust_username=True), database)
+    services = bootstrap.build(dataclasses.replace(settings, oidc_trust_username=True), database)
     yield create_app(services=services).test_client()
     services.close()
 
@@ -333,7 +333,7 @@ def test_a_malformed_trust_setting_is_refused():
 
 
 def test_https_base_url_makes_every_cookie_secure(settings, database, people, provider):
-    services = wiring.build(dataclasses.replace(settings, base_url="https://localhost"), database)
+    services = bootstrap.build(dataclasses.replace(settings, base_url="https://localhost"), database)
     try:
         client = create_app(services=services).test_client()
         requests.put(f"{provider}/users/alice-sub", json={"email": "alice@example.com", "email_verified": True},
@@ -419,7 +419,7 @@ def test_provider_denial_is_refused_and_journaled(client, provider, database, pe
 
 
 def test_unreachable_provider_is_a_502_page(settings, database):
-    services = wiring.build(dataclasses.replace(settings, oidc_issuer=f"http://127.0.0.1:{_free_port()}"), database)
+    services = bootstrap.build(dataclasses.replace(settings, oidc_issuer=f"http://127.0.0.1:{_free_port()}"), database)
     try:
         r = create_app(services=services).test_client().get("/login")
     finally:
@@ -429,7 +429,7 @@ def test_unreachable_provider_is_a_502_page(settings, database):
 
 
 def test_no_issuer_no_sign_in_routes(settings, database):
-    services = wiring.build(dataclasses.replace(settings, oidc_issuer=""), database)
+    services = bootstrap.build(dataclasses.replace(settings, oidc_issuer=""), database)
     try:
         client = create_app(services=services).test_client()
         assert client.get("/login").status_code == 404 and client.get("/me").status_code == 404

@@ -7,9 +7,10 @@ import pytest
 
 from connectors import mail
 from policies import parse_policy
-from service import training, wiring
+from service import bootstrap, training
 from service.app import create_app
-from service.policy import load_policy, sync_resources_at
+from service.bootstrap import load_policy
+from service.policy import sync_resources_at
 
 from .conftest import db_env, gatehouse
 from .smtpserver import smtp  # noqa: F401  (a fixture)
@@ -36,7 +37,7 @@ def swept(settings, database, policy_file, smtp):  # noqa: F811
     """Services on POLICY that mail through the test SMTP server, and a test client of their app."""
     mailing = dataclasses.replace(settings, policy_file=policy_file, smtp_host="127.0.0.1", smtp_port=smtp.port,
                                   smtp_from="gatehouse@example.com")
-    built = wiring.build(mailing, database, policy=load_policy(policy_file))
+    built = bootstrap.build(mailing, database, policy=load_policy(policy_file))
     client = create_app(services=built).test_client()  # the app start syncs the policy's resources
     yield built, client
     built.close()

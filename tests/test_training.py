@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from service import wiring
+from service import bootstrap
 from service.app import create_app
-from service.policy import load_policy
+from service.bootstrap import load_policy
 from service.store import clients
 
 from .conftest import db_env, gatehouse
@@ -107,7 +107,7 @@ def gated(settings, database, policy_file):
     """Services on POLICY (vpn and wiki gated by the course, git not), and a test client of its app."""
     from dataclasses import replace
 
-    built = wiring.build(replace(settings, policy_file=policy_file), database, policy=load_policy(policy_file))
+    built = bootstrap.build(replace(settings, policy_file=policy_file), database, policy=load_policy(policy_file))
     client = create_app(services=built).test_client()  # the app start syncs the policy's resources
     yield built, client
     built.close()

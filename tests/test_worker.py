@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 # A process that runs a job which sleeps, as a worker would, starting at a given moment.
 RUNNER = textwrap.dedent("""
     import sys, time
-    from service import jobs, wiring
+    from service import bootstrap, jobs
     from service.config import load_settings
 
-    services = wiring.build(load_settings())
+    services = bootstrap.build(load_settings())
     job = jobs.Job("sleepy", lambda services: time.sleep(float(sys.argv[2])) or {"slept": 1}, every_minutes=1)
     time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
     print(jobs.run_job(services, job).outcome, flush=True)
@@ -143,9 +143,9 @@ def test_jobs_run_is_the_same_path_and_journals_kind_job(database, ldap):
 
 
 def test_a_sync_job_skips_while_another_sync_of_the_source_runs(database, services, settings, ldap):
-    from service import wiring
+    from service import bootstrap
 
-    synced = wiring.build(ldap_settings(settings, ldap), database)
+    synced = bootstrap.build(ldap_settings(settings, ldap), database)
     try:
         with jobs.advisory_lock(database.app_url, "sync:ldap", timeout=3) as held:
             assert held is not None

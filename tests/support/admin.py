@@ -6,7 +6,7 @@ import re
 import psycopg
 import pytest
 
-from service import wiring
+from service import bootstrap
 from service.app import create_app
 from service.store import admins
 from tests.softauthn import SoftAuthenticator
@@ -16,7 +16,7 @@ ORIGIN = "http://localhost:8080"
 
 def make_app(settings, database, **changes):
     settings = dataclasses.replace(settings, base_url=ORIGIN, **changes)
-    services = wiring.build(settings, database)
+    services = bootstrap.build(settings, database)
     return create_app(services=services), services
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from service import wiring
+from service import bootstrap
 from service.app import create_app
+from service.bootstrap import load_policy
 from service.config import Settings
 from service.errors import ConfigError
-from service.policy import load_policy, sync_resources
+from service.policy import sync_resources
 from service.store import clients
 
 from .conftest import db_env, gatehouse
@@ -85,7 +86,7 @@ def test_an_unreadable_policy_file_is_a_config_error(tmp_path):
 def test_the_policy_is_loaded_once_and_its_sha256_is_stamped_on_decisions(settings, database, tmp_path):
     text = DEFAULT.read_text() + "\n# a comment changes the bytes, so the version\n"
     path = _write(tmp_path, text)
-    services = wiring.build(replace(settings, policy_file=path), database)
+    services = bootstrap.build(replace(settings, policy_file=path), database)
     try:
         path.write_text("not read again")  # loaded once, at build
         client = create_app(services=services).test_client()
@@ -104,7 +105,7 @@ def test_the_policy_is_loaded_once_and_its_sha256_is_stamped_on_decisions(settin
 
 
 def _start(settings: Settings, database, path: Path) -> None:
-    services = wiring.build(replace(settings, policy_file=path), database)
+    services = bootstrap.build(replace(settings, policy_file=path), database)
     try:
         create_app(services=services)
     finally:

@@ -1,16 +1,17 @@
 """One place that builds the service's parts from the settings."""
 
 import dataclasses
+from pathlib import Path
 
 from psycopg_pool import ConnectionPool
 
-from policies import Policy
+from policies import Policy, parse_policy
 
 from . import db
 from .config import Settings, load_settings
+from .errors import ConfigError
 from .journal import JournalWriter
 from .oauth import TokenCache
-from .policy import load_policy
 from .refusals import RefusalTally
 
 
@@ -43,3 +44,12 @@ def build(settings: Settings | None = None, database: db.Database | None = None,
     journal = JournalWriter(database.app_url, timeout=settings.db_timeout)
     return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy,
                     tokens=TokenCache(settings.token_cache_seconds), refusals=RefusalTally(journal))
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and parse the policy file; PolicyError names the file and the key at fault."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError("GATEHOUSE_POLICY_FILE", f"cannot read {path}: {e.strerror}") from None
+    return parse_policy(data, source=str(path))

@@ -1,0 +1,68 @@
+"""What every `gatehouse` command shares: the settings, the database, the operator, how to print a table.
+
+It is its own module so that the domain command groups import it and the root CLI imports them, one way.
+"""
+
+import getpass
+from contextlib import contextmanager
+
+import click
+
+from . import db
+from .config import Settings, load_settings
+
+
+class Context:
+    """Settings and the resolved database, built once per invocation on first use."""
+
+    def __init__(self):
+        self._settings: Settings | None = None
+        self._database: db.Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def database(self) -> db.Database:
+        if self._database is None:
+            self._database = db.resolve(self.settings)
+        return self._database
+
+    @contextmanager
+    def services(self, database: db.Database | None = None):
+        """The service's parts for one command, closed when it ends."""
+        from .bootstrap import build
+
+        services = build(self.settings, database or self.database)
+        try:
+            yield services
+        finally:
+            services.close()
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def operator_actor() -> str:
+    """Who runs an operator command, for the journal: operator:<os user>."""
+    try:
+        return f"operator:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "operator:unknown"
+
+
+def when(ts) -> str:
+    """A timestamp as the CLI prints it (UTC, to the minute), or '-'."""
+    from datetime import timezone
+
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if ts else "-"
+
+
+def table(rows: list[tuple]) -> None:
+    """Print rows as left-aligned columns, the first row being the header."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
