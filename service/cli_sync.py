@@ -141,11 +141,13 @@ def sync_runs(ctx: Context, limit: int):
 @pass_ctx
 def worker_command(ctx: Context):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
-    from . import jobs, logs, worker
+    from . import logs
     from .db import migrate
+    from .jobs import worker
+    from .jobs.registry import configured
 
     logs.configure(ctx.settings.log_level)
-    registry = jobs.configured(ctx.settings)
+    registry = configured(ctx.settings)
     if not registry:
         raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
     database = migrate.prepare_for_service(ctx.database, timeout=ctx.settings.db_timeout)
@@ -162,14 +164,15 @@ def jobs_group():
 @pass_ctx
 def jobs_list(ctx: Context):
     """Configured jobs: schedule, last run and its outcome."""
-    from . import jobs
+    from .jobs.registry import configured
+    from .jobs.store import last_runs
 
-    registry = jobs.configured(ctx.settings)
+    registry = configured(ctx.settings)
     if not registry:
         click.echo("no jobs configured")
         return
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-        last = jobs.last_runs(conn)
+        last = last_runs(conn)
     rows = [("NAME", "SCHEDULE", "LAST RUN", "OUTCOME")]
     for name, job in registry.items():
         run = last.get(name)
@@ -183,14 +186,15 @@ def jobs_list(ctx: Context):
 @pass_ctx
 def jobs_run(ctx: Context, name: str):
     """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
-    from . import jobs, logs
+    from . import logs
+    from .jobs.registry import configured, run_job
 
     logs.configure(ctx.settings.log_level)  # as the worker logs
-    registry = jobs.configured(ctx.settings)
+    registry = configured(ctx.settings)
     if name not in registry:
         raise NotFound(f"no job {name!r}; configured: {', '.join(registry) or 'none'}")
     with ctx.services() as services:
-        done = jobs.run_job(services, registry[name], trigger="manual", actor=operator_actor())
+        done = run_job(services, registry[name], trigger="manual", actor=operator_actor())
     if done.outcome == "busy":
         raise GatehouseError(f"job {name} is running in another worker")
     counts = " ".join(f"{k}={v}" for k, v in done.counts.items())

@@ -72,3 +72,10 @@ class Conflict(GatehouseError):
 
     status = 409
     code = "conflict"
+
+
+class Skipped(GatehouseError):
+    """The job had nothing it could do now."""
+
+    status = 409
+    code = "skipped"

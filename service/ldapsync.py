@@ -22,9 +22,10 @@ import psycopg
 from connectors.ldap import LdapConfig, LdapError, Snapshot, ad_preset, openldap_preset, read_directory
 
 from . import grants as grant_changes
-from . import jobs, journal
+from . import journal
 from .db import first_line
-from .errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound
+from .db.locks import advisory_lock
+from .errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound, Skipped
 from .ldapplan import Plan, hold_reason, norm, plan, refusal
 from .store import sync
 
@@ -113,7 +114,7 @@ def run_sync(services, *, full: bool, dry_run: bool = False, on_progress: Callab
     kind, run_id = "full" if full else "incremental", str(uuid.uuid4())
     url, timeout = services.database.app_url, services.settings.db_timeout
     try:
-        with jobs.advisory_lock(url, "sync:ldap", timeout=timeout, wait=wait) as conn:
+        with advisory_lock(url, "sync:ldap", timeout=timeout, wait=wait) as conn:
             if conn is None:
                 raise SyncBusy()
             since = None if full else sync.high_water(conn)
@@ -271,7 +272,7 @@ def _job(services, *, full: bool, wait: float = 0) -> dict:
     try:
         result = run_sync(services, full=full, actor=f"job:ldap_{'full' if full else 'incremental'}", wait=wait)
     except SyncBusy:
-        raise jobs.Skipped("another LDAP sync is running") from None
+        raise Skipped("another LDAP sync is running") from None
     if result.state == "failed":
         raise SyncFailed(result.message)
     return {"run": result.run_id, "state": result.state, **result.counts}

@@ -10,26 +10,15 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from datetime import datetime, timezone
 
-import psycopg
-from psycopg.types.json import Jsonb
-
-from . import db, journal
-from .errors import GatehouseError
+from .. import db, journal
+from ..db.locks import advisory_lock
+from ..errors import GatehouseError, Skipped
+from . import store
 
 log = logging.getLogger(__name__)
-
-LOCK_CLASS = 0x67617465  # "gate": first key of Gatehouse's two-key advisory locks (the migration lock has one key)
-
-
-class Skipped(GatehouseError):
-    """The job had nothing it could do now."""
-
-    status = 409
-    code = "skipped"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +67,7 @@ def register(jobs: dict, job: Job) -> None:
 
 def configured(settings) -> dict[str, Job]:
     """The jobs these settings turn on (later jobs add a register() call here)."""
-    from . import ldapsync, training
+    from .. import ldapsync, training
 
     jobs: dict[str, Job] = {}
     if settings.ldap_url:
@@ -87,34 +76,6 @@ def configured(settings) -> dict[str, Job]:
         register(jobs, Job("ldap_full", ldapsync.full_job, daily_at_hour=settings.ldap_full_sync_at))
     register(jobs, Job("training_sweep", training.sweep_job, every_minutes=60))
     return jobs
-
-
-@contextmanager
-def advisory_lock(url: str, name: str, *, timeout: float, wait: float = 0) -> Iterator[psycopg.Connection | None]:
-    """A connection holding the session lock for `name` while the block runs, or None when another holds it.
-
-    wait > 0: queue for the lock up to that many seconds. The connection is in
-    autocommit mode; use conn.transaction() for writes.
-    """
-    conn = db.connect(url, timeout=timeout, autocommit=True)
-    locked = False
-    try:
-        if wait:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(wait * 1000)}ms",))
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name))
-                locked = True
-            except psycopg.errors.LockNotAvailable:
-                locked = False
-            conn.execute("SELECT set_config('lock_timeout', '0', false)")
-        else:
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name)).fetchone()[0]
-        yield conn if locked else None
-    finally:
-        if locked and not conn.broken:  # release now: a closed session's lock lingers until its backend exits
-            with suppress(psycopg.Error):
-                conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, name))
-        conn.close()  # ends the session, and with it any lock still held
 
 
 def runner() -> str:
@@ -130,10 +91,8 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
             log.info("job %s skipped: another worker is running it", job.name)
             return JobRun(job.name, "busy", {})
         started = datetime.now(timezone.utc)
-        conn.execute("UPDATE job_runs SET outcome = 'failed', finished_at = now(), error = 'interrupted: the runner "
-                     "stopped' WHERE job = %s AND outcome = 'running'", (job.name,))  # we hold the lock: it died
-        run_id = conn.execute("INSERT INTO job_runs (job, trigger, runner, outcome) VALUES (%s, %s, %s, 'running') "
-                              "RETURNING id::text", (job.name, trigger, runner())).fetchone()[0]
+        store.mark_interrupted(conn, job.name)  # we hold the lock: a run still marked running lost its runner
+        run_id = store.start_run(conn, job.name, trigger, runner())
         outcome, counts, error = "ok", {}, None
         try:
             counts = job.run(services) or {}
@@ -147,26 +106,10 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
             outcome, error = "failed", db.first_line(e)
         finished = datetime.now(timezone.utc)
         with conn.transaction():
-            conn.execute("UPDATE job_runs SET finished_at = %s, outcome = %s, counts = %s, error = %s WHERE id = %s",
-                         (finished, outcome, Jsonb(counts), error, run_id))
+            store.finish_run(conn, run_id, finished, outcome, counts, error)
             journal.append(conn, journal.Event(
                 kind="job", outcome=outcome, actor=actor or f"job:{job.name}",
                 detail={"job": job.name, "trigger": trigger, "runner": runner(), "run": run_id,
                         "started": started.isoformat(), "finished": finished.isoformat(), "counts": counts,
                         **({"error": error} if error else {})}))
     return JobRun(job.name, outcome, counts, error, run_id)
-
-
-@dataclasses.dataclass(frozen=True)
-class LastRun:
-    started_at: datetime
-    finished_at: datetime | None
-    outcome: str
-    error: str | None
-
-
-def last_runs(conn: psycopg.Connection) -> dict[str, LastRun]:
-    """The latest run of each job."""
-    rows = conn.execute("SELECT DISTINCT ON (job) job, started_at, finished_at, outcome, error FROM job_runs "
-                        "ORDER BY job, started_at DESC").fetchall()
-    return {r[0]: LastRun(*r[1:]) for r in rows}

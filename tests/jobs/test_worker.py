@@ -13,23 +13,25 @@ from pathlib import Path
 
 import psycopg
 
-from service import jobs, worker
+from service.db import locks
+from service.jobs import registry, worker
 
-from .conftest import db_env, gatehouse
-from .support.ldap import COUNT, ldap_env, ldap_settings, rows
+from ..conftest import db_env, gatehouse
+from ..support.ldap import COUNT, ldap_env, ldap_settings, rows
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # A process that runs a job which sleeps, as a worker would, starting at a given moment.
 RUNNER = textwrap.dedent("""
     import sys, time
-    from service import bootstrap, jobs
+    from service import bootstrap
+    from service.jobs import registry
     from service.config import load_settings
 
     services = bootstrap.build(load_settings())
-    job = jobs.Job("sleepy", lambda services: time.sleep(float(sys.argv[2])) or {"slept": 1}, every_minutes=1)
+    job = registry.Job("sleepy", lambda services: time.sleep(float(sys.argv[2])) or {"slept": 1}, every_minutes=1)
     time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
-    print(jobs.run_job(services, job).outcome, flush=True)
+    print(registry.run_job(services, job).outcome, flush=True)
     services.close()
 """)
 
@@ -55,12 +57,12 @@ def test_a_runner_that_dies_leaves_the_job_to_the_next_one(database, services):
     while not rows(database, "SELECT 1 FROM job_runs WHERE outcome = 'running'"):
         assert time.monotonic() < deadline and dying.poll() is None
         time.sleep(0.05)
-    sleepy = jobs.Job("sleepy", lambda services: {"slept": 0}, every_minutes=1)
-    assert jobs.run_job(services, sleepy).outcome == "busy"  # the first one still holds it
+    sleepy = registry.Job("sleepy", lambda services: {"slept": 0}, every_minutes=1)
+    assert registry.run_job(services, sleepy).outcome == "busy"  # the first one still holds it
     dying.send_signal(signal.SIGKILL)
     dying.communicate()
     deadline = time.monotonic() + 10
-    while (done := jobs.run_job(services, sleepy)).outcome == "busy":  # its session ends with it, and the lock
+    while (done := registry.run_job(services, sleepy)).outcome == "busy":  # its session ends with it, and the lock
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert done.outcome == "ok"
@@ -72,17 +74,17 @@ def test_a_failing_job_is_recorded_and_journaled(database, services):
     def broken(services):
         raise RuntimeError("disk on fire\nsecond line")
 
-    done = jobs.run_job(services, jobs.Job("broken", broken, every_minutes=5))
+    done = registry.run_job(services, registry.Job("broken", broken, every_minutes=5))
     assert (done.outcome, done.error) == ("failed", "disk on fire")
     assert rows(database, "SELECT outcome, detail->>'error' FROM journal WHERE kind = 'job'") == [
         ("failed", "disk on fire")]
 
 
 def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(settings, services, ldap):
-    registry = jobs.configured(ldap_settings(settings, ldap, ldap_sync_minutes=7, ldap_full_sync_at=3))
-    schedules = {n: j.schedule for n, j in registry.items()}  # other jobs (later issues) may be registered too
+    jobs_on = registry.configured(ldap_settings(settings, ldap, ldap_sync_minutes=7, ldap_full_sync_at=3))
+    schedules = {n: j.schedule for n, j in jobs_on.items()}  # other jobs (later issues) may be registered too
     assert (schedules["ldap_incremental"], schedules["ldap_full"]) == ("every 7 min", "daily 03:00 UTC")
-    scheduler = worker.build_scheduler(services, registry)
+    scheduler = worker.build_scheduler(services, jobs_on)
     thread = threading.Thread(target=scheduler.start, kwargs={"paused": True})  # paused: nothing fires
     thread.start()
     try:
@@ -98,7 +100,7 @@ def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(sett
         assert (entry.coalesce, entry.max_instances, entry.misfire_grace_time) == (True, 1, worker.MISFIRE_GRACE)
     assert abs(entries["ldap_incremental"].next_run_time - datetime.now(timezone.utc)) < timedelta(seconds=5)
     assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']"
-    assert not {"ldap_incremental", "ldap_full"} & set(jobs.configured(dataclasses.replace(settings, ldap_url=())))
+    assert not {"ldap_incremental", "ldap_full"} & set(registry.configured(dataclasses.replace(settings, ldap_url=())))
 
 
 def test_gatehouse_worker_syncs_at_start_and_stops_on_sigterm(database, ldap):
@@ -147,9 +149,9 @@ def test_a_sync_job_skips_while_another_sync_of_the_source_runs(database, servic
 
     synced = bootstrap.build(ldap_settings(settings, ldap), database)
     try:
-        with jobs.advisory_lock(database.app_url, "sync:ldap", timeout=3) as held:
+        with locks.advisory_lock(database.app_url, "sync:ldap", timeout=3) as held:
             assert held is not None
-            done = jobs.run_job(synced, jobs.configured(synced.settings)["ldap_incremental"])
+            done = registry.run_job(synced, registry.configured(synced.settings)["ldap_incremental"])
     finally:
         synced.close()
     assert (done.outcome, done.error) == ("skipped", "another LDAP sync is running")
@@ -163,8 +165,8 @@ def test_a_lock_is_free_for_the_next_taker_as_soon_as_its_block_ends(database):
     backend has exited, and a taker that asks in between is told "busy"."""
     with psycopg.connect(database.app_url, autocommit=True) as other:
         for _ in range(200):
-            with jobs.advisory_lock(database.app_url, "sync:ldap", timeout=3) as first:
+            with locks.advisory_lock(database.app_url, "sync:ldap", timeout=3) as first:
                 assert first is not None
-            taken = other.execute("SELECT pg_try_advisory_lock(%s, hashtext('sync:ldap'))", (jobs.LOCK_CLASS,))
+            taken = other.execute("SELECT pg_try_advisory_lock(%s, hashtext('sync:ldap'))", (locks.LOCK_CLASS,))
             assert taken.fetchone() == (True,)
             other.execute("SELECT pg_advisory_unlock_all()")

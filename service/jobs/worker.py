@@ -1,7 +1,7 @@
 """The worker process: APScheduler 3 runs the configured jobs, never inside web workers.
 
 Each job is added with coalesce (missed runs collapse into one), max_instances=1
-(no overlap in this process) and a misfire grace time; jobs.run_job takes the
+(no overlap in this process) and a misfire grace time; run_job takes the
 job's advisory lock, so across replicas one worker runs each firing.
 """
 
@@ -9,7 +9,7 @@ import logging
 import signal
 from datetime import datetime, timezone
 
-from . import jobs
+from .registry import run_job
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def build_scheduler(services, registry: dict):
         "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
     for job in registry.values():
         first = {"next_run_time": datetime.now(timezone.utc)} if job.run_at_start else {}
-        scheduler.add_job(jobs.run_job, job.trigger(), args=(services, job), id=job.name, name=job.name, **first)
+        scheduler.add_job(run_job, job.trigger(), args=(services, job), id=job.name, name=job.name, **first)
     return scheduler
 
 

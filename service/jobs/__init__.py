@@ -1,0 +1,1 @@
+"""Scheduled jobs: the registry and runner (`registry`), their run records (`store`), the worker process (`worker`)."""

@@ -1,0 +1,41 @@
+"""The job_runs table: a run started, finished, or left behind by a runner that died; the latest of each job."""
+
+import dataclasses
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+def mark_interrupted(conn: psycopg.Connection, job: str) -> None:
+    """Close the job's runs still marked running: the caller holds the job's lock, so their runner died."""
+    conn.execute("UPDATE job_runs SET outcome = 'failed', finished_at = now(), error = 'interrupted: the runner "
+                 "stopped' WHERE job = %s AND outcome = 'running'", (job,))
+
+
+def start_run(conn: psycopg.Connection, job: str, trigger: str, runner: str) -> str:
+    """Record a run as running; its id."""
+    return conn.execute("INSERT INTO job_runs (job, trigger, runner, outcome) VALUES (%s, %s, %s, 'running') "
+                        "RETURNING id::text", (job, trigger, runner)).fetchone()[0]
+
+
+def finish_run(conn: psycopg.Connection, run_id: str, finished: datetime, outcome: str, counts: dict,
+               error: str | None) -> None:
+    """Record how a run ended."""
+    conn.execute("UPDATE job_runs SET finished_at = %s, outcome = %s, counts = %s, error = %s WHERE id = %s",
+                 (finished, outcome, Jsonb(counts), error, run_id))
+
+
+@dataclasses.dataclass(frozen=True)
+class LastRun:
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: str | None
+
+
+def last_runs(conn: psycopg.Connection) -> dict[str, LastRun]:
+    """The latest run of each job."""
+    rows = conn.execute("SELECT DISTINCT ON (job) job, started_at, finished_at, outcome, error FROM job_runs "
+                        "ORDER BY job, started_at DESC").fetchall()
+    return {r[0]: LastRun(*r[1:]) for r in rows}
