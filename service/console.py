@@ -7,8 +7,10 @@ state-changing admin action goes through stepup.requires_webauthn.
 
 from flask import Blueprint, current_app, g, jsonify, render_template, request
 
-from . import journal, ldapsync, sessions, webauthn
-from .auth import Forbidden, Principal, refuse, require_role, services, session_principal
+from . import journal, ldapsync, web, webauthn
+from .auth import sessions
+from .auth.guards import refuse, require_role, session_principal
+from .auth.principal import Forbidden, Principal
 from .errors import BadRequest, NotFound
 from .stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
 from .store import admins, clients, sync
@@ -19,7 +21,7 @@ bp = Blueprint("console", __name__, url_prefix="/admin")
 def _check_origin() -> None:
     """Endpoints used before there is a session: the Origin header must be ours."""
     origin = (request.headers.get("Origin") or "").rstrip("/")
-    if origin not in services().settings.allowed_origins:
+    if origin not in web.services().settings.allowed_origins:
         raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor="anonymous", what="origin")
 
 
@@ -49,7 +51,7 @@ def login_begin():
     """Sign-in options; the challenge is signed, not stored: an anonymous request writes nothing."""
     _check_origin()
     challenge = webauthn.login_challenge(_login_key())
-    return jsonify(webauthn.authentication_options(key_policy(services().settings), allow=[], challenge=challenge))
+    return jsonify(webauthn.authentication_options(key_policy(web.services().settings), allow=[], challenge=challenge))
 
 
 def _login_key() -> bytes:
@@ -66,12 +68,12 @@ def _verify_sign_in(response: dict):
         challenge = webauthn.challenge_of(response)
         expires = webauthn.check_login_challenge(_login_key(), challenge)
         live = True
-        with services().pool.connection() as conn:
+        with web.services().pool.connection() as conn:
             key = admins.key_by_id(conn, webauthn.credential_id_of(response))
             admin = admins.admin_by_id(conn, key.admin_id) if key else None
         if key is None or admin is None or not admin.active:
             raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
-        verified = webauthn.verify_assertion(key_policy(services().settings), response, challenge=challenge,
+        verified = webauthn.verify_assertion(key_policy(web.services().settings), response, challenge=challenge,
                                              public_key=key.public_key, stored_count=key.sign_count)
     except webauthn.WebAuthnRefused as e:
         raise _refused(e, "anonymous", "signin", credential=live) from None
@@ -83,10 +85,10 @@ def login_finish():
     _check_origin()
     assertion = json_body().get("assertion")
     key, admin, verified, challenge, expires = _verify_sign_in(assertion if isinstance(assertion, dict) else {})
-    settings = services().settings
+    settings = web.services().settings
     principal = Principal(kind="admin", id=admin.id, name=admin.email, roles=frozenset({"admin"}))
     proof = Proof(principal, "signin", key.id, key.sign_count, verified.sign_count)
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         fresh = admins.use_login_challenge(conn, challenge, expires)  # single use, recorded with the sign-in
         if fresh:
             token = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
@@ -102,12 +104,12 @@ def login_finish():
 @bp.post("/logout")
 @require_role("admin")
 def logout():
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         sessions.destroy(conn, request.cookies.get(sessions.COOKIE, ""))
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=g.principal.actor,
                                            detail={"action": "signout"}, request_id=g.get("request_id")))
     response = jsonify(ok=True, redirect="/admin/login")
-    sessions.clear_cookie(response, services().settings)
+    sessions.clear_cookie(response, web.services().settings)
     return response
 
 
@@ -115,7 +117,7 @@ def logout():
 
 
 def _enrollment(token: str):
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         admin = admins.enrollment_admin(conn, token)
     if admin is None:
         raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
@@ -133,11 +135,11 @@ def enroll_page(token):
 def enroll_begin(token):
     _check_origin()
     admin = _enrollment(token)
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         exclude = [k.id for k in admins.keys_of(conn, admin.id)]
         challenge = admins.create_challenge(conn, "register", admin_id=admin.id)
     return jsonify(webauthn.registration_options(
-        key_policy(services().settings), user_handle=admin.user_handle, email=admin.email,
+        key_policy(web.services().settings), user_handle=admin.user_handle, email=admin.email,
         display_name=admin.display_name, exclude=exclude, challenge=challenge))
 
 
@@ -146,11 +148,11 @@ def _verify_new_key(admin_id: str, credential, actor: str, what: str):
     try:
         response = credential if isinstance(credential, dict) else {}
         challenge = webauthn.challenge_of(response)
-        with services().pool.connection() as conn:
+        with web.services().pool.connection() as conn:
             record = admins.consume_challenge(conn, challenge, "register")
         if record is None or record.expired or record.admin_id != admin_id:
             raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
-        return record, webauthn.verify_registration(key_policy(services().settings), response, challenge=challenge)
+        return record, webauthn.verify_registration(key_policy(web.services().settings), response, challenge=challenge)
     except webauthn.WebAuthnRefused as e:  # past a live link or a session: journaled one by one
         raise _refused(e, actor, what, credential=True) from None
 
@@ -168,8 +170,8 @@ def enroll_finish(token):
     body = json_body()
     name = str(body.get("name") or "security key")[:64]
     _, key = _verify_new_key(admin.id, body.get("credential"), f"admin:{admin.email}", "enroll")
-    settings = services().settings
-    with services().pool.connection() as conn, conn.transaction():
+    settings = web.services().settings
+    with web.services().pool.connection() as conn, conn.transaction():
         # Checked again here, in the transaction that adds the key: the admin may have been removed
         # (or the link used) since _enrollment() looked.
         enrolled = admins.enroll_key(conn, token, admin.id, name, key)
@@ -194,13 +196,13 @@ def console():
     principal = session_principal()
     if principal is None or principal.kind != "admin":
         return render_template("admin_login.html"), 401
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         keys = admins.keys_of(conn, principal.id)
         everyone = admins.list_admins(conn)
         api_clients = clients.list_all(conn)
         held = sync.list_runs(conn, state="held")
     return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
-                           held=held, csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
+                           held=held, csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
 @bp.post("/api/challenge")
@@ -218,7 +220,7 @@ def action_challenge():
 def keys_add(params, proof: Proof):
     """Step one of adding a key: the step-up is verified, hand out registration options."""
     name = str(params.get("name") or "security key")[:64]
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         admin = admins.admin_by_id(conn, proof.principal.id)
         exclude = [k.id for k in admins.keys_of(conn, admin.id)]
         challenge = admins.create_challenge(conn, "register", admin_id=admin.id, action="keys.add",
@@ -226,7 +228,7 @@ def keys_add(params, proof: Proof):
                                                      "counter": proof.new_count})
         if not admins.record_use(conn, proof.credential_id, old=proof.old_count, new=proof.new_count):
             raise Forbidden("this key was used concurrently; try again")
-    return jsonify(webauthn.registration_options(key_policy(services().settings), user_handle=admin.user_handle,
+    return jsonify(webauthn.registration_options(key_policy(web.services().settings), user_handle=admin.user_handle,
                                                  email=admin.email, display_name=admin.display_name,
                                                  exclude=exclude, challenge=challenge))
 
@@ -241,7 +243,7 @@ def keys_finish():
         raise refuse(Forbidden("adding a key needs a security-key assertion first"), kind="admin",
                      actor=principal.actor, what="keys.add")
     name = record.step_up["name"]
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         added = admins.add_key(conn, principal.id, name, key)
         if added:
             journal.append(conn, journal.Event(
@@ -260,7 +262,7 @@ def keys_remove(params, proof: Proof):
         credential_id = webauthn.unb64(str(params.get("key", "")))
     except Exception:
         raise BadRequest("params.key must be a base64url credential id") from None
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         removed = admins.remove_key(conn, proof.principal.id, credential_id)
         proof.record(conn, key=webauthn.b64(removed.id), name=removed.name)
     return jsonify(ok=True)
@@ -270,7 +272,7 @@ def keys_remove(params, proof: Proof):
 @requires_webauthn("admins.add")
 def admins_add(params, proof: Proof):
     """Add an admin and hand back their single-use enrollment link (shown once)."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         admin = admins.create_admin(conn, str(params.get("email", "")), display_name=params.get("display_name"),
                                     created_by=proof.principal.actor)
         token = admins.create_enrollment(conn, admin.id, created_by=proof.principal.actor)
@@ -281,7 +283,7 @@ def admins_add(params, proof: Proof):
 @bp.post("/api/admins/remove")
 @requires_webauthn("admins.remove")
 def admins_remove(params, proof: Proof):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         removed = admins.remove_admin(conn, str(params.get("email", "")))
         proof.record(conn, email=removed.email)
     return jsonify(ok=True)
@@ -291,7 +293,7 @@ def admins_remove(params, proof: Proof):
 @requires_webauthn("clients.create")
 def clients_create(params, proof: Proof):
     """Create an API client; its secret is in this response only."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         issued = clients.create(conn, name=str(params.get("name", "")), scopes=params.get("scopes") or [],
                                 created_by=proof.principal.actor)
         proof.record(conn, client=issued.client.name, client_id=issued.client.client_id,
@@ -302,7 +304,7 @@ def clients_create(params, proof: Proof):
 @bp.post("/api/clients/revoke")
 @requires_webauthn("clients.revoke")
 def clients_revoke(params, proof: Proof):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         client, tokens = clients.revoke(conn, str(params.get("name", "")))
         proof.record(conn, client=client.name, client_id=client.client_id, tokens_revoked=tokens)
     return jsonify(ok=True)
@@ -312,7 +314,7 @@ def clients_revoke(params, proof: Proof):
 @requires_webauthn("clients.rotate")
 def clients_rotate(params, proof: Proof):
     """A new secret for a client (its access tokens stop working); in this response only."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         issued = clients.rotate_secret(conn, str(params.get("name", "")))
         proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
     return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
@@ -322,7 +324,7 @@ def clients_rotate(params, proof: Proof):
 @requires_webauthn("clients.token")
 def clients_token(params, proof: Proof):
     """A static bearer token for a SCIM pusher (Okta, Entra); in this response only."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         issued = clients.issue_static_token(conn, str(params.get("name", "")))
         proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
     return jsonify(ok=True, client=issued.client.name, token=issued.secret)
@@ -330,7 +332,7 @@ def clients_token(params, proof: Proof):
 
 def _sync_decision(params, proof: Proof, decide):
     """Confirm or discard a held sync run; its changes and the admin's journal row commit together."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         result = decide(conn, str(params.get("run", "")), actor=proof.principal.actor)
         proof.record(conn, run=result.run_id, counts=result.counts)
     return jsonify(ok=True, state=result.state, message=result.message)
@@ -350,7 +352,7 @@ def sync_discard(params, proof: Proof):
 
 
 def enrollment_url(token: str) -> str:
-    return f"{services().settings.public_base_url}/admin/enroll/{token}"
+    return f"{web.services().settings.public_base_url}/admin/enroll/{token}"
 
 
 ACTIONS = {"keys.add", "keys.remove", "admins.add", "admins.remove",

@@ -7,8 +7,9 @@ and journal rows commit with the change.
 from flask import Blueprint, g, jsonify, render_template, request
 
 from . import grants as grant_changes
-from . import sessions, webauthn
-from .auth import require_role, services
+from . import web, webauthn
+from .auth import sessions
+from .auth.guards import require_role
 from .console import ACTIONS
 from .stepup import Proof, requires_webauthn
 from .store import grants
@@ -24,17 +25,17 @@ def _text(params, key: str) -> str:
 @bp.get("/access")
 @require_role("admin")
 def page():
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         rules = grants.rules(conn)
         resources = [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]
     return render_template("admin_access.html", rules=rules, resources=resources,
-                           csrf=sessions.csrf_token(services(), request), b64=webauthn.b64)
+                           csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
 @bp.post("/api/grants/grant")
 @requires_webauthn("grants.grant")
 def grant(params, proof: Proof):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         change = grants.grant(conn, _text(params, "user"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
         grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
@@ -45,7 +46,7 @@ def grant(params, proof: Proof):
 @requires_webauthn("grants.revoke")
 def revoke(params, proof: Proof):
     reason = _text(params, "reason") or f"revoked by {proof.principal.actor}"
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"), reason=reason)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
         grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
@@ -56,7 +57,7 @@ def revoke(params, proof: Proof):
 @requires_webauthn("rules.add")
 def rule_add(params, proof: Proof):
     """Members of the group get the resource, now and whenever they join."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         rule = grants.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, group=rule.group, resource=rule.resource)
         changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))
@@ -67,7 +68,7 @@ def rule_add(params, proof: Proof):
 @requires_webauthn("rules.remove")
 def rule_remove(params, proof: Proof):
     """Members keep the resource only if another rule or an admin grants it."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         rule = grants.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
         proof.record(conn, group=rule.group, resource=rule.resource)
         changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))

@@ -21,7 +21,8 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_sco
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from flask import Flask, g, request
 
-from .auth import SCOPES, Principal, carries_credential, count_anonymous
+from .auth.guards import carries_credential, count_anonymous
+from .auth.principal import SCOPES, Principal
 from .db import first_line
 from .errors import DatabaseUnavailable
 from .journal import Event

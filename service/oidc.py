@@ -2,9 +2,9 @@
 
 authlib's Flask client runs the code flow; its state and nonce live in Flask's
 short-lived signed "gatehouse_flow" cookie. A signed-in person gets our
-server-side session (service/sessions.py); the flow cookie is then cleared.
+server-side session (service/auth/sessions.py); the flow cookie is then cleared.
 Who a token is: its (iss, sub) binding, else a verified e-mail (which binds),
-else a trusted preferred_username (service/store/identities.py).
+else a trusted preferred_username (service/auth/store.py).
 """
 
 import requests
@@ -14,10 +14,13 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
-from . import auth, sessions
+from . import web
+from .auth import sessions
+from .auth import store as identities
+from .auth.guards import check_same_origin_and_csrf, session_principal
+from .auth.principal import Forbidden
+from .auth.store import Person
 from .journal import Event, append
-from .store import identities
-from .store.identities import Person
 
 bp = Blueprint("oidc", __name__)
 
@@ -71,7 +74,7 @@ def _page(status: int, title: str, message: str, *, retry: bool = False):
 
 
 def _issuer() -> str:
-    return auth.services().settings.oidc_issuer
+    return web.services().settings.oidc_issuer
 
 
 def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", subject: str | None = None,
@@ -80,7 +83,7 @@ def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", sub
     claims = claims or {}
     seen = {k: str(v)[:256] for k, v in claims.items() if k in ("sub", "email", "preferred_username")}
     issuer = str(claims.get("iss") or _issuer())[:256]
-    auth.services().journal.record(Event(
+    web.services().journal.record(Event(
         kind="admin", outcome="refused", actor=actor, subject=subject, request_id=g.get("request_id"),
         reasons=({"code": code, "text": text},),
         detail={"action": "signin", "method": "oidc", "issuer": issuer, **seen, **(detail or {})}))
@@ -90,7 +93,7 @@ def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", sub
 @bp.get("/login")
 def login():
     session.clear()  # one flow at a time keeps the flow cookie small
-    redirect_uri = auth.services().settings.public_base_url + "/auth/callback"
+    redirect_uri = web.services().settings.public_base_url + "/auth/callback"
     try:
         return current_app.extensions[EXTENSION].authorize_redirect(redirect_uri)
     except (requests.RequestException, ValueError) as e:
@@ -112,7 +115,7 @@ def callback():
     if not (_text(claims.get("iss"), MAX_ISSUER) and _text(claims.get("sub"), MAX_SUBJECT)):
         return _refused(400, "no_id_token", "The sign-in provider sent no usable ID token. Start again.",
                         claims=claims)
-    with auth.services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         match, person, code, text, detail = _decide(conn, claims)
     if not code:
         try:
@@ -138,7 +141,7 @@ def _already_bound_text(who: str) -> str:
 
 def _decide(conn, claims: dict):
     """Who the token is and whether they may sign in: match, person, refusal code and text, journal detail."""
-    match = identities.find(conn, claims, trust_username=auth.services().settings.oidc_trust_username)
+    match = identities.find(conn, claims, trust_username=web.services().settings.oidc_trust_username)
     who = _who(claims)
     person, code, text = admit(match.people, who)
     detail = {"matched": match.how}
@@ -166,7 +169,7 @@ def admit(found: tuple[Person, ...], who: str) -> tuple[Person | None, str | Non
 
 def _sign_in(person: Person, claims: dict, how: str):
     """One transaction: bind or touch the account, end any previous session, start a new one, journal it."""
-    services = auth.services()
+    services = web.services()
     settings = services.settings
     issuer, subject = claims["iss"], claims["sub"]
     previous = request.cookies.get(sessions.COOKIE)
@@ -189,22 +192,22 @@ def _sign_in(person: Person, claims: dict, how: str):
 
 @bp.get("/me")
 def me():
-    principal = auth.session_principal()
+    principal = session_principal()
     if principal is None:
         return redirect("/login")
-    csrf = sessions.csrf_token(auth.services(), request)
+    csrf = sessions.csrf_token(web.services(), request)
     return render_template("oidc_me.html", title="Signed in", principal=principal, roles=sorted(principal.roles),
                            csrf_token=csrf)
 
 
 @bp.post("/logout")
 def logout():
-    services = auth.services()
-    principal = auth.session_principal()
+    services = web.services()
+    principal = session_principal()
     if principal is not None:
         try:
-            auth.check_same_origin_and_csrf(principal)  # journals its own refusal
-        except auth.Forbidden as e:
+            check_same_origin_and_csrf(principal)  # journals its own refusal
+        except Forbidden as e:
             return _page(403, "Sign-out refused", e.message)
         with services.pool.connection() as conn, conn.transaction():
             sessions.destroy(conn, request.cookies[sessions.COOKIE])

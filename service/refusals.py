@@ -8,7 +8,7 @@ a sample of source addresses once the minute is over (a timer) and when the
 services close. Counts of the minute in progress are lost if the process is
 killed (SIGKILL, out of memory): the journal then lacks at most that
 minute's anonymous refusals. Refusals that carry a credential are journaled
-one by one (service/auth.py).
+one by one (service/auth/guards.py).
 """
 
 import collections

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from flask import g, request
 
-from . import journal, webauthn
-from .auth import Forbidden, Principal, refuse, require_role, services
+from . import journal, web, webauthn
+from .auth.guards import refuse, require_role
+from .auth.principal import Forbidden, Principal
 from .errors import BadRequest
 from .store import admins
 
@@ -63,8 +64,8 @@ def json_body() -> dict:
 
 def issue_action_challenge(principal: Principal, action: str, params) -> dict:
     """Request options for navigator.credentials.get(), bound to (admin, action, params)."""
-    policy = key_policy(services().settings)
-    with services().pool.connection() as conn:
+    policy = key_policy(web.services().settings)
+    with web.services().pool.connection() as conn:
         keys = admins.keys_of(conn, principal.id)
         challenge = admins.create_challenge(conn, "action", admin_id=principal.id, action=action,
                                             body_hash=webauthn.body_hash(params))
@@ -73,11 +74,11 @@ def issue_action_challenge(principal: Principal, action: str, params) -> dict:
 
 def verify_action(principal: Principal, action: str, params, assertion) -> Proof:
     """Check an assertion against the challenge issued for exactly this admin, action and params."""
-    policy = key_policy(services().settings)
+    policy = key_policy(web.services().settings)
     if not isinstance(assertion, dict):
         raise webauthn.WebAuthnRefused("webauthn_missing", f"the action {action} needs a security-key assertion")
     challenge = webauthn.challenge_of(assertion)
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         record = admins.consume_challenge(conn, challenge, "action")  # committed: good for one try
     if record is None:
         raise webauthn.WebAuthnRefused("webauthn_replay", "unknown or already used challenge")
@@ -89,7 +90,7 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
         raise webauthn.WebAuthnRefused("webauthn_wrong_action", f"this assertion was made for {record.action}, not {action}")
     if record.body_hash != webauthn.body_hash(params):
         raise webauthn.WebAuthnRefused("webauthn_wrong_body", "this assertion was made for other parameters")
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         key = admins.key_by_id(conn, webauthn.credential_id_of(assertion))
     if key is None or key.admin_id != principal.id:
         raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")

@@ -8,7 +8,9 @@ import psycopg
 import pytest
 from flask import g, jsonify
 
-from service import auth, openapi
+from service import openapi
+from service.auth.guards import require_scope
+from service.auth.principal import SCOPES
 from service.errors import BadRequest, Conflict, NotFound
 from service.store import clients
 
@@ -20,7 +22,7 @@ def guarded(app):
     """A test-only route behind require_scope("scim") on this test's app."""
 
     @app.get("/t/scim")
-    @auth.require_scope("scim")
+    @require_scope("scim")
     def scim_probe():
         return jsonify(client=g.principal.name, scopes=sorted(g.principal.scopes))
 
@@ -272,7 +274,7 @@ def test_openapi_describes_the_token_endpoint_and_schemes():
     schemes = openapi.COMPONENTS["securitySchemes"]
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     flow = schemes["oauth2"]["flows"]["clientCredentials"]
-    assert flow["tokenUrl"] == "/oauth/token" and set(flow["scopes"]) == set(auth.SCOPES)
+    assert flow["tokenUrl"] == "/oauth/token" and set(flow["scopes"]) == set(SCOPES)
     assert "post" in openapi.PATHS["/oauth/token"]
 
 
@@ -330,7 +332,7 @@ def test_cli_errors_are_one_line(database):
 
 
 def test_token_cache_spares_lookups_and_expires():
-    from service.auth import Principal
+    from service.auth.principal import Principal
     from service.oauth import TokenCache
 
     cache = TokenCache(0.2)

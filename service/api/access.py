@@ -16,7 +16,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from policies import Decision, decide, unavailable
 
-from ..auth import Principal, authorize_scope, require_scope
+from ..auth.guards import authorize_scope, require_scope
+from ..auth.principal import Principal
 from ..db import first_line
 from ..errors import BadRequest, DatabaseUnavailable, GatehouseError, NotFound
 from ..journal import Event

@@ -10,8 +10,8 @@ import json
 from flask import Blueprint, Response, g, request
 
 from .. import grants as grant_changes
-from .. import journal
-from ..auth import authorize_scope, services
+from .. import journal, web
+from ..auth.guards import authorize_scope
 from ..errors import GatehouseError
 from ..scim import discovery, filters, patch
 from ..scim.errors import ScimError
@@ -64,7 +64,7 @@ def _authorize_and_parse():
 
 
 def _base() -> str:
-    return services().settings.public_base_url + "/scim/v2"
+    return web.services().settings.public_base_url + "/scim/v2"
 
 
 def _source() -> str:
@@ -167,7 +167,7 @@ def _list(kind: str, q: dict):
             raise ScimError(400, str(e), e.scim_type) from None
         where, params = compiled.sql, compiled.params
     base = _base()
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         if kind == "User":
             total, found = people.search(conn, where, params, offset=q["start"] - 1, limit=q["count"])
             rendered = [render_user(p, base=base, ext_source=_source()) for p in found]
@@ -226,7 +226,7 @@ def _person(conn, person_id: str, *, lock: bool = False):
 
 @bp.get("/Users/<person_id>")
 def get_user(person_id):
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         person = _person(conn, person_id)
     if request.headers.get("If-None-Match") == person.etag:
         return scim_response(None, 304, etag=person.etag)
@@ -236,8 +236,8 @@ def get_user(person_id):
 @bp.post("/Users")
 def create_user():
     fields = parse_user(g.body, replacing=False)
-    settings = services().settings
-    with services().pool.connection() as conn, conn.transaction():
+    settings = web.services().settings
+    with web.services().pool.connection() as conn, conn.transaction():
         candidate = people.find_join_candidate(conn, fields, key=settings.scim_join_key, other_than=_source())
         if candidate is not None:  # known from LDAP: join, never a second copy
             person, changes = people.update(conn, candidate, fields, ext_source=_source())
@@ -252,7 +252,7 @@ def create_user():
 
 def _apply_user(person_id: str, make_fields):
     """Load (locked), check If-Match, compute new fields, write, journal; leaver effects when deactivated."""
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         person = _person(conn, person_id, lock=True)
         _check_version(person.etag)
         fields = make_fields(person)
@@ -288,7 +288,7 @@ def patch_user(person_id):
 
 @bp.delete("/Users/<person_id>")
 def delete_user(person_id):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         person = _person(conn, person_id, lock=True)
         _check_version(person.etag)
         people.soft_delete(conn, person)
@@ -316,14 +316,14 @@ def _group_out(group, status: int = 200):
 
 @bp.get("/Groups/<group_id>")
 def get_group(group_id):
-    with services().pool.connection() as conn:
+    with web.services().pool.connection() as conn:
         return _group_out(_group(conn, group_id))
 
 
 @bp.post("/Groups")
 def create_group():
     name, external_id, members = parse_group(g.body, replacing=False)
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
@@ -332,7 +332,7 @@ def create_group():
 
 
 def _apply_group(group_id: str, make_values, status: int):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         name, external_id, members = make_values(group)
@@ -364,7 +364,7 @@ def patch_group(group_id):
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
-    with services().pool.connection() as conn, conn.transaction():
+    with web.services().pool.connection() as conn, conn.transaction():
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         groups.delete(conn, group)

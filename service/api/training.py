@@ -6,7 +6,7 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .. import training
-from ..auth import require_scope
+from ..auth.guards import require_scope
 from ..db import first_line
 from ..errors import BadRequest, DatabaseUnavailable
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ..auth import SCOPES
+from ..auth.principal import SCOPES
 from ..errors import BadRequest, Conflict, NotFound
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as the CHECK in sql/003_identity.sql

@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 from flask import g
 
-from .auth import Principal
+from .principal import Principal
 
 COOKIE = "gatehouse_session"
 

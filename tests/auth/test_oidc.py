@@ -16,9 +16,9 @@ from psycopg.types.json import Json
 
 from service import bootstrap
 from service.app import create_app
+from service.auth import store as identities
 from service.config import load_settings
 from service.errors import ConfigError
-from service.store import identities
 
 BASE = "http://localhost"
 

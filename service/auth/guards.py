@@ -1,57 +1,20 @@
-"""Who is asking, and may they: principals, role and scope guards, CSRF, refusals journaled.
+"""The guards: role and scope checks, CSRF and same-origin, refusals journaled (principals: principal.py).
 
 Machines authenticate with bearer tokens (service/oauth.py); people and admins
-with a session cookie (service/sessions.py). A guard that refuses answers 401
+with a session cookie (service/auth/sessions.py). A guard that refuses answers 401
 or 403 with a JSON problem body, journals the refusal (or, without any
 credential, counts it: service/refusals.py), and changes nothing.
 """
 
-import dataclasses
 import functools
 import hmac
 
-from flask import current_app, g, request
+from flask import g, request
 
-from .errors import GatehouseError
-from .journal import Event
-
-SCOPES = ("scim", "access:check", "training:write", "journal:read")
-ROLES = ("admin", "auditor", "hr", "manager")
-
-
-class Unauthenticated(GatehouseError):
-    """Authentication is required."""
-
-    status = 401
-    code = "unauthenticated"
-    headers = {"WWW-Authenticate": 'Bearer realm="gatehouse"'}  # RFC 6750 §3
-
-
-class Forbidden(GatehouseError):
-    """You may not do this."""
-
-    status = 403
-    code = "forbidden"
-
-
-@dataclasses.dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: an admin, a person, or a machine client."""
-
-    kind: str  # "admin" | "person" | "client"
-    id: str
-    name: str
-    roles: frozenset = frozenset()
-    scopes: frozenset = frozenset()
-
-    @property
-    def actor(self) -> str:
-        """How the journal names this caller."""
-        return f"{self.kind}:{self.name}"
-
-
-def services():
-    return current_app.extensions["gatehouse"]
+from .. import web
+from ..errors import GatehouseError
+from ..journal import Event
+from .principal import ROLES, SCOPES, Forbidden, Principal, Unauthenticated
 
 
 def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credential: bool = False) -> GatehouseError:
@@ -64,7 +27,7 @@ def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credentia
     if not (credential or carries_credential()):
         count_anonymous(kind=kind, code=error.code, text=error.message)
         return error
-    services().journal.record(Event(
+    web.services().journal.record(Event(
         kind=kind, outcome="refused", actor=actor, request_id=g.get("request_id"),
         reasons=({"code": error.code, "text": error.message},),
         detail={"what": what, "method": request.method, "path": request.path}))
@@ -81,15 +44,15 @@ def carries_credential() -> bool:
 def count_anonymous(*, kind: str, code: str, text: str) -> None:
     """Count a refusal of a request without credentials (see refuse)."""
     route = request.url_rule.rule if request.url_rule else request.path[:200]
-    services().refusals.count(kind=kind, route=f"{request.method} {route}", code=code, text=text,
+    web.services().refusals.count(kind=kind, route=f"{request.method} {route}", code=code, text=text,
                               source=request.remote_addr)
 
 
 def bearer_principal() -> Principal | None:
     """The machine client behind the Authorization header, or None."""
-    from . import oauth
+    from .. import oauth
 
-    return oauth.principal_from_request(services(), request)
+    return oauth.principal_from_request(web.services(), request)
 
 
 def session_principal() -> Principal | None:
@@ -97,7 +60,7 @@ def session_principal() -> Principal | None:
     from . import sessions
 
     if "session_principal" not in g:
-        g.session_principal = sessions.principal_from_request(services(), request)
+        g.session_principal = sessions.principal_from_request(web.services(), request)
     return g.session_principal
 
 
@@ -157,11 +120,11 @@ def check_same_origin_and_csrf(principal: Principal | None) -> None:
     """State-changing browser requests: Origin must be ours and the CSRF token must match."""
     origin = request.headers.get("Origin")
     actor = principal.actor if principal else "anonymous"
-    if origin is None or origin.rstrip("/") not in services().settings.allowed_origins:
+    if origin is None or origin.rstrip("/") not in web.services().settings.allowed_origins:
         raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor=actor, what="origin")
     from . import sessions
 
-    expected = sessions.csrf_token(services(), request)
+    expected = sessions.csrf_token(web.services(), request)
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(expected, given):
         raise refuse(Forbidden("missing or wrong CSRF token"), kind="admin", actor=actor, what="csrf")
