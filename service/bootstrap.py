@@ -8,10 +8,10 @@ from psycopg_pool import ConnectionPool
 from policies import Policy, parse_policy
 
 from . import db
+from .auth.tokens import TokenCache
 from .config import Settings, load_settings
 from .errors import ConfigError
 from .journal import JournalWriter
-from .oauth import TokenCache
 from .refusals import RefusalTally
 
 

@@ -333,7 +333,7 @@ def test_cli_errors_are_one_line(database):
 
 def test_token_cache_spares_lookups_and_expires():
     from service.auth.principal import Principal
-    from service.oauth import TokenCache
+    from service.auth.tokens import TokenCache
 
     cache = TokenCache(0.2)
     who = Principal(kind="client", id="1", name="gw", scopes=frozenset({"access:check"}))

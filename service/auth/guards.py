@@ -1,6 +1,6 @@
 """The guards: role and scope checks, CSRF and same-origin, refusals journaled (principals: principal.py).
 
-Machines authenticate with bearer tokens (service/oauth.py); people and admins
+Machines authenticate with bearer tokens (service/auth/tokens.py); people and admins
 with a session cookie (service/auth/sessions.py). A guard that refuses answers 401
 or 403 with a JSON problem body, journals the refusal (or, without any
 credential, counts it: service/refusals.py), and changes nothing.
@@ -50,9 +50,9 @@ def count_anonymous(*, kind: str, code: str, text: str) -> None:
 
 def bearer_principal() -> Principal | None:
     """The machine client behind the Authorization header, or None."""
-    from .. import oauth
+    from . import tokens
 
-    return oauth.principal_from_request(web.services(), request)
+    return tokens.principal_from_request(web.services(), request)
 
 
 def session_principal() -> Principal | None:

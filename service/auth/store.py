@@ -9,6 +9,8 @@ person bound to another account. Every function runs in the caller's transaction
 """
 
 import dataclasses
+import hashlib
+from datetime import datetime
 
 import psycopg
 
@@ -102,3 +104,59 @@ def _people(conn: psycopg.Connection, query: str, params: dict) -> tuple[Person,
     return tuple(Person(id=pid, user_name=name, active=active,
                         roles=frozenset(roles) | ({"manager"} if manages else set()))
                  for pid, name, active, roles, manages in rows)
+
+
+# Bearer tokens: verified here, issued by store/clients.py.
+_LOOKUP_TOKEN = """
+SELECT c.id::text, c.name, c.client_id, t.kind, t.scopes, c.scopes, t.expires_at,
+       t.expires_at IS NOT NULL AND t.expires_at <= now(), t.revoked_at IS NOT NULL,
+       t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'
+FROM api_tokens t JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
+WHERE t.token_hash = %s
+"""
+
+# At most one write a minute per token, however busy the client is.
+_TOUCH_TOKEN = """
+WITH t AS (
+    UPDATE api_tokens SET last_used_at = now()
+    WHERE token_hash = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+    RETURNING client_id
+)
+UPDATE api_clients c SET last_used_at = now() FROM t WHERE c.id = t.client_id
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    """A bearer token as looked up by its hash, with its (unrevoked) client."""
+
+    client_uuid: str
+    client_name: str
+    client_id: str
+    kind: str  # "access" | "static"
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    expired: bool
+    revoked: bool
+    use_unrecorded: bool = True  # last_used_at is older than a minute: record this use
+
+
+def hash_secret(secret: str) -> bytes:
+    """SHA-256 of a secret or token, as stored."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def lookup_token(conn: psycopg.Connection, token_hash: bytes) -> Token | None:
+    """The token with this hash if its client is not revoked (expiry and revocation are reported, not filtered)."""
+    row = conn.execute(_LOOKUP_TOKEN, (token_hash,)).fetchone()
+    if row is None:
+        return None
+    uuid, name, client_id, kind, token_scopes, client_scopes, expires_at, expired, revoked, stale = row
+    # A token never carries more than its client holds now.
+    return Token(uuid, name, client_id, kind, frozenset(token_scopes) & frozenset(client_scopes), expires_at,
+                 expired, revoked, stale)
+
+
+def touch_token(conn: psycopg.Connection, token_hash: bytes) -> None:
+    """Record that a token (and so its client) was used, at most once a minute."""
+    conn.execute(_TOUCH_TOKEN, (token_hash,))
