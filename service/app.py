@@ -3,11 +3,10 @@
 import json
 import logging
 import re
-import secrets
 import time
 import uuid
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from . import bootstrap, console, console_access, oauth, openapi
@@ -53,7 +52,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     console.init_app(app)
     console_access.init_app(app)
     oauth.init_app(app)
-    from . import oidc
+    from .auth import oidc
 
     oidc.init_app(app)
     return app
@@ -140,19 +139,6 @@ def _unstorable(text: str) -> bool:
     except UnicodeEncodeError:  # a lone surrogate: JSON's \ud800, or raw bytes json decodes with surrogatepass
         return True
     return False
-
-
-def ensure_secret_key():
-    """Load (or create, once for all workers) the key that signs Flask's short-lived flow cookie.
-
-    Blueprints that use flask.session (the OIDC sign-in flow) call this in before_request.
-    """
-    if not current_app.secret_key:
-        services = current_app.extensions["gatehouse"]
-        with services.pool.connection() as conn:
-            conn.execute("INSERT INTO app_secrets (name, value) VALUES ('flask', %s) ON CONFLICT DO NOTHING",
-                         (secrets.token_bytes(32),))
-            current_app.secret_key = conn.execute("SELECT value FROM app_secrets WHERE name = 'flask'").fetchone()[0]
 
 
 def _finish_request(response):

@@ -5,7 +5,7 @@ static/gatehouse.js, which runs navigator.credentials.create()/get(). Every
 state-changing admin action goes through stepup.requires_webauthn.
 """
 
-from flask import Blueprint, current_app, g, jsonify, render_template, request
+from flask import Blueprint, g, jsonify, render_template, request
 
 from . import journal, ldapsync, web, webauthn
 from .auth import sessions
@@ -55,10 +55,7 @@ def login_begin():
 
 
 def _login_key() -> bytes:
-    from .app import ensure_secret_key  # here: service.app imports this module
-
-    ensure_secret_key()
-    return current_app.secret_key
+    return sessions.ensure_secret_key()
 
 
 def _verify_sign_in(response: dict):

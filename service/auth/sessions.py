@@ -5,8 +5,10 @@ import secrets
 from datetime import timedelta
 
 import psycopg
-from flask import g
+from flask import current_app, g
 
+from .. import web
+from . import store
 from .principal import Principal
 
 COOKIE = "gatehouse_session"
@@ -79,3 +81,11 @@ def set_cookie(response, token: str, settings) -> None:
 
 def clear_cookie(response, settings) -> None:
     response.delete_cookie(COOKIE, secure=settings.secure_cookies, httponly=True, samesite="Lax", path="/")
+
+
+def ensure_secret_key() -> bytes:
+    """Load (or create, once for all workers) the key that signs Flask's flow cookie and sign-in challenges."""
+    if not current_app.secret_key:
+        with web.services().pool.connection() as conn:
+            current_app.secret_key = store.flask_secret(conn, secrets.token_bytes(32))
+    return current_app.secret_key

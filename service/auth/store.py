@@ -160,3 +160,9 @@ def lookup_token(conn: psycopg.Connection, token_hash: bytes) -> Token | None:
 def touch_token(conn: psycopg.Connection, token_hash: bytes) -> None:
     """Record that a token (and so its client) was used, at most once a minute."""
     conn.execute(_TOUCH_TOKEN, (token_hash,))
+
+
+def flask_secret(conn: psycopg.Connection, candidate: bytes) -> bytes:
+    """The key that signs Flask's flow cookie and sign-in challenges: stored once, the same for every worker."""
+    conn.execute("INSERT INTO app_secrets (name, value) VALUES ('flask', %s) ON CONFLICT DO NOTHING", (candidate,))
+    return conn.execute("SELECT value FROM app_secrets WHERE name = 'flask'").fetchone()[0]

@@ -14,13 +14,13 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
-from . import web
-from .auth import sessions
-from .auth import store as identities
-from .auth.guards import check_same_origin_and_csrf, session_principal
-from .auth.principal import Forbidden
-from .auth.store import Person
-from .journal import Event, append
+from .. import web
+from ..journal import Event, append
+from . import sessions
+from . import store as identities
+from .guards import check_same_origin_and_csrf, session_principal
+from .principal import Forbidden
+from .store import Person
 
 bp = Blueprint("oidc", __name__)
 
@@ -54,9 +54,7 @@ class _FlowSessions(SecureCookieSessionInterface):
 
     def open_session(self, app, request):
         if not app.secret_key and request.path in FLOW_PATHS:
-            from .app import ensure_secret_key  # here: service.app imports this module
-
-            ensure_secret_key()
+            sessions.ensure_secret_key()
         return super().open_session(app, request)
 
 
