@@ -11,6 +11,7 @@ from . import journal, ldapsync, web, webauthn
 from .auth import sessions
 from .auth.guards import refuse, require_role, session_principal
 from .auth.principal import Forbidden, Principal
+from .auth.store import create_session, destroy_session
 from .errors import BadRequest, NotFound
 from .stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
 from .store import admins, clients, sync
@@ -88,7 +89,7 @@ def login_finish():
     with web.services().pool.connection() as conn, conn.transaction():
         fresh = admins.use_login_challenge(conn, challenge, expires)  # single use, recorded with the sign-in
         if fresh:
-            token = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+            token = create_session(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
             proof.record(conn, method="webauthn")
     if not fresh:
         raise _refused(webauthn.WebAuthnRefused("webauthn_replay", "this challenge was already used"),
@@ -102,7 +103,7 @@ def login_finish():
 @require_role("admin")
 def logout():
     with web.services().pool.connection() as conn, conn.transaction():
-        sessions.destroy(conn, request.cookies.get(sessions.COOKIE, ""))
+        destroy_session(conn, request.cookies.get(sessions.COOKIE, ""))
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=g.principal.actor,
                                            detail={"action": "signout"}, request_id=g.get("request_id")))
     response = jsonify(ok=True, redirect="/admin/login")
@@ -173,7 +174,7 @@ def enroll_finish(token):
         # (or the link used) since _enrollment() looked.
         enrolled = admins.enroll_key(conn, token, admin.id, name, key)
         if enrolled:
-            session = sessions.create(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
+            session = create_session(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
             journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=f"admin:{admin.email}",
                                                detail={"action": "keys.enroll", **_key_detail(key, name)},
                                                request_id=g.get("request_id")))

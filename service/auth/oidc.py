@@ -16,8 +16,7 @@ from joserfc.errors import JoseError
 
 from .. import web
 from ..journal import Event, append
-from . import sessions
-from . import store as identities
+from . import sessions, store
 from .guards import check_same_origin_and_csrf, session_principal
 from .principal import Forbidden
 from .store import Person
@@ -118,7 +117,7 @@ def callback():
     if not code:
         try:
             return _sign_in(person, claims, match.how)
-        except identities.AlreadyBound:  # a concurrent sign-in bound this person or this account first
+        except store.AlreadyBound:  # a concurrent sign-in bound this person or this account first
             code, text = "already_bound", _already_bound_text(_who(claims))
     actor = f"person:{person.user_name}" if person else "anonymous"
     return _refused(403, code, text, actor=actor, subject=person.id if person else None, claims=claims,
@@ -139,12 +138,12 @@ def _already_bound_text(who: str) -> str:
 
 def _decide(conn, claims: dict):
     """Who the token is and whether they may sign in: match, person, refusal code and text, journal detail."""
-    match = identities.find(conn, claims, trust_username=web.services().settings.oidc_trust_username)
+    match = store.find(conn, claims, trust_username=web.services().settings.oidc_trust_username)
     who = _who(claims)
     person, code, text = admit(match.people, who)
     detail = {"matched": match.how}
     if not code and match.how != "binding":  # a second account at the provider never reaches a bound person
-        other = identities.bound_subject(conn, claims["iss"], person.id)
+        other = store.bound_subject(conn, claims["iss"], person.id)
         if other is not None:
             code, text = "already_bound", _already_bound_text(who)
             detail["bound_sub"] = other[:256]
@@ -172,12 +171,12 @@ def _sign_in(person: Person, claims: dict, how: str):
     issuer, subject = claims["iss"], claims["sub"]
     previous = request.cookies.get(sessions.COOKIE)
     with services.pool.connection() as conn, conn.transaction():
-        bound = how == "email" and identities.bind(conn, issuer, subject, person.id)  # AlreadyBound rolls back
+        bound = how == "email" and store.bind(conn, issuer, subject, person.id)  # AlreadyBound rolls back
         if how == "binding":
-            identities.touch(conn, issuer, subject)
+            store.touch(conn, issuer, subject)
         if previous:  # a fresh token on every sign-in (no session fixation)
-            sessions.destroy(conn, previous)
-        token = sessions.create(conn, lifetime=settings.session_lifetime, person_id=person.id)
+            store.destroy_session(conn, previous)
+        token = store.create_session(conn, lifetime=settings.session_lifetime, person_id=person.id)
         append(conn, Event(kind="admin", outcome="ok", actor=f"person:{person.user_name}", subject=person.id,
                            request_id=g.get("request_id"),
                            detail={"action": "signin", "method": "oidc", "issuer": issuer, "sub": subject,
@@ -208,7 +207,7 @@ def logout():
         except Forbidden as e:
             return _page(403, "Sign-out refused", e.message)
         with services.pool.connection() as conn, conn.transaction():
-            sessions.destroy(conn, request.cookies[sessions.COOKIE])
+            store.destroy_session(conn, request.cookies[sessions.COOKIE])
             append(conn, Event(kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
                                subject=principal.id if principal.kind == "person" else None,
                                detail={"action": "signout"}))

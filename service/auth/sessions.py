@@ -1,10 +1,7 @@
 """Browser sessions: a random token in a Secure, HttpOnly, SameSite=Lax cookie; its hash in web_sessions."""
 
-import hashlib
 import secrets
-from datetime import timedelta
 
-import psycopg
 from flask import current_app, g
 
 from .. import web
@@ -13,34 +10,6 @@ from .principal import Principal
 
 COOKIE = "gatehouse_session"
 
-_LOAD = """
-SELECT s.csrf_token, a.id::text, a.email, p.id::text, p.user_name, p.active,
-       coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
-       EXISTS (SELECT 1 FROM people d WHERE d.manager_id = p.id AND d.active)
-FROM web_sessions s
-LEFT JOIN admins a ON a.id = s.admin_id AND a.active
-LEFT JOIN people p ON p.id = s.person_id
-WHERE s.token_hash = %s AND s.expires_at > now()
-"""
-
-
-def _hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def create(conn: psycopg.Connection, *, lifetime: int, admin_id=None, person_id=None) -> str:
-    """Start a session in the caller's transaction; return the cookie value."""
-    token = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO web_sessions (token_hash, admin_id, person_id, csrf_token, expires_at) "
-        "VALUES (%s, %s, %s, %s, now() + %s)",
-        (_hash(token), admin_id, person_id, secrets.token_urlsafe(32), timedelta(seconds=lifetime)))
-    conn.execute("DELETE FROM web_sessions WHERE expires_at < now() - interval '1 day'")
-    return token
-
-
-def destroy(conn: psycopg.Connection, token: str) -> None:
-    conn.execute("DELETE FROM web_sessions WHERE token_hash = %s", (_hash(token),))
 
 
 def _load(services, request):
@@ -49,7 +18,7 @@ def _load(services, request):
         row = None
         if token:
             with services.pool.connection() as conn:
-                row = conn.execute(_LOAD, (_hash(token),)).fetchone()
+                row = store.load_session(conn, token)
         g.session_row = row
     return g.session_row
 

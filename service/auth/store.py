@@ -10,7 +10,8 @@ person bound to another account. Every function runs in the caller's transaction
 
 import dataclasses
 import hashlib
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -166,3 +167,39 @@ def flask_secret(conn: psycopg.Connection, candidate: bytes) -> bytes:
     """The key that signs Flask's flow cookie and sign-in challenges: stored once, the same for every worker."""
     conn.execute("INSERT INTO app_secrets (name, value) VALUES ('flask', %s) ON CONFLICT DO NOTHING", (candidate,))
     return conn.execute("SELECT value FROM app_secrets WHERE name = 'flask'").fetchone()[0]
+
+
+# -- sessions -- a browser session: its token's hash, whose it is and its CSRF token (service/auth/sessions.py).
+_SESSION = """
+SELECT s.csrf_token, a.id::text, a.email, p.id::text, p.user_name, p.active,
+       coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
+       EXISTS (SELECT 1 FROM people d WHERE d.manager_id = p.id AND d.active)
+FROM web_sessions s
+LEFT JOIN admins a ON a.id = s.admin_id AND a.active
+LEFT JOIN people p ON p.id = s.person_id
+WHERE s.token_hash = %s AND s.expires_at > now()
+"""
+
+
+def _session_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def create_session(conn: psycopg.Connection, *, lifetime: int, admin_id=None, person_id=None) -> str:
+    """Start a session in the caller's transaction; return the cookie value (only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO web_sessions (token_hash, admin_id, person_id, csrf_token, expires_at) "
+        "VALUES (%s, %s, %s, %s, now() + %s)",
+        (_session_hash(token), admin_id, person_id, secrets.token_urlsafe(32), timedelta(seconds=lifetime)))
+    conn.execute("DELETE FROM web_sessions WHERE expires_at < now() - interval '1 day'")
+    return token
+
+
+def destroy_session(conn: psycopg.Connection, token: str) -> None:
+    conn.execute("DELETE FROM web_sessions WHERE token_hash = %s", (_session_hash(token),))
+
+
+def load_session(conn: psycopg.Connection, token: str) -> tuple | None:
+    """(csrf token, admin id, admin e-mail, person id, userName, active, roles, manages) of a live session."""
+    return conn.execute(_SESSION, (_session_hash(token),)).fetchone()
