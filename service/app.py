@@ -9,9 +9,9 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import bootstrap, console, console_access, oauth, openapi
-from .config import Settings
-from .errors import GatehouseError
+from service import bootstrap, console, console_access, oauth, openapi
+from service.config import Settings
+from service.errors import GatehouseError
 
 log = logging.getLogger("gatehouse.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
-    from .api import access, health, scim, training
+    from service.api import access, health, scim, training
 
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     console.init_app(app)
     console_access.init_app(app)
     oauth.init_app(app)
-    from .auth import oidc
+    from service.auth import oidc
 
     oidc.init_app(app)
     return app
@@ -83,8 +83,8 @@ def _refuse_unstorable_text():
         return None
     detail, scim_type = found
     if _scim_path():  # RFC 7644 §3.12
-        from .api.scim import error_response
-        from .scim.errors import ScimError
+        from service.api.scim import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(400, detail, scim_type))
     oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
@@ -169,8 +169,8 @@ def _scim_path() -> bool:
 
 def _http_error(e: HTTPException):
     if _scim_path():
-        from .api.scim import error_response
-        from .scim.errors import ScimError
+        from service.api.scim import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(e.code or 500, e.description or e.name))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
@@ -192,8 +192,8 @@ def _gatehouse_error(e: GatehouseError):
 def _unexpected_error(e: Exception):
     log.exception("unhandled error")
     if _scim_path():
-        from .api.scim import error_response
-        from .scim.errors import ScimError
+        from service.api.scim import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

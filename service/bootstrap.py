@@ -6,13 +6,12 @@ from pathlib import Path
 from psycopg_pool import ConnectionPool
 
 from policies import Policy, parse_policy
-
-from . import db
-from .auth.tokens import TokenCache
-from .config import Settings, load_settings
-from .errors import ConfigError
-from .journal import JournalWriter
-from .refusals import RefusalTally
+from service import db
+from service.auth.tokens import TokenCache
+from service.config import Settings, load_settings
+from service.errors import ConfigError
+from service.journal import JournalWriter
+from service.refusals import RefusalTally
 
 
 @dataclasses.dataclass

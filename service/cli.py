@@ -12,12 +12,11 @@ import click
 import psycopg
 
 from policies import PolicyError
-
-from . import cli_db, cli_sync, cli_training, db
-from .cli_context import Context, operator_actor, pass_ctx, when
-from .config import Settings, load_settings
-from .db import migrate
-from .errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
+from service import cli_db, cli_sync, cli_training, db
+from service.cli_context import Context, operator_actor, pass_ctx, when
+from service.config import Settings, load_settings
+from service.db import migrate
+from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,9 +31,9 @@ def cli():
 @click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, help="Threads per worker.")
 def serve(host, port, workers, threads):
     """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
-    from . import logs
-    from .bootstrap import load_policy
-    from .policy import sync_resources_at
+    from service import logs
+    from service.bootstrap import load_policy
+    from service.policy import sync_resources_at
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
@@ -72,9 +71,9 @@ class _Gunicorn:
         self.settings, self.database, self.policy = settings, database, policy
 
     def factory(self):
-        from . import logs
-        from .app import create_app
-        from .bootstrap import build
+        from service import logs
+        from service.app import create_app
+        from service.bootstrap import build
 
         logs.configure(self.settings.log_level)
         self.services = build(self.settings, self.database, policy=self.policy)
@@ -96,7 +95,7 @@ def clients_group():
 
 def _client_change(ctx: Context, action: str, change):
     """Run `change(conn)` and journal it in one transaction; detail never holds a secret or token."""
-    from . import journal
+    from service import journal
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
         result, detail = change(conn)
@@ -117,7 +116,7 @@ def _about(client) -> dict:
 @pass_ctx
 def clients_create(ctx: Context, name, scopes):
     """Register a client; print its client_id and secret, once."""
-    from .store import clients
+    from service.store import clients
 
     def change(conn):
         issued = clients.create(conn, name=name, scopes=scopes, created_by=operator_actor())
@@ -133,7 +132,7 @@ def clients_create(ctx: Context, name, scopes):
 @pass_ctx
 def clients_list(ctx: Context):
     """List clients: name, client_id, scopes, created, last used, revoked."""
-    from .store import clients
+    from service.store import clients
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
         found = clients.list_all(conn)
@@ -153,7 +152,7 @@ def clients_list(ctx: Context):
 @pass_ctx
 def clients_revoke(ctx: Context, name):
     """Revoke a client and every token it holds."""
-    from .store import clients
+    from service.store import clients
 
     def change(conn):
         client, tokens = clients.revoke(conn, name)
@@ -168,7 +167,7 @@ def clients_revoke(ctx: Context, name):
 @pass_ctx
 def clients_rotate(ctx: Context, name):
     """Give a client a new secret (its access tokens stop working); print it, once."""
-    from .store import clients
+    from service.store import clients
 
     def change(conn):
         issued = clients.rotate_secret(conn, name)
@@ -185,7 +184,7 @@ def clients_rotate(ctx: Context, name):
 @pass_ctx
 def clients_token(ctx: Context, name):
     """Issue a long-lived bearer token for a SCIM client (Okta, Entra ID); print it, once."""
-    from .store import clients
+    from service.store import clients
 
     def change(conn):
         issued = clients.issue_static_token(conn, name)
@@ -208,8 +207,8 @@ def admin_group():
 @pass_ctx
 def admin_enroll(ctx: Context, email: str, display_name: str | None):
     """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
-    from . import journal
-    from .store import admins
+    from service import journal
+    from service.store import admins
 
     actor = operator_actor()
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
@@ -239,9 +238,8 @@ def access_explain(ctx: Context, user: str, resource: str):
     import psycopg
 
     from policies import decide
-
-    from .bootstrap import load_policy
-    from .store import access
+    from service.bootstrap import load_policy
+    from service.store import access
 
     policy = load_policy(ctx.settings.policy_file)
     try:

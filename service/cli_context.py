@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import click
 
-from . import db
-from .config import Settings, load_settings
+from service import db
+from service.config import Settings, load_settings
 
 
 class Context:
@@ -34,7 +34,7 @@ class Context:
     @contextmanager
     def services(self, database: db.Database | None = None):
         """The service's parts for one command, closed when it ends."""
-        from .bootstrap import build
+        from service.bootstrap import build
 
         services = build(self.settings, database or self.database)
         try:

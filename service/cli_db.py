@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from . import db
-from .cli_context import Context, pass_ctx
-from .db import migrate
+from service import db
+from service.cli_context import Context, pass_ctx
+from service.db import migrate
 
 _ANCHOR = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
 
@@ -73,7 +73,7 @@ def journal_verify(ctx: Context, anchors: tuple):
     The chain alone cannot tell a rewrite by someone who recomputed every later
     hash (the owner or a superuser); an anchor kept outside the database can.
     """
-    from . import journal
+    from service import journal
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
         result = journal.verify(conn, expect=anchors)

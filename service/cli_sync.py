@@ -4,9 +4,9 @@ import sys
 
 import click
 
-from . import db
-from .cli_context import Context, operator_actor, pass_ctx, table, when
-from .errors import ConfigError, GatehouseError, NotFound
+from service import db
+from service.cli_context import Context, operator_actor, pass_ctx, table, when
+from service.errors import ConfigError, GatehouseError, NotFound
 
 HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
 
@@ -48,8 +48,8 @@ class _Progress:
 @pass_ctx
 def sync_ldap(ctx: Context, full: bool, dry_run: bool):
     """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was held for confirmation."""
-    from . import ldapsync, logs
-    from .store import sync
+    from service import ldapsync, logs
+    from service.store import sync
 
     logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
     with ctx.services() as services:
@@ -91,7 +91,7 @@ def _plan_lines(plan) -> list[str]:
 
 
 def _decide(ctx: Context, run_id: str, action: str) -> None:
-    from . import journal, ldapsync
+    from service import journal, ldapsync
 
     actor = operator_actor()
     decide = ldapsync.confirm if action == "sync.confirm" else ldapsync.discard
@@ -123,8 +123,8 @@ def sync_discard(ctx: Context, run_id: str):
 @pass_ctx
 def sync_runs(ctx: Context, limit: int):
     """Recent sync runs, newest first."""
-    from . import ldapsync
-    from .store import sync
+    from service import ldapsync
+    from service.store import sync
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
         runs = sync.list_runs(conn, limit=limit)
@@ -141,10 +141,10 @@ def sync_runs(ctx: Context, limit: int):
 @pass_ctx
 def worker_command(ctx: Context):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
-    from . import logs
-    from .db import migrate
-    from .jobs import worker
-    from .jobs.registry import configured
+    from service import logs
+    from service.db import migrate
+    from service.jobs import worker
+    from service.jobs.registry import configured
 
     logs.configure(ctx.settings.log_level)
     registry = configured(ctx.settings)
@@ -164,8 +164,8 @@ def jobs_group():
 @pass_ctx
 def jobs_list(ctx: Context):
     """Configured jobs: schedule, last run and its outcome."""
-    from .jobs.registry import configured
-    from .jobs.store import last_runs
+    from service.jobs.registry import configured
+    from service.jobs.store import last_runs
 
     registry = configured(ctx.settings)
     if not registry:
@@ -186,8 +186,8 @@ def jobs_list(ctx: Context):
 @pass_ctx
 def jobs_run(ctx: Context, name: str):
     """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
-    from . import logs
-    from .jobs.registry import configured, run_job
+    from service import logs
+    from service.jobs.registry import configured, run_job
 
     logs.configure(ctx.settings.log_level)  # as the worker logs
     registry = configured(ctx.settings)

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import psycopg
 
-from . import db, training
-from .cli_context import Context, operator_actor, pass_ctx
-from .errors import BadRequest, DatabaseUnavailable, GatehouseError
+from service import db, training
+from service.cli_context import Context, operator_actor, pass_ctx
+from service.errors import BadRequest, DatabaseUnavailable, GatehouseError
 
 COLUMNS = ("person", "course", "completed_at", "source_id")
 CHUNK = 500  # lines per transaction: a failure later in the file keeps what was imported before
@@ -28,7 +28,7 @@ def training_group():
 @pass_ctx
 def training_import(ctx: Context, file: Path, source: str | None):
     """Import completions (columns person,course,completed_at,source_id[,source]); exit 1 if any line was bad."""
-    from .bootstrap import load_policy
+    from service.bootstrap import load_policy
 
     lines = read_csv(file, source or f"csv:{file.name}"[:64])
     policy = load_policy(ctx.settings.policy_file)

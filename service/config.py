@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from service.errors import ConfigError
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"

@@ -7,14 +7,14 @@ state-changing admin action goes through stepup.requires_webauthn.
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from . import journal, ldapsync, web, webauthn
-from .auth import sessions
-from .auth.guards import refuse, require_role, session_principal
-from .auth.principal import Forbidden, Principal
-from .auth.store import create_session, destroy_session
-from .errors import BadRequest, NotFound
-from .stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
-from .store import admins, clients, sync
+from service import journal, ldapsync, web, webauthn
+from service.auth import sessions
+from service.auth.guards import refuse, require_role, session_principal
+from service.auth.principal import Forbidden, Principal
+from service.auth.store import create_session, destroy_session
+from service.errors import BadRequest, NotFound
+from service.stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
+from service.store import admins, clients, sync
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 

@@ -6,13 +6,13 @@ and journal rows commit with the change.
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from . import grants as grant_changes
-from . import web, webauthn
-from .auth import sessions
-from .auth.guards import require_role
-from .console import ACTIONS
-from .stepup import Proof, requires_webauthn
-from .store import grants
+from service import grants as grant_changes
+from service import web, webauthn
+from service.auth import sessions
+from service.auth.guards import require_role
+from service.console import ACTIONS
+from service.stepup import Proof, requires_webauthn
+from service.store import grants
 
 bp = Blueprint("console_access", __name__, url_prefix="/admin")
 ACTIONS.update({"grants.grant", "grants.revoke", "rules.add", "rules.remove"})

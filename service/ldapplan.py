@@ -16,10 +16,9 @@ import uuid
 from collections import defaultdict
 
 from connectors.ldap import LdapPerson, Snapshot, normalize_dn
-
-from .store import people
-from .store.people import primary_email
-from .store.sync import Current, Loaded
+from service.store import people
+from service.store.people import primary_email
+from service.store.sync import Current, Loaded
 
 LDAP, LDAP_DN = "ldap", "ldap:dn"  # person_external_ids sources: the stable key, the normalized DN
 ATTRS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department", "title")

@@ -20,14 +20,13 @@ from urllib.parse import urlsplit
 import psycopg
 
 from connectors.ldap import LdapConfig, LdapError, Snapshot, ad_preset, openldap_preset, read_directory
-
-from . import grants as grant_changes
-from . import journal
-from .db import first_line
-from .db.locks import advisory_lock
-from .errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound, Skipped
-from .ldapplan import Plan, hold_reason, norm, plan, refusal
-from .store import sync
+from service import grants as grant_changes
+from service import journal
+from service.db import first_line
+from service.db.locks import advisory_lock
+from service.errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound, Skipped
+from service.ldapplan import Plan, hold_reason, norm, plan, refusal
+from service.store import sync
 
 log = logging.getLogger(__name__)
 

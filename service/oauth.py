@@ -19,12 +19,12 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization, list_to_sco
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from flask import Flask, g, request
 
-from .auth.guards import carries_credential, count_anonymous
-from .auth.principal import SCOPES
-from .db import first_line
-from .errors import DatabaseUnavailable
-from .journal import Event
-from .store import clients
+from service.auth.guards import carries_credential, count_anonymous
+from service.auth.principal import SCOPES
+from service.db import first_line
+from service.errors import DatabaseUnavailable
+from service.journal import Event
+from service.store import clients
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -5,9 +5,8 @@ import logging
 import psycopg
 
 from policies import Policy
-
-from .db import connect, first_line
-from .errors import DatabaseUnavailable
+from service.db import connect, first_line
+from service.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

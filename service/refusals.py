@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from .journal import Event, JournalWriter
+from service.journal import Event, JournalWriter
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from flask import g, request
 
-from . import journal, web, webauthn
-from .auth.guards import refuse, require_role
-from .auth.principal import Forbidden, Principal
-from .errors import BadRequest
-from .store import admins
+from service import journal, web, webauthn
+from service.auth.guards import refuse, require_role
+from service.auth.principal import Forbidden, Principal
+from service.errors import BadRequest
+from service.store import admins
 
 
 @dataclasses.dataclass(frozen=True)

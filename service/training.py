@@ -17,11 +17,10 @@ import psycopg
 
 from connectors import mail
 from policies import Code, Policy, Reason, reminders_due, training_status
-
-from . import db, journal
-from .errors import DatabaseUnavailable
-from .store import training as store
-from .store.training import Grant, Standing
+from service import db, journal
+from service.errors import DatabaseUnavailable
+from service.store import training as store
+from service.store.training import Grant, Standing
 
 ACCEPTED, DUPLICATE, UNKNOWN_PERSON, INVALID = "accepted", "duplicate", "unknown_person", "invalid"
 AMBIGUOUS_PERSON = "ambiguous_person"

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .conftest import db_env, gatehouse
-from .test_serve import free_port, wait_ready
+from tests.conftest import db_env, gatehouse
+from tests.test_serve import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 RADIUS_CONFIG = ROOT / "deploy" / "radius"

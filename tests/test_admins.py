@@ -7,9 +7,8 @@ each test asserts the rows left behind, not only the status codes.
 import psycopg
 
 from service import webauthn
-
-from .softauthn import SoftAuthenticator
-from .support.admin import ORIGIN, enroll, step_up
+from tests.softauthn import SoftAuthenticator
+from tests.support.admin import ORIGIN, enroll, step_up
 
 MALLORY = "mallory@example.com"
 H = {"Origin": ORIGIN}

@@ -18,9 +18,8 @@ from service.config import Settings
 from service.errors import ConfigError
 from service.policy import sync_resources
 from service.store import clients
-
-from .conftest import db_env, gatehouse
-from .test_serve import free_port, wait_ready
+from tests.conftest import db_env, gatehouse
+from tests.test_serve import free_port, wait_ready
 
 DEFAULT = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 

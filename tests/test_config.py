@@ -6,8 +6,7 @@ import pytest
 
 from service.config import Settings, load_settings
 from service.errors import ConfigError
-
-from .conftest import gatehouse
+from tests.conftest import gatehouse
 
 
 def test_defaults():

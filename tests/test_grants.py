@@ -5,9 +5,9 @@ import re
 import psycopg
 import pytest
 
-from .scim.conftest import GROUP, USER, Scim, make_token, patch_op
-from .softauthn import SoftAuthenticator
-from .support.admin import enroll, make_app, step_up
+from tests.scim.conftest import GROUP, USER, Scim, make_token, patch_op
+from tests.softauthn import SoftAuthenticator
+from tests.support.admin import enroll, make_app, step_up
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ import pytest
 
 from service import bootstrap, ldapsync
 from service.store import people
+from tests.conftest import db_env, gatehouse
 from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
-
-from .conftest import db_env, gatehouse
-from .softauthn import SoftAuthenticator
-from .support.admin import enroll, make_app, step_up
-from .support.ldap import COUNT, ldap_env, ldap_settings, rows
+from tests.softauthn import SoftAuthenticator
+from tests.support.admin import enroll, make_app, step_up
+from tests.support.ldap import COUNT, ldap_env, ldap_settings, rows
 
 DISABLED = {f"user{i:03d}" for i in range(COUNT) if i % 7 == 3}
 

@@ -13,8 +13,7 @@ from service.auth.guards import require_scope
 from service.auth.principal import SCOPES
 from service.errors import BadRequest, Conflict, NotFound
 from service.store import clients
-
-from .conftest import db_env, gatehouse
+from tests.conftest import db_env, gatehouse
 
 
 @pytest.fixture

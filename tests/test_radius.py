@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from .radiusserver import (
+from tests.radiusserver import (
     CHECK_ENV,
     RADIUS_CONFIG,
     SECRET,
@@ -24,7 +24,7 @@ from .radiusserver import (
     serving,
     tool,
 )
-from .test_access import add_completion, add_grant, add_person, allowed_person
+from tests.test_access import add_completion, add_grant, add_person, allowed_person
 
 PASSWORD = "s3cret-Pa55word"
 UNAVAILABLE = "gatehouse: access service unavailable"

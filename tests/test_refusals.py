@@ -10,9 +10,8 @@ import psycopg
 import pytest
 
 from service import refusals
-
-from .softauthn import SoftAuthenticator
-from .support.admin import ORIGIN, enroll, make_app
+from tests.softauthn import SoftAuthenticator
+from tests.support.admin import ORIGIN, enroll, make_app
 
 N = 40
 MINUTE = 29_000_000 * 60  # a fixed minute (in 2025), as seconds since the epoch

@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from service.db import migrate
-
-from .conftest import db_env, gatehouse
+from tests.conftest import db_env, gatehouse
 
 
 def free_port() -> int:

@@ -11,10 +11,9 @@ from service import bootstrap, training
 from service.app import create_app
 from service.bootstrap import load_policy
 from service.policy import sync_resources_at
-
-from .conftest import db_env, gatehouse
-from .smtpserver import smtp  # noqa: F401  (a fixture)
-from .test_training import (
+from tests.conftest import db_env, gatehouse
+from tests.smtpserver import smtp  # noqa: F401  (a fixture)
+from tests.test_training import (
     COURSE,
     LAPSED,
     add_completion,

@@ -9,8 +9,7 @@ from service import bootstrap
 from service.app import create_app
 from service.bootstrap import load_policy
 from service.store import clients
-
-from .conftest import db_env, gatehouse
+from tests.conftest import db_env, gatehouse
 
 COURSE = "security-awareness"
 LAPSED = f"training_lapsed:{COURSE}"
@@ -160,7 +159,7 @@ def test_each_item_gets_its_result_and_accepted_ones_are_journaled(database, cli
 
 def test_a_deleted_persons_user_name_never_records_for_someone_else(database, client):
     """The attack on imports: sam's employee number is "rita"; rita leaves; her completion must not become sam's."""
-    from .scim.conftest import ENTERPRISE, USER, Scim, make_token
+    from tests.scim.conftest import ENTERPRISE, USER, Scim, make_token
 
     scim = Scim(client, make_token(database, "okta"))
     rita = scim.post("Users", {"schemas": [USER], "userName": "rita"})[1]["id"]

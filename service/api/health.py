@@ -3,9 +3,9 @@
 import psycopg
 from flask import Blueprint, current_app, jsonify
 
-from .. import journal
-from ..db import first_line, migrate
-from ..errors import DatabaseUnavailable
+from service import journal
+from service.db import first_line, migrate
+from service.errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)
 

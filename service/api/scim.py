@@ -9,14 +9,14 @@ import json
 
 from flask import Blueprint, Response, g, request
 
-from .. import grants as grant_changes
-from .. import journal, web
-from ..auth.guards import authorize_scope
-from ..errors import GatehouseError
-from ..scim import discovery, filters, patch
-from ..scim.errors import ScimError
-from ..scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
-from ..store import groups, people
+from service import grants as grant_changes
+from service import journal, web
+from service.auth.guards import authorize_scope
+from service.errors import GatehouseError
+from service.scim import discovery, filters, patch
+from service.scim.errors import ScimError
+from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
+from service.store import groups, people
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 MEDIA = "application/scim+json"

@@ -14,12 +14,12 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
-from .. import web
-from ..journal import Event, append
-from . import sessions, store
-from .guards import check_same_origin_and_csrf, session_principal
-from .principal import Forbidden
-from .store import Person
+from service import web
+from service.auth import sessions, store
+from service.auth.guards import check_same_origin_and_csrf, session_principal
+from service.auth.principal import Forbidden
+from service.auth.store import Person
+from service.journal import Event, append
 
 bp = Blueprint("oidc", __name__)
 

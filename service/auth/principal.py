@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from ..errors import GatehouseError
+from service.errors import GatehouseError
 
 SCOPES = ("scim", "access:check", "training:write", "journal:read")
 ROLES = ("admin", "auditor", "hr", "manager")

@@ -4,9 +4,9 @@ import secrets
 
 from flask import current_app, g
 
-from .. import web
-from . import store
-from .principal import Principal
+from service import web
+from service.auth import store
+from service.auth.principal import Principal
 
 COOKIE = "gatehouse_session"
 

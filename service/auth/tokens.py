@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from ..db import first_line
-from ..errors import DatabaseUnavailable
-from . import store
-from .principal import Principal
+from service.auth import store
+from service.auth.principal import Principal
+from service.db import first_line
+from service.errors import DatabaseUnavailable
 
 _MAX_TOKEN = 256
 

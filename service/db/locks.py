@@ -5,7 +5,7 @@ from contextlib import contextmanager, suppress
 
 import psycopg
 
-from .pool import connect
+from service.db.pool import connect
 
 LOCK_CLASS = 0x67617465  # "gate": first key of Gatehouse's two-key advisory locks (the migration lock has one key)
 

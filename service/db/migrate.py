@@ -12,8 +12,8 @@ from importlib import resources
 
 import psycopg
 
-from ..errors import MigrationError, MigrationsPending
-from .pool import Database, connect, first_line
+from service.db.pool import Database, connect, first_line
+from service.errors import MigrationError, MigrationsPending
 
 LOCK_KEY = 0x6761746568  # "gateh": one advisory lock for all migrators
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")

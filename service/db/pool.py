@@ -17,8 +17,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from ..config import Settings
-from ..errors import ConfigError, DatabaseUnavailable
+from service.config import Settings
+from service.errors import ConfigError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from .. import db, journal
-from ..db.locks import advisory_lock
-from ..errors import GatehouseError, Skipped
-from . import store
+from service import db, journal
+from service.db.locks import advisory_lock
+from service.errors import GatehouseError, Skipped
+from service.jobs import store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def register(jobs: dict, job: Job) -> None:
 
 def configured(settings) -> dict[str, Job]:
     """The jobs these settings turn on (later jobs add a register() call here)."""
-    from .. import ldapsync, training
+    from service import ldapsync, training
 
     jobs: dict[str, Job] = {}
     if settings.ldap_url:

@@ -9,7 +9,7 @@ import logging
 import signal
 from datetime import datetime, timezone
 
-from .registry import run_job
+from service.jobs.registry import run_job
 
 log = logging.getLogger(__name__)
 

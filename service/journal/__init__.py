@@ -1,19 +1,19 @@
 """The hash-chained journal (`chain`): events, the writer, verification."""
 
-from .chain import (
-    FORMAT,
-    GENESIS,
-    KINDS,
-    TAIL_MISSING,
-    Event,
-    JournalWriter,
-    Receipt,
-    Verification,
-    append,
-    canonical,
-    check_rows,
-    check_tail,
-    verify,
+from service.journal.chain import (
+           FORMAT,
+           GENESIS,
+           KINDS,
+           TAIL_MISSING,
+           Event,
+           JournalWriter,
+           Receipt,
+           Verification,
+           append,
+           canonical,
+           check_rows,
+           check_tail,
+           verify,
 )
 
 __all__ = ["FORMAT", "GENESIS", "KINDS", "TAIL_MISSING", "Event", "JournalWriter", "Receipt", "Verification",

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..db import first_line
-from ..errors import DatabaseUnavailable, JournalBroken
+from service.db import first_line
+from service.errors import DatabaseUnavailable, JournalBroken
 
 log = logging.getLogger(__name__)
 

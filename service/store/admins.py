@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..errors import BadRequest, Conflict, NotFound
-from ..webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
+from service.errors import BadRequest, Conflict, NotFound
+from service.webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
 
 ENROLLMENT_MINUTES = 15
 

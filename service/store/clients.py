@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from ..auth.principal import SCOPES
-from ..auth.store import hash_secret
-from ..errors import BadRequest, Conflict, NotFound
+from service.auth.principal import SCOPES
+from service.auth.store import hash_secret
+from service.errors import BadRequest, Conflict, NotFound
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as the CHECK in sql/003_identity.sql
 

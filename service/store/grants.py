@@ -4,7 +4,7 @@ import dataclasses
 
 import psycopg
 
-from ..errors import Conflict, NotFound
+from service.errors import Conflict, NotFound
 
 LEFT_GROUP = "left the group that granted it"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from ..errors import BadRequest, Conflict
+from service.errors import BadRequest, Conflict
 
 _COLUMNS = sql.SQL("g.id::text, g.display_name, g.external_id, g.source, g.version, g.created_at, g.updated_at")
 _MEMBERS = sql.SQL("""coalesce((SELECT jsonb_agg(jsonb_build_array(m.person_id::text, p.display_name, p.user_name)

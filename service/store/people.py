@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..errors import Conflict
+from service.errors import Conflict
 
 _COLUMNS = sql.SQL("""
     p.id::text, p.user_name, p.given_name, p.family_name, p.display_name, p.emails, p.primary_email,

@@ -14,9 +14,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .. import journal
-from . import people
-from .people import primary_email
+from service import journal
+from service.store import people
+from service.store.people import primary_email
 
 SOURCE = "ldap"
 _VALUES = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",

@@ -7,7 +7,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from . import people
+from service.store import people
 
 
 @dataclasses.dataclass(frozen=True)

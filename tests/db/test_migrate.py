@@ -8,8 +8,7 @@ import pytest
 
 from service.db import migrate
 from service.errors import MigrationError
-
-from ..conftest import db_env, gatehouse
+from tests.conftest import db_env, gatehouse
 
 
 def _applied(url):

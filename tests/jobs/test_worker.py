@@ -15,9 +15,8 @@ import psycopg
 
 from service.db import locks
 from service.jobs import registry, worker
-
-from ..conftest import db_env, gatehouse
-from ..support.ldap import COUNT, ldap_env, ldap_settings, rows
+from tests.conftest import db_env, gatehouse
+from tests.support.ldap import COUNT, ldap_env, ldap_settings, rows
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Microsoft Entra ID's provisioning sequence, replayed through the real endpoints."""
 
-from .conftest import ENTERPRISE, GROUP, USER, make_token, owner_rows, patch_op
+from tests.scim.conftest import ENTERPRISE, GROUP, USER, make_token, owner_rows, patch_op
 
 
 def entra_user(upn: str, object_id: str) -> dict:
@@ -12,7 +12,7 @@ def entra_user(upn: str, object_id: str) -> dict:
 
 
 def test_entra_sequence(client, database):
-    from .conftest import Scim
+    from tests.scim.conftest import Scim
 
     entra = Scim(client, make_token(database, "entra"))
     # Entra probes with filters on userName, externalId and the work e-mail.

@@ -1,6 +1,6 @@
 """Okta's provisioning sequence, replayed through the real endpoints (as Okta's SCIM docs describe it)."""
 
-from .conftest import GROUP, PATCH_OP, USER, owner_rows, patch_op
+from tests.scim.conftest import GROUP, PATCH_OP, USER, owner_rows, patch_op
 
 
 def okta_user(login: str, **extra) -> dict:

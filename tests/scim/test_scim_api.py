@@ -7,8 +7,7 @@ import psycopg
 import pytest
 
 from service.store import grants
-
-from .conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
+from tests.scim.conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
 
 
 def user(user_name: str, **extra) -> dict:
