@@ -9,7 +9,8 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from service import bootstrap, console, console_access, oauth, openapi
+from service import bootstrap, console_access, oauth, openapi
+from service.admins import views as console
 from service.config import Settings
 from service.errors import GatehouseError
 

@@ -208,7 +208,7 @@ def admin_group():
 def admin_enroll(ctx: Context, email: str, display_name: str | None):
     """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
     from service import journal
-    from service.store import admins
+    from service.admins import store as admins
 
     actor = operator_actor()
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():

@@ -7,11 +7,12 @@ and journal rows commit with the change.
 from flask import Blueprint, g, jsonify, render_template, request
 
 from service import grants as grant_changes
-from service import web, webauthn
+from service import web
+from service.admins import webauthn
+from service.admins.stepup import Proof, requires_webauthn
+from service.admins.views import ACTIONS
 from service.auth import sessions
 from service.auth.guards import require_role
-from service.console import ACTIONS
-from service.stepup import Proof, requires_webauthn
 from service.store import grants
 
 bp = Blueprint("console_access", __name__, url_prefix="/admin")

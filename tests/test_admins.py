@@ -6,7 +6,7 @@ each test asserts the rows left behind, not only the status codes.
 
 import psycopg
 
-from service import webauthn
+from service.admins import webauthn
 from tests.softauthn import SoftAuthenticator
 from tests.support.admin import ORIGIN, enroll, step_up
 

@@ -155,7 +155,7 @@ def test_a_sign_in_challenge_we_did_not_sign_is_refused(flood, database, forgery
     key = SoftAuthenticator()
     assert enroll(client, database, key).status_code == 200
     options = client.post("/admin/api/login/begin", headers={"Origin": ORIGIN}).json
-    from service.webauthn import b64, unb64
+    from service.admins.webauthn import b64, unb64
 
     if forgery == "random":
         options["challenge"] = b64(bytes(48))

@@ -228,7 +228,7 @@ def test_py_webauthn_error_text_goes_to_the_log_and_the_client_gets_a_generic_re
     with psycopg.connect(database.owner_url) as conn:
         reasons = conn.execute("SELECT reasons::text FROM journal WHERE outcome = 'refused'").fetchone()[0]
     assert ORIGIN not in reasons
-    logged = [rec.getMessage() for rec in caplog.records if rec.name == "service.webauthn"]
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "service.admins.webauthn"]
     assert any("evil.example" in m and ORIGIN in m for m in logged), logged
 
 
@@ -240,7 +240,7 @@ def test_a_registration_that_does_not_verify_gets_a_generic_reason(web, database
     assert r.status_code == 403 and r.json["code"] == "webauthn_invalid"
     assert r.json["detail"] == "the security key's response did not verify"
     assert ORIGIN not in r.get_data(as_text=True)
-    assert any(ORIGIN in rec.getMessage() for rec in caplog.records if rec.name == "service.webauthn")
+    assert any(ORIGIN in rec.getMessage() for rec in caplog.records if rec.name == "service.admins.webauthn")
     assert count(database, "SELECT count(*) FROM webauthn_credentials") == 0
 
 
@@ -296,7 +296,7 @@ def test_second_key_added_and_first_removed(web, database, signed_in):
     assert web.post("/admin/api/keys/finish", json={"credential": credential}, headers=headers).status_code == 200
     assert "You have" not in web.get("/admin").get_data(as_text=True)
     first = next(iter(signed_in.credentials))
-    from service.webauthn import b64
+    from service.admins.webauthn import b64
 
     r, _, _ = step_up(web, spare, "keys.remove", {"key": b64(first)})
     assert r.status_code == 200

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 
 from service import bootstrap
+from service.admins import store as admins
 from service.app import create_app
-from service.store import admins
 from tests.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8080"

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg.types.json import Jsonb
 
+from service.admins.webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
 from service.errors import BadRequest, Conflict, NotFound
-from service.webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
 
 ENROLLMENT_MINUTES = 15
 

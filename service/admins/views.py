@@ -7,14 +7,16 @@ state-changing admin action goes through stepup.requires_webauthn.
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from service import journal, ldapsync, web, webauthn
+from service import journal, ldapsync, web
+from service.admins import store as admins
+from service.admins import webauthn
+from service.admins.stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
 from service.auth import sessions
 from service.auth.guards import refuse, require_role, session_principal
 from service.auth.principal import Forbidden, Principal
 from service.auth.store import create_session, destroy_session
 from service.errors import BadRequest, NotFound
-from service.stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
-from service.store import admins, clients, sync
+from service.store import clients, sync
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 

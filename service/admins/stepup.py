@@ -15,11 +15,12 @@ from pathlib import Path
 
 from flask import g, request
 
-from service import journal, web, webauthn
+from service import journal, web
+from service.admins import store as admins
+from service.admins import webauthn
 from service.auth.guards import refuse, require_role
 from service.auth.principal import Forbidden, Principal
 from service.errors import BadRequest
-from service.store import admins
 
 
 @dataclasses.dataclass(frozen=True)

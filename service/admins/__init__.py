@@ -1,0 +1,1 @@
+"""Admins: see the README code map."""
