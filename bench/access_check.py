@@ -31,7 +31,7 @@ import requests  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
 from service import journal  # noqa: E402
-from service.store import clients  # noqa: E402
+from service.clients import store as clients
 
 PEOPLE = 10_000
 RESOURCES = ("vpn", "git", "wiki", "ci", "chat")

@@ -9,8 +9,9 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from service import bootstrap, console_access, oauth, openapi
+from service import bootstrap, console_access, openapi
 from service.admins import views as console
+from service.clients import oauth
 from service.config import Settings
 from service.errors import GatehouseError
 

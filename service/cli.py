@@ -116,7 +116,7 @@ def _about(client) -> dict:
 @pass_ctx
 def clients_create(ctx: Context, name, scopes):
     """Register a client; print its client_id and secret, once."""
-    from service.store import clients
+    from service.clients import store as clients
 
     def change(conn):
         issued = clients.create(conn, name=name, scopes=scopes, created_by=operator_actor())
@@ -132,7 +132,7 @@ def clients_create(ctx: Context, name, scopes):
 @pass_ctx
 def clients_list(ctx: Context):
     """List clients: name, client_id, scopes, created, last used, revoked."""
-    from service.store import clients
+    from service.clients import store as clients
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
         found = clients.list_all(conn)
@@ -152,7 +152,7 @@ def clients_list(ctx: Context):
 @pass_ctx
 def clients_revoke(ctx: Context, name):
     """Revoke a client and every token it holds."""
-    from service.store import clients
+    from service.clients import store as clients
 
     def change(conn):
         client, tokens = clients.revoke(conn, name)
@@ -167,7 +167,7 @@ def clients_revoke(ctx: Context, name):
 @pass_ctx
 def clients_rotate(ctx: Context, name):
     """Give a client a new secret (its access tokens stop working); print it, once."""
-    from service.store import clients
+    from service.clients import store as clients
 
     def change(conn):
         issued = clients.rotate_secret(conn, name)
@@ -184,7 +184,7 @@ def clients_rotate(ctx: Context, name):
 @pass_ctx
 def clients_token(ctx: Context, name):
     """Issue a long-lived bearer token for a SCIM client (Okta, Entra ID); print it, once."""
-    from service.store import clients
+    from service.clients import store as clients
 
     def change(conn):
         issued = clients.issue_static_token(conn, name)

@@ -15,9 +15,9 @@ import pytest
 
 from service import bootstrap, db, journal
 from service.app import create_app
+from service.clients import store as clients
 from service.config import Settings
 from service.db import migrate
-from service.store import clients
 from tests.conftest import db_env, gatehouse
 
 YEAR = timedelta(days=365)

@@ -8,7 +8,7 @@ import pytest
 
 from service import openapi
 from service.app import create_app
-from service.store import clients
+from service.clients import store as clients
 
 
 def test_healthz(client):

@@ -11,8 +11,8 @@ from flask import g, jsonify
 from service import openapi
 from service.auth.guards import require_scope
 from service.auth.principal import SCOPES
+from service.clients import store as clients
 from service.errors import BadRequest, Conflict, NotFound
-from service.store import clients
 from tests.conftest import db_env, gatehouse
 
 

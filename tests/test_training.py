@@ -8,7 +8,7 @@ import pytest
 from service import bootstrap
 from service.app import create_app
 from service.bootstrap import load_policy
-from service.store import clients
+from service.clients import store as clients
 from tests.conftest import db_env, gatehouse
 
 COURSE = "security-awareness"

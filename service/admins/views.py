@@ -15,8 +15,9 @@ from service.auth import sessions
 from service.auth.guards import refuse, require_role, session_principal
 from service.auth.principal import Forbidden, Principal
 from service.auth.store import create_session, destroy_session
+from service.clients import store as clients
 from service.errors import BadRequest, NotFound
-from service.store import clients, sync
+from service.store import sync
 
 bp = Blueprint("console", __name__, url_prefix="/admin")
 

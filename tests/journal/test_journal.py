@@ -319,7 +319,7 @@ def test_after_a_deleted_tail_cli_commands_that_append_exit_1_with_one_line(data
 
 
 def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, database, superuser):
-    from service.store import clients
+    from service.clients import store as clients
 
     with psycopg.connect(database.app_url) as conn:
         clients.create(conn, name="gw", scopes=("access:check",), created_by="test")

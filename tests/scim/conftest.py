@@ -5,7 +5,7 @@ import json
 import psycopg
 import pytest
 
-from service.store import clients
+from service.clients import store as clients
 
 
 class Scim:

@@ -21,10 +21,10 @@ from flask import Flask, g, request
 
 from service.auth.guards import carries_credential, count_anonymous
 from service.auth.principal import SCOPES
+from service.clients import store as clients
 from service.db import first_line
 from service.errors import DatabaseUnavailable
 from service.journal import Event
-from service.store import clients
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -1,0 +1,1 @@
+"""Clients: see the README code map."""
