@@ -16,8 +16,8 @@ import uuid
 from collections import defaultdict
 
 from connectors.ldap import LdapPerson, Snapshot, normalize_dn
-from service.store import people
-from service.store.people import primary_email
+from service.identity import people
+from service.identity.people import primary_email
 from service.store.sync import Current, Loaded
 
 LDAP, LDAP_DN = "ldap", "ldap:dn"  # person_external_ids sources: the stable key, the normalized DN

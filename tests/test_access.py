@@ -218,7 +218,7 @@ def test_employee_numbers_name_people_only_when_the_setting_says_so(database, ga
 
 def test_the_settings_identifiers_are_the_matchers():
     from service.config import CHECK_IDENTIFIERS
-    from service.store.people import IDENTIFIERS
+    from service.identity.people import IDENTIFIERS
 
     assert CHECK_IDENTIFIERS == IDENTIFIERS
 

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from service import bootstrap, ldapsync
-from service.store import people
+from service.identity import people
 from tests.conftest import db_env, gatehouse
 from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
 from tests.softauthn import SoftAuthenticator

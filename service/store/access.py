@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from policies import Facts, Person, ReviewItem
-from service.store import people
+from service.identity import people
 
 # -- load_facts -- the person the reference names (store.people.matching, through the identifiers a gateway may
 # use), the resource, the grant, the latest completion of each course and the open review items, in one round trip.

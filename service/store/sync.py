@@ -15,8 +15,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from service import journal
-from service.store import people
-from service.store.people import primary_email
+from service.identity import people
+from service.identity.people import primary_email
 
 SOURCE = "ldap"
 _VALUES = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",

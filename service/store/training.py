@@ -7,7 +7,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from service.store import people
+from service.identity import people
 
 
 @dataclasses.dataclass(frozen=True)

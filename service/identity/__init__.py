@@ -1,0 +1,1 @@
+"""Identity: see the README code map."""
