@@ -9,7 +9,8 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from service import bootstrap, console_access, openapi
+from service import bootstrap, openapi
+from service.access import views as console_access
 from service.admins import views as console
 from service.clients import oauth
 from service.config import Settings
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
-    from service.api import access, health, training
+    from service.access import api as access
+    from service.api import health, training
     from service.identity.scim import api as scim
 
     app.register_blueprint(health.bp)

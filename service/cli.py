@@ -32,8 +32,8 @@ def cli():
 def serve(host, port, workers, threads):
     """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
     from service import logs
+    from service.access.resources import sync_resources_at
     from service.bootstrap import load_policy
-    from service.policy import sync_resources_at
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
@@ -238,8 +238,8 @@ def access_explain(ctx: Context, user: str, resource: str):
     import psycopg
 
     from policies import decide
+    from service.access import facts as access
     from service.bootstrap import load_policy
-    from service.store import access
 
     policy = load_policy(ctx.settings.policy_file)
     try:

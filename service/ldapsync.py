@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import psycopg
 
 from connectors.ldap import LdapConfig, LdapError, Snapshot, ad_preset, openldap_preset, read_directory
-from service import grants as grant_changes
 from service import journal
+from service.access import grants as grant_changes
 from service.db import first_line
 from service.db.locks import advisory_lock
 from service.errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound, Skipped

@@ -1,6 +1,6 @@
 """Training in, lapse and restore: record completions; suspend a lapsed person's grants once; restore exactly those.
 
-Checks deny from the instant of a lapse without this module (service/api/access.py
+Checks deny from the instant of a lapse without this module (service/access/api.py
 reads the facts live). The sweep records each new lapse once: the grants on the
 resources the course gates go suspended with reason `training_lapsed:<course>`,
 journaled (kind suspend) with an e-mail queued in the same transaction and sent

@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from service import bootstrap
+from service.access.resources import sync_resources
 from service.app import create_app
 from service.bootstrap import load_policy
 from service.clients import store as clients
 from service.config import Settings
 from service.errors import ConfigError
-from service.policy import sync_resources
 from tests.conftest import db_env, gatehouse
 from tests.test_serve import free_port, wait_ready
 

@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from service.store import grants
+from service.access import store as grants
 from tests.scim.conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
 
 

@@ -9,8 +9,8 @@ import json
 
 from flask import Blueprint, Response, g, request
 
-from service import grants as grant_changes
 from service import journal, web
+from service.access import grants as grant_changes
 from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people

@@ -15,13 +15,13 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 
 from policies import Decision, decide, unavailable
+from service.access import facts as access
+from service.access.resources import sync_resources_at
 from service.auth.guards import authorize_scope, require_scope
 from service.auth.principal import Principal
 from service.db import first_line
 from service.errors import BadRequest, DatabaseUnavailable, GatehouseError, NotFound
 from service.journal import Event
-from service.policy import sync_resources_at
-from service.store import access
 
 log = logging.getLogger(__name__)
 bp = Blueprint("access", __name__, url_prefix="/api/v1/access")

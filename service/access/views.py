@@ -6,14 +6,14 @@ and journal rows commit with the change.
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from service import grants as grant_changes
 from service import web
+from service.access import grants as grant_changes
+from service.access import store as grants
 from service.admins import webauthn
 from service.admins.stepup import Proof, requires_webauthn
 from service.admins.views import ACTIONS
 from service.auth import sessions
 from service.auth.guards import require_role
-from service.store import grants
 
 bp = Blueprint("console_access", __name__, url_prefix="/admin")
 ACTIONS.update({"grants.grant", "grants.revoke", "rules.add", "rules.remove"})

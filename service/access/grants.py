@@ -1,7 +1,7 @@
 """Grant changes with their journal rows: by hand (admin actions) and by group rules."""
 
 from service import journal
-from service.store import grants
+from service.access import store as grants
 
 
 def record(conn, changes: list[grants.Change], *, actor: str, via: str, request_id: str | None = None,

@@ -1,0 +1,1 @@
+"""Access: see the README code map."""
