@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
 
     from service.access import api as access
     from service.api import health, training
-    from service.identity.scim import api as scim
+    from service.scim import api as scim
 
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)
@@ -88,8 +88,8 @@ def _refuse_unstorable_text():
         return None
     detail, scim_type = found
     if _scim_path():  # RFC 7644 §3.12
-        from service.identity.scim.api import error_response
-        from service.identity.scim.errors import ScimError
+        from service.scim.api import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(400, detail, scim_type))
     oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
@@ -174,8 +174,8 @@ def _scim_path() -> bool:
 
 def _http_error(e: HTTPException):
     if _scim_path():
-        from service.identity.scim.api import error_response
-        from service.identity.scim.errors import ScimError
+        from service.scim.api import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(e.code or 500, e.description or e.name))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
@@ -197,8 +197,8 @@ def _gatehouse_error(e: GatehouseError):
 def _unexpected_error(e: Exception):
     log.exception("unhandled error")
     if _scim_path():
-        from service.identity.scim.api import error_response
-        from service.identity.scim.errors import ScimError
+        from service.scim.api import error_response
+        from service.scim.errors import ScimError
 
         return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from service.identity.scim.filters import MAX_COMPARISONS, InvalidFilter, TooManyComparisons, Where, compile_filter
+from service.scim.filters import MAX_COMPARISONS, InvalidFilter, TooManyComparisons, Where, compile_filter
 
 DEE = 'd\'arcy "dj" \\o/'  # a userName with both quotes and a backslash
 PEOPLE = {

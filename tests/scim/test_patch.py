@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from service.identity.scim.patch import ENTERPRISE, PATCH_OP, PatchError, apply_patch
+from service.scim.patch import ENTERPRISE, PATCH_OP, PatchError, apply_patch
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

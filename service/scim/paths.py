@@ -12,7 +12,7 @@ from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
-from service.identity.scim.errors import ScimError
+from service.scim.errors import ScimError
 
 
 class PatchError(ScimError):

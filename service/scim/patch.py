@@ -7,7 +7,7 @@ back in their canonical case. Unassigned, null and empty are one state (RFC
 
 import copy
 
-from service.identity.scim.paths import Attr, PatchError, Target, _fail, _fold, _resolve  # noqa: F401  (PatchError is re-exported)
+from service.scim.paths import Attr, PatchError, Target, _fail, _fold, _resolve  # noqa: F401  (PatchError is re-exported)
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -10,7 +10,7 @@ from scim2_models import Context, EnterpriseUser, Group, User
 
 from service.identity.groups import Group as StoredGroup
 from service.identity.people import Fields, Person
-from service.identity.scim.errors import ScimError
+from service.scim.errors import ScimError
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

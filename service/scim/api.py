@@ -14,9 +14,9 @@ from service.access import grants as grant_changes
 from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people
-from service.identity.scim import discovery, filters, patch
-from service.identity.scim.errors import ScimError
-from service.identity.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
+from service.scim import discovery, filters, patch
+from service.scim.errors import ScimError
+from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 MEDIA = "application/scim+json"

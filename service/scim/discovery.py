@@ -4,7 +4,7 @@ import functools
 
 from scim2_models import Context, EnterpriseUser, Group, ResourceType, User
 
-from service.identity.scim.resources import USER_MODEL
+from service.scim.resources import USER_MODEL
 
 MAX_RESULTS = 1000
 SUPPORTED = {
