@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._pg import bench_database  # noqa: E402
 from connectors.ldap import Mapping, _person_attrs  # noqa: E402
-from service import bootstrap, ldapsync  # noqa: E402
+from service import bootstrap
 from service.config import Settings  # noqa: E402
+from service.directory import sync as ldapsync
 from tests.ldapserver import (  # noqa: E402
     BASE,
     BLIND_DN,

@@ -9,11 +9,13 @@ import uuid
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from service import bootstrap, openapi
-from service.access import views as console_access
-from service.admins import views as console
+from service import bootstrap, console, openapi
+from service.access import views as access_views
+from service.admins import views as admins_views
 from service.clients import oauth
+from service.clients import views as clients_views
 from service.config import Settings
+from service.directory import views as directory_views
 from service.errors import GatehouseError
 
 log = logging.getLogger("gatehouse.http")
@@ -54,8 +56,8 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(access.bp)
     app.register_blueprint(training.bp)
     openapi.init_app(app)
-    console.init_app(app)
-    console_access.init_app(app)
+    for views in (console, admins_views, clients_views, directory_views, access_views):
+        views.init_app(app)
     oauth.init_app(app)
     from service.auth import oidc
 

@@ -12,11 +12,13 @@ import click
 import psycopg
 
 from policies import PolicyError
-from service import cli_db, cli_sync, cli_training, db
+from service import cli_db, cli_training, db
 from service.cli_context import Context, operator_actor, pass_ctx, when
 from service.config import Settings, load_settings
 from service.db import migrate
+from service.directory import cli as cli_sync
 from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
+from service.jobs import cli as jobs_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -333,6 +335,6 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-for _command in (cli_db.db_group, cli_db.journal_group, cli_sync.sync_group, cli_sync.worker_command,
-                 cli_sync.jobs_group, cli_training.training_group):
+for _command in (cli_db.db_group, cli_db.journal_group, cli_sync.sync_group, jobs_cli.worker_command,
+                 jobs_cli.jobs_group, cli_training.training_group):
     cli.add_command(_command)

@@ -1,10 +1,10 @@
-"""The LDAP sync's pure decision (service.ldapplan) on plain values: matching, attribute ownership, the guard."""
+"""The LDAP sync's pure decision (service.directory.plan) on plain values: matching, attribute ownership, the guard."""
 
 import dataclasses
 
 from connectors.ldap import LdapGroup, LdapPerson, Snapshot
-from service.ldapplan import hold_reason, plan, refusal
-from service.store.sync import Current, CurrentGroup, Loaded
+from service.directory.plan import hold_reason, plan, refusal
+from service.directory.store import Current, CurrentGroup, Loaded
 
 BASE = "ou=people,dc=example,dc=com"
 

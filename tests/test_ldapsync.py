@@ -5,7 +5,8 @@ import time
 import psycopg
 import pytest
 
-from service import bootstrap, ldapsync
+from service import bootstrap
+from service.directory import sync as ldapsync
 from service.identity import people
 from tests.conftest import db_env, gatehouse
 from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn

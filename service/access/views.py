@@ -4,19 +4,17 @@ Every change is an admin action bound to a WebAuthn assertion; its grant rows
 and journal rows commit with the change.
 """
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import g, jsonify, render_template, request
 
 from service import web
 from service.access import grants as grant_changes
 from service.access import store as grants
 from service.admins import webauthn
 from service.admins.stepup import Proof, requires_webauthn
-from service.admins.views import ACTIONS
 from service.auth import sessions
 from service.auth.guards import require_role
 
-bp = Blueprint("console_access", __name__, url_prefix="/admin")
-ACTIONS.update({"grants.grant", "grants.revoke", "rules.add", "rules.remove"})
+bp = web.console_blueprint("console_access", __name__)
 
 
 def _text(params, key: str) -> str:

@@ -101,11 +101,20 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
                  new_count=verified.sign_count)
 
 
+_ACTIONS: set[str] = set()  # every action a view guards, filled as the views are defined
+
+
+def known_actions() -> frozenset[str]:
+    """The admin actions a challenge may be asked for: exactly those some view guards."""
+    return frozenset(_ACTIONS)
+
+
 def requires_webauthn(action: str):
     """Guard an admin action: admin session, CSRF, same origin, and an assertion bound to it.
 
-    The view is called as view(params, proof, **kwargs).
+    The view is called as view(params, proof, **kwargs). Naming the action here registers it (known_actions).
     """
+    _ACTIONS.add(action)
 
     def decorate(view):
         @require_role("admin")

@@ -1,25 +1,23 @@
-"""The admin console: WebAuthn sign-in and enrollment, keys, admins, and API clients.
+"""The admins' console routes: WebAuthn sign-in and enrollment, security keys, admins, action challenges.
 
 Pages are server-rendered; their buttons call the JSON endpoints below through
 static/gatehouse.js, which runs navigator.credentials.create()/get(). Every
 state-changing admin action goes through stepup.requires_webauthn.
 """
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import g, jsonify, render_template, request
 
-from service import journal, ldapsync, web
+from service import journal, web
 from service.admins import store as admins
 from service.admins import webauthn
-from service.admins.stepup import Proof, issue_action_challenge, json_body, key_policy, requires_webauthn
+from service.admins.stepup import Proof, issue_action_challenge, json_body, key_policy, known_actions, requires_webauthn
 from service.auth import sessions
-from service.auth.guards import refuse, require_role, session_principal
+from service.auth.guards import refuse, require_role
 from service.auth.principal import Forbidden, Principal
 from service.auth.store import create_session, destroy_session
-from service.clients import store as clients
 from service.errors import BadRequest, NotFound
-from service.store import sync
 
-bp = Blueprint("console", __name__, url_prefix="/admin")
+bp = web.console_blueprint("console_admins", __name__)
 
 
 def _check_origin() -> None:
@@ -33,13 +31,6 @@ def _refused(e: webauthn.WebAuthnRefused, actor: str, what: str, *, credential: 
     error = Forbidden(str(e))
     error.code = e.code
     return refuse(error, kind="admin", actor=actor, what=what, credential=credential)
-
-
-@bp.after_request
-def _frame_and_script_policy(response):
-    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
 
 
 # --- sign in ----------------------------------------------------------------------------------
@@ -189,29 +180,12 @@ def enroll_finish(token):
     return response
 
 
-# --- the console ------------------------------------------------------------------------------
-
-
-@bp.get("")
-def console():
-    principal = session_principal()
-    if principal is None or principal.kind != "admin":
-        return render_template("admin_login.html"), 401
-    with web.services().pool.connection() as conn:
-        keys = admins.keys_of(conn, principal.id)
-        everyone = admins.list_admins(conn)
-        api_clients = clients.list_all(conn)
-        held = sync.list_runs(conn, state="held")
-    return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
-                           held=held, csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
-
-
 @bp.post("/api/challenge")
 @require_role("admin")
 def action_challenge():
     body = json_body()
     action = body.get("action")
-    if action not in ACTIONS:
+    if action not in known_actions():
         raise BadRequest(f"unknown action {action!r}")
     return jsonify(issue_action_challenge(g.principal, action, body.get("params", {})))
 
@@ -290,74 +264,8 @@ def admins_remove(params, proof: Proof):
     return jsonify(ok=True)
 
 
-@bp.post("/api/clients/create")
-@requires_webauthn("clients.create")
-def clients_create(params, proof: Proof):
-    """Create an API client; its secret is in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.create(conn, name=str(params.get("name", "")), scopes=params.get("scopes") or [],
-                                created_by=proof.principal.actor)
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id,
-                     scopes=list(issued.client.scopes))
-    return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
-
-
-@bp.post("/api/clients/revoke")
-@requires_webauthn("clients.revoke")
-def clients_revoke(params, proof: Proof):
-    with web.services().pool.connection() as conn, conn.transaction():
-        client, tokens = clients.revoke(conn, str(params.get("name", "")))
-        proof.record(conn, client=client.name, client_id=client.client_id, tokens_revoked=tokens)
-    return jsonify(ok=True)
-
-
-@bp.post("/api/clients/rotate")
-@requires_webauthn("clients.rotate")
-def clients_rotate(params, proof: Proof):
-    """A new secret for a client (its access tokens stop working); in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.rotate_secret(conn, str(params.get("name", "")))
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
-    return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
-
-
-@bp.post("/api/clients/token")
-@requires_webauthn("clients.token")
-def clients_token(params, proof: Proof):
-    """A static bearer token for a SCIM pusher (Okta, Entra); in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.issue_static_token(conn, str(params.get("name", "")))
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
-    return jsonify(ok=True, client=issued.client.name, token=issued.secret)
-
-
-def _sync_decision(params, proof: Proof, decide):
-    """Confirm or discard a held sync run; its changes and the admin's journal row commit together."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        result = decide(conn, str(params.get("run", "")), actor=proof.principal.actor)
-        proof.record(conn, run=result.run_id, counts=result.counts)
-    return jsonify(ok=True, state=result.state, message=result.message)
-
-
-@bp.post("/api/sync/confirm")
-@requires_webauthn("sync.confirm")
-def sync_confirm(params, proof: Proof):
-    """Apply a held directory sync run exactly as it was held."""
-    return _sync_decision(params, proof, ldapsync.confirm)
-
-
-@bp.post("/api/sync/discard")
-@requires_webauthn("sync.discard")
-def sync_discard(params, proof: Proof):
-    return _sync_decision(params, proof, ldapsync.discard)
-
-
 def enrollment_url(token: str) -> str:
     return f"{web.services().settings.public_base_url}/admin/enroll/{token}"
-
-
-ACTIONS = {"keys.add", "keys.remove", "admins.add", "admins.remove",
-           "clients.create", "clients.revoke", "clients.rotate", "clients.token", "sync.confirm", "sync.discard"}
 
 
 def init_app(app) -> None:

@@ -16,9 +16,9 @@ import uuid
 from collections import defaultdict
 
 from connectors.ldap import LdapPerson, Snapshot, normalize_dn
+from service.directory.store import Current, Loaded
 from service.identity import people
 from service.identity.people import primary_email
-from service.store.sync import Current, Loaded
 
 LDAP, LDAP_DN = "ldap", "ldap:dn"  # person_external_ids sources: the stable key, the normalized DN
 ATTRS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department", "title")

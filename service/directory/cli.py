@@ -1,4 +1,4 @@
-"""Command line for directory sync, the worker and its jobs: `gatehouse sync|worker|jobs ...`."""
+"""Command line for directory sync: `gatehouse sync ldap|confirm|discard|runs`."""
 
 import sys
 
@@ -6,7 +6,6 @@ import click
 
 from service import db
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
-from service.errors import ConfigError, GatehouseError, NotFound
 
 HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
 
@@ -48,8 +47,9 @@ class _Progress:
 @pass_ctx
 def sync_ldap(ctx: Context, full: bool, dry_run: bool):
     """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was held for confirmation."""
-    from service import ldapsync, logs
-    from service.store import sync
+    from service import logs
+    from service.directory import store as sync
+    from service.directory import sync as ldapsync
 
     logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
     with ctx.services() as services:
@@ -91,7 +91,8 @@ def _plan_lines(plan) -> list[str]:
 
 
 def _decide(ctx: Context, run_id: str, action: str) -> None:
-    from service import journal, ldapsync
+    from service import journal
+    from service.directory import sync as ldapsync
 
     actor = operator_actor()
     decide = ldapsync.confirm if action == "sync.confirm" else ldapsync.discard
@@ -123,8 +124,8 @@ def sync_discard(ctx: Context, run_id: str):
 @pass_ctx
 def sync_runs(ctx: Context, limit: int):
     """Recent sync runs, newest first."""
-    from service import ldapsync
-    from service.store import sync
+    from service.directory import store as sync
+    from service.directory import sync as ldapsync
 
     with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
         runs = sync.list_runs(conn, limit=limit)
@@ -135,69 +136,3 @@ def sync_runs(ctx: Context, limit: int):
     rows += [(r.id, r.kind, r.state, when(r.started_at), when(r.finished_at), r.decided_by or r.actor,
               r.error or r.message or ldapsync.summary(r.counts)) for r in runs]
     table(rows)
-
-
-@click.command("worker")
-@pass_ctx
-def worker_command(ctx: Context):
-    """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
-    from service import logs
-    from service.db import migrate
-    from service.jobs import worker
-    from service.jobs.registry import configured
-
-    logs.configure(ctx.settings.log_level)
-    registry = configured(ctx.settings)
-    if not registry:
-        raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
-    database = migrate.prepare_for_service(ctx.database, timeout=ctx.settings.db_timeout)
-    with ctx.services(database) as services:
-        worker.run(services, registry)
-
-
-@click.group("jobs")
-def jobs_group():
-    """The worker's jobs."""
-
-
-@jobs_group.command("list")
-@pass_ctx
-def jobs_list(ctx: Context):
-    """Configured jobs: schedule, last run and its outcome."""
-    from service.jobs.registry import configured
-    from service.jobs.store import last_runs
-
-    registry = configured(ctx.settings)
-    if not registry:
-        click.echo("no jobs configured")
-        return
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-        last = last_runs(conn)
-    rows = [("NAME", "SCHEDULE", "LAST RUN", "OUTCOME")]
-    for name, job in registry.items():
-        run = last.get(name)
-        outcome = (run.outcome + (f": {run.error}" if run.error else "")) if run else "-"
-        rows.append((name, job.schedule, when(run.started_at) if run else "never", outcome))
-    table(rows)
-
-
-@jobs_group.command("run")
-@click.argument("name")
-@pass_ctx
-def jobs_run(ctx: Context, name: str):
-    """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
-    from service import logs
-    from service.jobs.registry import configured, run_job
-
-    logs.configure(ctx.settings.log_level)  # as the worker logs
-    registry = configured(ctx.settings)
-    if name not in registry:
-        raise NotFound(f"no job {name!r}; configured: {', '.join(registry) or 'none'}")
-    with ctx.services() as services:
-        done = run_job(services, registry[name], trigger="manual", actor=operator_actor())
-    if done.outcome == "busy":
-        raise GatehouseError(f"job {name} is running in another worker")
-    counts = " ".join(f"{k}={v}" for k, v in done.counts.items())
-    click.echo(f"job {name} {done.outcome}" + (f": {done.error}" if done.error else "") + (f" ({counts})" if counts else ""))
-    if done.outcome != "ok":
-        sys.exit(1)

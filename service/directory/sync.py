@@ -24,9 +24,9 @@ from service import journal
 from service.access import grants as grant_changes
 from service.db import first_line
 from service.db.locks import advisory_lock
+from service.directory import store as sync
+from service.directory.plan import Plan, hold_reason, norm, plan, refusal
 from service.errors import ConfigError, Conflict, DatabaseUnavailable, GatehouseError, NotFound, Skipped
-from service.ldapplan import Plan, hold_reason, norm, plan, refusal
-from service.store import sync
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Directory: see the README code map."""
