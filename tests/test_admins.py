@@ -8,7 +8,7 @@ import psycopg
 
 from service.admins import webauthn
 from tests.softauthn import SoftAuthenticator
-from tests.support.admin import ORIGIN, enroll, step_up
+from tests.support.admin import ORIGIN, csrf_of, enroll, step_up
 
 MALLORY = "mallory@example.com"
 H = {"Origin": ORIGIN}
@@ -109,3 +109,11 @@ def test_re_adding_an_admin_clears_keys_left_from_before(web, database, signed_i
     assert stale_web.get("/admin").status_code == 401
     r = _sign_in(stale_web, stale_key)
     assert r.status_code == 403 and r.json["code"] == "webauthn_unknown_key"
+
+
+def test_a_challenge_is_handed_out_only_for_an_action_some_view_guards(web, signed_in):
+    headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
+    for action in ("keys.add", "clients.create", "sync.confirm", "grants.grant", "rules.remove"):
+        assert web.post("/admin/api/challenge", json={"action": action, "params": {}}, headers=headers).status_code == 200
+    refused = web.post("/admin/api/challenge", json={"action": "journal.rewrite", "params": {}}, headers=headers)
+    assert refused.status_code == 400 and "unknown action" in refused.json["detail"]
