@@ -48,8 +48,9 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_error_handler(Exception, _unexpected_error)
 
     from service.access import api as access
-    from service.api import health, training
+    from service.api import health
     from service.scim import api as scim
+    from service.training import api as training
 
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)

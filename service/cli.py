@@ -12,13 +12,14 @@ import click
 import psycopg
 
 from policies import PolicyError
-from service import cli_db, cli_training, db
+from service import cli_db, db
 from service.cli_context import Context, operator_actor, pass_ctx, when
 from service.config import Settings, load_settings
 from service.db import migrate
 from service.directory import cli as cli_sync
 from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 from service.jobs import cli as jobs_cli
+from service.training import cli as cli_training
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,10 +7,11 @@ import pytest
 
 from connectors import mail
 from policies import parse_policy
-from service import bootstrap, training
+from service import bootstrap
 from service.access.resources import sync_resources_at
 from service.app import create_app
 from service.bootstrap import load_policy
+from service.training import sweep as training
 from tests.conftest import db_env, gatehouse
 from tests.smtpserver import smtp  # noqa: F401  (a fixture)
 from tests.test_training import (

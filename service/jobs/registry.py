@@ -67,8 +67,8 @@ def register(jobs: dict, job: Job) -> None:
 
 def configured(settings) -> dict[str, Job]:
     """The jobs these settings turn on (later jobs add a register() call here)."""
-    from service import training
     from service.directory import sync as ldapsync
+    from service.training import sweep as training
 
     jobs: dict[str, Job] = {}
     if settings.ldap_url:

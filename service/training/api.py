@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 
-from service import training
 from service.auth.guards import require_scope
 from service.db import first_line
 from service.errors import BadRequest, DatabaseUnavailable
+from service.training import sweep as training
 
 bp = Blueprint("training", __name__, url_prefix="/api/v1/training")
 SCOPE = "training:write"

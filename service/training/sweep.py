@@ -19,8 +19,8 @@ from connectors import mail
 from policies import Code, Policy, Reason, reminders_due, training_status
 from service import db, journal
 from service.errors import DatabaseUnavailable
-from service.store import training as store
-from service.store.training import Grant, Standing
+from service.training import store
+from service.training.store import Grant, Standing
 
 ACCEPTED, DUPLICATE, UNKNOWN_PERSON, INVALID = "accepted", "duplicate", "unknown_person", "invalid"
 AMBIGUOUS_PERSON = "ambiguous_person"

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 import psycopg
 
-from service import db, training
+from service import db
 from service.cli_context import Context, operator_actor, pass_ctx
 from service.errors import BadRequest, DatabaseUnavailable, GatehouseError
+from service.training import sweep as training
 
 COLUMNS = ("person", "course", "completed_at", "source_id")
 CHUNK = 500  # lines per transaction: a failure later in the file keeps what was imported before
