@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
+    from service import health
     from service.access import api as access
-    from service.api import health
     from service.scim import api as scim
     from service.training import api as training
 

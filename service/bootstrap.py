@@ -7,11 +7,11 @@ from psycopg_pool import ConnectionPool
 
 from policies import Policy, parse_policy
 from service import db
+from service.auth.refusals import RefusalTally
 from service.auth.tokens import TokenCache
 from service.config import Settings, load_settings
 from service.errors import ConfigError
 from service.journal import JournalWriter
-from service.refusals import RefusalTally
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from service import refusals
+from service.auth import refusals
 from tests.softauthn import SoftAuthenticator
 from tests.support.admin import ORIGIN, enroll, make_app
 

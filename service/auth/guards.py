@@ -3,7 +3,7 @@
 Machines authenticate with bearer tokens (service/auth/tokens.py); people and admins
 with a session cookie (service/auth/sessions.py). A guard that refuses answers 401
 or 403 with a JSON problem body, journals the refusal (or, without any
-credential, counts it: service/refusals.py), and changes nothing.
+credential, counts it: service/auth/refusals.py), and changes nothing.
 """
 
 import functools
@@ -22,7 +22,7 @@ def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credentia
 
     A request that carries no credential at all (no Authorization header, no session cookie,
     and `credential` false: the caller saw none in the body either) is only counted, one
-    journal row per route and minute (service/refusals.py), so that a flood writes nothing.
+    journal row per route and minute (service/auth/refusals.py), so that a flood writes nothing.
     """
     if not (credential or carries_credential()):
         count_anonymous(kind=kind, code=error.code, text=error.message)

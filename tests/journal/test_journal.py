@@ -333,7 +333,7 @@ def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, dat
         assert r.status_code == 503 and r.headers["Retry-After"], r.json
         assert (r.json["allow"], r.json["code"], [x["code"] for x in r.json["reasons"]]) == (
             False, "unavailable", ["unavailable"])
-    # A request with no credential is refused without touching the journal (service/refusals.py counts it).
+    # A request with no credential is refused without touching the journal (service/auth/refusals.py counts it).
     assert client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}).status_code == 401
     radius = client.post("/api/v1/access/radius", json={"user": "alice"}, headers=bearer)
     # FreeRADIUS reads a reply body on 200 and 401 only: a reject that says why (tests/test_radius.py)
