@@ -7,29 +7,36 @@ from flask import jsonify
 
 from service import web
 from service.admins.stepup import Proof, requires_webauthn
-from service.clients import store as clients
+from service.clients import actions
 
 bp = web.console_blueprint("console_clients", __name__)
+
+
+def _act(proof: Proof, change):
+    """Run the use case and record the admin's proof with its detail, in one transaction."""
+    with web.services().pool.connection() as conn, conn.transaction():
+        result, detail = change(conn)
+        proof.record(conn, **detail)
+    return result
+
+
+def _name(params) -> str:
+    return str(params.get("name", ""))
 
 
 @bp.post("/api/clients/create")
 @requires_webauthn("clients.create")
 def clients_create(params, proof: Proof):
     """Create an API client; its secret is in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.create(conn, name=str(params.get("name", "")), scopes=params.get("scopes") or [],
-                                created_by=proof.principal.actor)
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id,
-                     scopes=list(issued.client.scopes))
+    issued = _act(proof, lambda conn: actions.create(conn, name=_name(params), scopes=params.get("scopes") or [],
+                                                     actor=proof.principal.actor))
     return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
 
 
 @bp.post("/api/clients/revoke")
 @requires_webauthn("clients.revoke")
 def clients_revoke(params, proof: Proof):
-    with web.services().pool.connection() as conn, conn.transaction():
-        client, tokens = clients.revoke(conn, str(params.get("name", "")))
-        proof.record(conn, client=client.name, client_id=client.client_id, tokens_revoked=tokens)
+    _act(proof, lambda conn: actions.revoke(conn, _name(params)))
     return jsonify(ok=True)
 
 
@@ -37,9 +44,7 @@ def clients_revoke(params, proof: Proof):
 @requires_webauthn("clients.rotate")
 def clients_rotate(params, proof: Proof):
     """A new secret for a client (its access tokens stop working); in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.rotate_secret(conn, str(params.get("name", "")))
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
+    issued = _act(proof, lambda conn: actions.rotate(conn, _name(params)))
     return jsonify(ok=True, client_id=issued.client.client_id, secret=issued.secret)
 
 
@@ -47,9 +52,7 @@ def clients_rotate(params, proof: Proof):
 @requires_webauthn("clients.token")
 def clients_token(params, proof: Proof):
     """A static bearer token for a SCIM pusher (Okta, Entra); in this response only."""
-    with web.services().pool.connection() as conn, conn.transaction():
-        issued = clients.issue_static_token(conn, str(params.get("name", "")))
-        proof.record(conn, client=issued.client.name, client_id=issued.client.client_id)
+    issued = _act(proof, lambda conn: actions.issue_token(conn, _name(params)))
     return jsonify(ok=True, client=issued.client.name, token=issued.secret)
 
 

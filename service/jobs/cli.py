@@ -17,7 +17,6 @@ from service.jobs.store import last_runs
 @pass_ctx
 def worker_command(ctx: Context):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
-
     logs.configure(ctx.settings.log_level)
     registry = configured(ctx.settings)
     if not registry:
@@ -36,7 +35,6 @@ def jobs_group():
 @pass_ctx
 def jobs_list(ctx: Context):
     """Configured jobs: schedule, last run and its outcome."""
-
     registry = configured(ctx.settings)
     if not registry:
         click.echo("no jobs configured")
@@ -56,7 +54,6 @@ def jobs_list(ctx: Context):
 @pass_ctx
 def jobs_run(ctx: Context, name: str):
     """Run one job now, as the worker would (same lock, journaled); exit 1 unless it ran and succeeded."""
-
     logs.configure(ctx.settings.log_level)  # as the worker logs
     registry = configured(ctx.settings)
     if name not in registry:

@@ -1,0 +1,30 @@
+"""Command line for admins: `gatehouse admin enroll` (break-glass enrollment from the server host)."""
+
+import click
+
+from service import db, journal
+from service.admins import store as admins
+from service.cli_context import Context, operator_actor, pass_ctx
+
+
+@click.group("admin")
+def admin_group():
+    """Admins (break-glass enrollment from the server host)."""
+
+
+@admin_group.command("enroll")
+@click.argument("email")
+@click.option("--name", "display_name", help="The admin's display name.")
+@pass_ctx
+def admin_enroll(ctx: Context, email: str, display_name: str | None):
+    """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
+    actor = operator_actor()
+    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+        admin = admins.admin_by_email(conn, email)
+        if admin is None or not admin.active:
+            admin = admins.create_admin(conn, email, display_name=display_name, created_by=actor)
+        token = admins.create_enrollment(conn, admin.id, created_by=actor)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor,
+                                           detail={"action": "admins.enroll", "email": admin.email}))
+    click.echo(f"{ctx.settings.public_base_url}/admin/enroll/{token}")
+    click.echo(f"Single use, valid {admins.ENROLLMENT_MINUTES} minutes.", err=True)
