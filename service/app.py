@@ -15,6 +15,7 @@ from service.admins import views as admins_views
 from service.clients import oauth
 from service.clients import views as clients_views
 from service.config import Settings
+from service.db import tx
 from service.directory import views as directory_views
 from service.errors import GatehouseError
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.before_request(_start_request)
     app.before_request(_refuse_unstorable_text)
     app.after_request(_finish_request)
+    app.teardown_request(_end_request)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -69,7 +71,14 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
 def _start_request():
     incoming = request.headers.get("X-Request-Id", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id_token = tx.REQUEST_ID.set(g.request_id)  # the journal rows of this request name it
     g.started = time.perf_counter()
+
+
+def _end_request(_error=None):
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        tx.REQUEST_ID.reset(token)  # the thread serves the next request with no id left over
 
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")

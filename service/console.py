@@ -21,7 +21,7 @@ def console():
     principal = session_principal()
     if principal is None or principal.kind != "admin":
         return render_template("admin_login.html"), 401
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         keys = admins.keys_of(conn, principal.id)
         everyone = admins.list_admins(conn)
         api_clients = clients.list_all(conn)

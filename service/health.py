@@ -1,9 +1,9 @@
 """Liveness and readiness."""
 
 import psycopg
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
-from service import journal
+from service import journal, web
 from service.db import first_line, migrate
 from service.errors import DatabaseUnavailable
 
@@ -19,7 +19,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """The database answers, its schema is current and the journal can be appended to."""
-    services = current_app.extensions["gatehouse"]
+    services = web.services()
     try:
         with services.pool.connection() as conn:
             state = migrate.status(conn)

@@ -1,6 +1,8 @@
-"""What every HTTP module shares: the service's parts for the current app, and the console's blueprints."""
+"""What every HTTP module shares: the service's parts, its database units of work, the console's blueprints."""
 
 from flask import Blueprint, current_app
+
+from service.db import tx
 
 CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'", "X-Frame-Options": "DENY"}
 
@@ -8,6 +10,16 @@ CONSOLE_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancesto
 def services():
     """The Services the app was built with (bootstrap.build)."""
     return current_app.extensions["gatehouse"]
+
+
+def connection(*, what: str = "database not reachable"):
+    """A pooled connection of this app (db.tx.connection): a database that fails is a 503, never a 500."""
+    return tx.connection(services().pool, what=what)
+
+
+def transaction(*, what: str = "database not reachable"):
+    """One transaction of this app (db.tx.transaction): its changes and their journal rows commit together."""
+    return tx.transaction(services().pool, what=what)
 
 
 def console_blueprint(name: str, import_name: str) -> Blueprint:

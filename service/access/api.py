@@ -15,6 +15,7 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 
 from policies import Decision, decide, unavailable
+from service import web
 from service.access import facts as access
 from service.access.resources import sync_resources_at
 from service.auth.guards import authorize_scope, require_scope
@@ -49,7 +50,7 @@ class Checked:
 
 def check(principal: Principal, user: str, resource: str, detail: dict) -> Checked:
     """Load the facts, decide at now, journal the decision; returns once the journal row has committed."""
-    services = current_app.extensions["gatehouse"]
+    services = web.services()
     with _reading(services) as conn:
         loaded = access.load_facts(conn, user, resource, identifiers=services.settings.check_identifiers)
     decision = decide(loaded.facts, services.policy, datetime.now(timezone.utc))
@@ -58,7 +59,7 @@ def check(principal: Principal, user: str, resource: str, detail: dict) -> Check
     receipt = services.journal.record(Event(
         kind="check", outcome="allow" if decision.allow else "deny", actor=principal.actor,
         subject=loaded.person_id, resource=resource, reasons=tuple(_reasons(decision)), detail=detail,
-        policy_version=decision.policy_version, request_id=g.get("request_id")))
+        policy_version=decision.policy_version))
     return Checked(decision, receipt.seq)
 
 
@@ -103,13 +104,13 @@ def _answer(read_input):
 
 def _failed_closed(e: DatabaseUnavailable) -> Decision:
     log.warning("access check failed closed: %s", e.message)
-    return unavailable(current_app.extensions["gatehouse"].policy.version)
+    return unavailable(web.services().policy.version)
 
 
 def _unavailable(e: DatabaseUnavailable):
     decision = _failed_closed(e)
     response = jsonify(allow=False, reasons=_reasons(decision), decision_id=None,
-                       policy_version=decision.policy_version, code="unavailable", request_id=g.get("request_id"))
+                       policy_version=decision.policy_version, code="unavailable")
     response.status_code = 503
     response.headers["Retry-After"] = "5"
     return response
@@ -145,7 +146,7 @@ def _radius_reply(status: int, message: str):
 @require_scope(SCOPE, journal_kind="check")
 def members(resource: str):
     """The userNames allowed to use the resource now, with an ETag over the list and the policy version."""
-    services = current_app.extensions["gatehouse"]
+    services = web.services()
     _check_value(resource, "resource")
     with _reading(services) as conn:
         found = access.load_members(conn, resource)
@@ -158,7 +159,7 @@ def members(resource: str):
     services.journal.record(Event(
         kind="check", outcome="members", actor=g.principal.actor, resource=resource,
         detail={"members": len(names), "etag": etag, "not_modified": fresh},
-        policy_version=policy.version, request_id=g.get("request_id")))
+        policy_version=policy.version))
     response = current_app.response_class(status=304) if fresh else jsonify(
         resource=resource, members=names, policy_version=policy.version)
     response.set_etag(etag)

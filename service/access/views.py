@@ -4,7 +4,7 @@ Every change is an admin action bound to a WebAuthn assertion; its grant rows
 and journal rows commit with the change.
 """
 
-from flask import g, jsonify, render_template, request
+from flask import jsonify, render_template, request
 
 from service import web
 from service.access import grants as grant_changes
@@ -24,7 +24,7 @@ def _text(params, key: str) -> str:
 @bp.get("/access")
 @require_role("admin")
 def page():
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         rules = grants.rules(conn)
         resources = [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]
     return render_template("admin_access.html", rules=rules, resources=resources,
@@ -34,10 +34,10 @@ def page():
 @bp.post("/api/grants/grant")
 @requires_webauthn("grants.grant")
 def grant(params, proof: Proof):
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         change = grants.grant(conn, _text(params, "user"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
     return jsonify(ok=True)
 
 
@@ -45,10 +45,10 @@ def grant(params, proof: Proof):
 @requires_webauthn("grants.revoke")
 def revoke(params, proof: Proof):
     reason = _text(params, "reason") or f"revoked by {proof.principal.actor}"
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"), reason=reason)
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin", request_id=g.get("request_id"))
+        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
     return jsonify(ok=True)
 
 
@@ -56,10 +56,10 @@ def revoke(params, proof: Proof):
 @requires_webauthn("rules.add")
 def rule_add(params, proof: Proof):
     """Members of the group get the resource, now and whenever they join."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         rule = grants.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
     return jsonify(ok=True, granted=len(changed))
 
 
@@ -67,10 +67,10 @@ def rule_add(params, proof: Proof):
 @requires_webauthn("rules.remove")
 def rule_remove(params, proof: Proof):
     """Members keep the resource only if another rule or an admin grants it."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         rule = grants.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor, request_id=g.get("request_id"))
+        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
     return jsonify(ok=True, revoked=len(changed))
 
 

@@ -41,7 +41,7 @@ class Proof:
         detail.update(action=self.action, credential_id=webauthn.b64(self.credential_id), counter=self.new_count)
         return journal.append(conn, journal.Event(
             kind="admin", outcome=outcome, actor=self.principal.actor, subject=subject, resource=resource,
-            detail=detail, request_id=g.get("request_id")))
+            detail=detail))
 
 
 def key_policy(settings) -> webauthn.KeyPolicy:
@@ -66,7 +66,7 @@ def json_body() -> dict:
 def issue_action_challenge(principal: Principal, action: str, params) -> dict:
     """Request options for navigator.credentials.get(), bound to (admin, action, params)."""
     policy = key_policy(web.services().settings)
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         keys = admins.keys_of(conn, principal.id)
         challenge = admins.create_challenge(conn, "action", admin_id=principal.id, action=action,
                                             body_hash=webauthn.body_hash(params))
@@ -79,7 +79,7 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
     if not isinstance(assertion, dict):
         raise webauthn.WebAuthnRefused("webauthn_missing", f"the action {action} needs a security-key assertion")
     challenge = webauthn.challenge_of(assertion)
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         record = admins.consume_challenge(conn, challenge, "action")  # committed: good for one try
     if record is None:
         raise webauthn.WebAuthnRefused("webauthn_replay", "unknown or already used challenge")
@@ -91,7 +91,7 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
         raise webauthn.WebAuthnRefused("webauthn_wrong_action", f"this assertion was made for {record.action}, not {action}")
     if record.body_hash != webauthn.body_hash(params):
         raise webauthn.WebAuthnRefused("webauthn_wrong_body", "this assertion was made for other parameters")
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         key = admins.key_by_id(conn, webauthn.credential_id_of(assertion))
     if key is None or key.admin_id != principal.id:
         raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")

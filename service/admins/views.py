@@ -60,7 +60,7 @@ def _verify_sign_in(response: dict):
         challenge = webauthn.challenge_of(response)
         expires = webauthn.check_login_challenge(_login_key(), challenge)
         live = True
-        with web.services().pool.connection() as conn:
+        with web.connection() as conn:
             key = admins.key_by_id(conn, webauthn.credential_id_of(response))
             admin = admins.admin_by_id(conn, key.admin_id) if key else None
         if key is None or admin is None or not admin.active:
@@ -80,7 +80,7 @@ def login_finish():
     settings = web.services().settings
     principal = Principal(kind="admin", id=admin.id, name=admin.email, roles=frozenset({"admin"}))
     proof = Proof(principal, "signin", key.id, key.sign_count, verified.sign_count)
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         fresh = admins.use_login_challenge(conn, challenge, expires)  # single use, recorded with the sign-in
         if fresh:
             token = create_session(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
@@ -96,10 +96,10 @@ def login_finish():
 @bp.post("/logout")
 @require_role("admin")
 def logout():
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         destroy_session(conn, request.cookies.get(sessions.COOKIE, ""))
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=g.principal.actor,
-                                           detail={"action": "signout"}, request_id=g.get("request_id")))
+                                           detail={"action": "signout"}))
     response = jsonify(ok=True, redirect="/admin/login")
     sessions.clear_cookie(response, web.services().settings)
     return response
@@ -109,7 +109,7 @@ def logout():
 
 
 def _enrollment(token: str):
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         admin = admins.enrollment_admin(conn, token)
     if admin is None:
         raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
@@ -127,7 +127,7 @@ def enroll_page(token):
 def enroll_begin(token):
     _check_origin()
     admin = _enrollment(token)
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         exclude = [k.id for k in admins.keys_of(conn, admin.id)]
         challenge = admins.create_challenge(conn, "register", admin_id=admin.id)
     return jsonify(webauthn.registration_options(
@@ -140,7 +140,7 @@ def _verify_new_key(admin_id: str, credential, actor: str, what: str):
     try:
         response = credential if isinstance(credential, dict) else {}
         challenge = webauthn.challenge_of(response)
-        with web.services().pool.connection() as conn:
+        with web.connection() as conn:
             record = admins.consume_challenge(conn, challenge, "register")
         if record is None or record.expired or record.admin_id != admin_id:
             raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
@@ -163,15 +163,14 @@ def enroll_finish(token):
     name = str(body.get("name") or "security key")[:64]
     _, key = _verify_new_key(admin.id, body.get("credential"), f"admin:{admin.email}", "enroll")
     settings = web.services().settings
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         # Checked again here, in the transaction that adds the key: the admin may have been removed
         # (or the link used) since _enrollment() looked.
         enrolled = admins.enroll_key(conn, token, admin.id, name, key)
         if enrolled:
             session = create_session(conn, lifetime=settings.session_lifetime, admin_id=admin.id)
             journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=f"admin:{admin.email}",
-                                               detail={"action": "keys.enroll", **_key_detail(key, name)},
-                                               request_id=g.get("request_id")))
+                                               detail={"action": "keys.enroll", **_key_detail(key, name)}))
     if not enrolled:  # rolled back; the refusal is journaled on its own
         raise refuse(NotFound("this enrollment link is unknown, used or expired"), kind="admin",
                      actor=f"admin:{admin.email}", what="enroll", credential=True)
@@ -195,7 +194,7 @@ def action_challenge():
 def keys_add(params, proof: Proof):
     """Step one of adding a key: the step-up is verified, hand out registration options."""
     name = str(params.get("name") or "security key")[:64]
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         admin = admins.admin_by_id(conn, proof.principal.id)
         exclude = [k.id for k in admins.keys_of(conn, admin.id)]
         challenge = admins.create_challenge(conn, "register", admin_id=admin.id, action="keys.add",
@@ -218,11 +217,11 @@ def keys_finish():
         raise refuse(Forbidden("adding a key needs a security-key assertion first"), kind="admin",
                      actor=principal.actor, what="keys.add")
     name = record.step_up["name"]
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         added = admins.add_key(conn, principal.id, name, key)
         if added:
             journal.append(conn, journal.Event(
-                kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
+                kind="admin", outcome="ok", actor=principal.actor,
                 detail={"action": "keys.add", "credential_id": record.step_up["credential_id"],
                         "counter": record.step_up["counter"], **_key_detail(key, name)}))
     if not added:  # removed since the session was checked
@@ -237,7 +236,7 @@ def keys_remove(params, proof: Proof):
         credential_id = webauthn.unb64(str(params.get("key", "")))
     except Exception:
         raise BadRequest("params.key must be a base64url credential id") from None
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         removed = admins.remove_key(conn, proof.principal.id, credential_id)
         proof.record(conn, key=webauthn.b64(removed.id), name=removed.name)
     return jsonify(ok=True)
@@ -247,7 +246,7 @@ def keys_remove(params, proof: Proof):
 @requires_webauthn("admins.add")
 def admins_add(params, proof: Proof):
     """Add an admin and hand back their single-use enrollment link (shown once)."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         admin = admins.create_admin(conn, str(params.get("email", "")), display_name=params.get("display_name"),
                                     created_by=proof.principal.actor)
         token = admins.create_enrollment(conn, admin.id, created_by=proof.principal.actor)
@@ -258,7 +257,7 @@ def admins_add(params, proof: Proof):
 @bp.post("/api/admins/remove")
 @requires_webauthn("admins.remove")
 def admins_remove(params, proof: Proof):
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         removed = admins.remove_admin(conn, str(params.get("email", "")))
         proof.record(conn, email=removed.email)
     return jsonify(ok=True)

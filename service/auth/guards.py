@@ -28,7 +28,7 @@ def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credentia
         count_anonymous(kind=kind, code=error.code, text=error.message)
         return error
     web.services().journal.record(Event(
-        kind=kind, outcome="refused", actor=actor, request_id=g.get("request_id"),
+        kind=kind, outcome="refused", actor=actor,
         reasons=({"code": error.code, "text": error.message},),
         detail={"what": what, "method": request.method, "path": request.path}))
     return error

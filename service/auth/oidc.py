@@ -10,7 +10,7 @@ else a trusted preferred_username (service/auth/store.py).
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import Blueprint, current_app, g, redirect, render_template, request, session
+from flask import Blueprint, current_app, redirect, render_template, request, session
 from flask.sessions import SecureCookieSessionInterface
 from joserfc.errors import JoseError
 
@@ -81,7 +81,7 @@ def _refused(status: int, code: str, text: str, *, actor: str = "anonymous", sub
     seen = {k: str(v)[:256] for k, v in claims.items() if k in ("sub", "email", "preferred_username")}
     issuer = str(claims.get("iss") or _issuer())[:256]
     web.services().journal.record(Event(
-        kind="admin", outcome="refused", actor=actor, subject=subject, request_id=g.get("request_id"),
+        kind="admin", outcome="refused", actor=actor, subject=subject,
         reasons=({"code": code, "text": text},),
         detail={"action": "signin", "method": "oidc", "issuer": issuer, **seen, **(detail or {})}))
     return _page(status, "Sign-in refused", text, retry=status != 403)
@@ -112,7 +112,7 @@ def callback():
     if not (_text(claims.get("iss"), MAX_ISSUER) and _text(claims.get("sub"), MAX_SUBJECT)):
         return _refused(400, "no_id_token", "The sign-in provider sent no usable ID token. Start again.",
                         claims=claims)
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         match, person, code, text, detail = _decide(conn, claims)
     if not code:
         try:
@@ -178,7 +178,6 @@ def _sign_in(person: Person, claims: dict, how: str):
             store.destroy_session(conn, previous)
         token = store.create_session(conn, lifetime=settings.session_lifetime, person_id=person.id)
         append(conn, Event(kind="admin", outcome="ok", actor=f"person:{person.user_name}", subject=person.id,
-                           request_id=g.get("request_id"),
                            detail={"action": "signin", "method": "oidc", "issuer": issuer, "sub": subject,
                                    "matched": how, "bound": bound}))
     session.clear()
@@ -208,7 +207,7 @@ def logout():
             return _page(403, "Sign-out refused", e.message)
         with services.pool.connection() as conn, conn.transaction():
             store.destroy_session(conn, request.cookies[sessions.COOKIE])
-            append(conn, Event(kind="admin", outcome="ok", actor=principal.actor, request_id=g.get("request_id"),
+            append(conn, Event(kind="admin", outcome="ok", actor=principal.actor,
                                subject=principal.id if principal.kind == "person" else None,
                                detail={"action": "signout"}))
     # A page, not a redirect to /login: that would go straight back through the

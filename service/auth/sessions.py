@@ -7,6 +7,7 @@ from flask import current_app, g
 from service import web
 from service.auth import store
 from service.auth.principal import Principal
+from service.db import tx
 
 COOKIE = "gatehouse_session"
 
@@ -17,7 +18,7 @@ def _load(services, request):
         token = request.cookies.get(COOKIE)
         row = None
         if token:
-            with services.pool.connection() as conn:
+            with tx.connection(services.pool) as conn:  # a database that fails: 503, not 500
                 row = store.load_session(conn, token)
         g.session_row = row
     return g.session_row
@@ -55,6 +56,6 @@ def clear_cookie(response, settings) -> None:
 def ensure_secret_key() -> bytes:
     """Load (or create, once for all workers) the key that signs Flask's flow cookie and sign-in challenges."""
     if not current_app.secret_key:
-        with web.services().pool.connection() as conn:
+        with web.connection() as conn:
             current_app.secret_key = store.flask_secret(conn, secrets.token_bytes(32))
     return current_app.secret_key

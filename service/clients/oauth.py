@@ -119,8 +119,7 @@ class _Server(AuthorizationServer):
 
     def _journal_refusal(self, code: str, reason: str, scope: str) -> None:
         self.services.journal.record(Event(
-            kind="admin", outcome="refused", actor=f"client:{_claimed_client_id()}",
-            request_id=g.get("request_id"), reasons=({"code": code, "text": reason},),
+            kind="admin", outcome="refused", actor=f"client:{_claimed_client_id()}", reasons=({"code": code, "text": reason},),
             detail={"what": "oauth:token", "method": request.method, "path": request.path,
                     **({"scope": scope[:200]} if scope else {})}))
 

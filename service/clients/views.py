@@ -14,7 +14,7 @@ bp = web.console_blueprint("console_clients", __name__)
 
 def _act(proof: Proof, change):
     """Run the use case and record the admin's proof with its detail, in one transaction."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         result, detail = change(conn)
         proof.record(conn, **detail)
     return result

@@ -11,7 +11,7 @@ bp = web.console_blueprint("console_directory", __name__)
 
 def _sync_decision(params, proof: Proof, decide):
     """Confirm or discard a held sync run; its changes and the admin's journal row commit together."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         result = decide(conn, str(params.get("run", "")), actor=proof.principal.actor)
         proof.record(conn, run=result.run_id, counts=result.counts)
     return jsonify(ok=True, state=result.state, message=result.message)

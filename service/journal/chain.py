@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from service.db import first_line
+from service.db.tx import current_request_id
 from service.errors import DatabaseUnavailable, JournalBroken
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Event:
     reasons: tuple = ()
     detail: dict = dataclasses.field(default_factory=dict)
     policy_version: str | None = None
-    request_id: str | None = None
+    request_id: str | None = dataclasses.field(default_factory=current_request_id)  # of the web request
 
     def __post_init__(self):
         if self.kind not in KINDS:

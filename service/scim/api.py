@@ -74,7 +74,7 @@ def _source() -> str:
 
 def _record(conn, outcome: str, detail: dict, subject: str | None = None) -> None:
     journal.append(conn, journal.Event(kind="sync", outcome=outcome, actor=g.principal.actor, subject=subject,
-                                       detail=detail, request_id=g.get("request_id")))
+                                       detail=detail))
 
 
 def _check_version(current_etag: str) -> None:
@@ -167,7 +167,7 @@ def _list(kind: str, q: dict):
             raise ScimError(400, str(e), e.scim_type) from None
         where, params = compiled.sql, compiled.params
     base = _base()
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         if kind == "User":
             total, found = people.search(conn, where, params, offset=q["start"] - 1, limit=q["count"])
             rendered = [render_user(p, base=base, ext_source=_source()) for p in found]
@@ -226,7 +226,7 @@ def _person(conn, person_id: str, *, lock: bool = False):
 
 @bp.get("/Users/<person_id>")
 def get_user(person_id):
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         person = _person(conn, person_id)
     if request.headers.get("If-None-Match") == person.etag:
         return scim_response(None, 304, etag=person.etag)
@@ -237,7 +237,7 @@ def get_user(person_id):
 def create_user():
     fields = parse_user(g.body, replacing=False)
     settings = web.services().settings
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         candidate = people.find_join_candidate(conn, fields, key=settings.scim_join_key, other_than=_source())
         if candidate is not None:  # known from LDAP: join, never a second copy
             person, changes = people.update(conn, candidate, fields, ext_source=_source())
@@ -252,7 +252,7 @@ def create_user():
 
 def _apply_user(person_id: str, make_fields):
     """Load (locked), check If-Match, compute new fields, write, journal; leaver effects when deactivated."""
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
         _check_version(person.etag)
         fields = make_fields(person)
@@ -288,7 +288,7 @@ def patch_user(person_id):
 
 @bp.delete("/Users/<person_id>")
 def delete_user(person_id):
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
         _check_version(person.etag)
         people.soft_delete(conn, person)
@@ -316,30 +316,30 @@ def _group_out(group, status: int = 200):
 
 @bp.get("/Groups/<group_id>")
 def get_group(group_id):
-    with web.services().pool.connection() as conn:
+    with web.connection() as conn:
         return _group_out(_group(conn, group_id))
 
 
 @bp.post("/Groups")
 def create_group():
     name, external_id, members = parse_group(g.body, replacing=False)
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
-        grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
+        grant_changes.apply_rules(conn, actor=g.principal.actor)
     return _group_out(group, 201)
 
 
 def _apply_group(group_id: str, make_values, status: int):
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         name, external_id, members = make_values(group)
         updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, member_ids=members)
         if changes:
             _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
-            grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
+            grant_changes.apply_rules(conn, actor=g.principal.actor)
     return _group_out(updated) if status == 200 else scim_response(None, 204, etag=updated.etag)
 
 
@@ -364,10 +364,10 @@ def patch_group(group_id):
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id):
-    with web.services().pool.connection() as conn, conn.transaction():
+    with web.transaction() as conn:
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         groups.delete(conn, group)
         _record(conn, "deleted", {"resource": "Group", "group": group.id, "display_name": group.display_name})
-        grant_changes.apply_rules(conn, actor=g.principal.actor, request_id=g.get("request_id"))
+        grant_changes.apply_rules(conn, actor=g.principal.actor)
     return scim_response(None, 204)

@@ -3,8 +3,9 @@
 from datetime import datetime, timezone
 
 import psycopg
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
+from service import web
 from service.auth.guards import require_scope
 from service.db import first_line
 from service.errors import BadRequest, DatabaseUnavailable
@@ -20,12 +21,11 @@ def completions():
     """POST {"completions": [...]}: one transaction; per item accepted, duplicate, unknown_person,
     ambiguous_person or invalid."""
     items = _items()
-    services = current_app.extensions["gatehouse"]
+    services = web.services()
     try:
         with services.pool.connection() as conn:
             results = training.record_completions(
-                conn, items, policy=services.policy, now=datetime.now(timezone.utc), actor=g.principal.actor,
-                request_id=g.get("request_id"))
+                conn, items, policy=services.policy, now=datetime.now(timezone.utc), actor=g.principal.actor)
     except psycopg.OperationalError as e:  # PoolTimeout is one too
         raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
     counts = dict.fromkeys(training.STATUSES, 0)

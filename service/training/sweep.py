@@ -147,8 +147,8 @@ def plan(standing: Standing, policy: Policy, now: datetime) -> Plan:
 # --- training in ---------------------------------------------------------------------------------
 
 
-def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Policy, now: datetime, actor: str,
-                       request_id: str | None = None) -> list[Result]:
+def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Policy, now: datetime,
+                       actor: str) -> list[Result]:
     """In one transaction: check each item, insert it (idempotent on source and source_id), restore, journal."""
     courses = {t.course for t in policy.training}
     results: dict[int, Result] = {}
@@ -170,7 +170,7 @@ def record_completions(conn: psycopg.Connection, raws: Sequence, *, policy: Poli
                 continue
             results[index], event = _record_one(conn, index, completion, named.person_id, policy, now, actor)
             if event is not None:
-                events.append(dataclasses.replace(event, request_id=request_id))
+                events.append(event)
         for event in events:  # last: the journal's head stays locked until commit
             journal.append(conn, event)
     return [results[i] for i in sorted(results)]
