@@ -1,4 +1,7 @@
-"""A migrated Gatehouse database for a benchmark: GATEHOUSE_BENCH_DATABASE_URL (superuser) or a fresh embedded server."""
+"""A migrated Gatehouse database for a benchmark.
+
+GATEHOUSE_BENCH_DATABASE_URL (a superuser's) if set, else a fresh embedded server.
+"""
 
 import contextlib
 import os

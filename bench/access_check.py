@@ -81,7 +81,8 @@ function setup(thread) thread:set("offset", math.random(1, people)) end
 function init(args) n = tonumber(offset) or 0 end
 function request()
   n = n + 1
-  local body = string.format('{"user":"user%%d","resource":"%%s"}', (n * 7919) %% people + 1, resources[n %% #resources + 1])
+  local user, resource = (n * 7919) %% people + 1, resources[n %% #resources + 1]
+  local body = string.format('{"user":"user%%d","resource":"%%s"}', user, resource)
   return wrk.format("POST", "/api/v1/access/check",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}, body)
 end

@@ -88,7 +88,8 @@ def chained_work(writer):
 def describe(name: str, total: int, seconds: float, latencies: list[float]) -> float:
     rate = total / seconds
     q = statistics.quantiles(latencies, n=100)
-    print(f"{name:>8}: {total:>7} rows in {seconds:.0f} s = {rate:8.0f}/s   p50 {q[49]*1000:.1f} ms  p99 {q[98]*1000:.1f} ms")
+    print(f"{name:>8}: {total:>7} rows in {seconds:.0f} s = {rate:8.0f}/s   "
+          f"p50 {q[49] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms")
     return rate
 
 

@@ -98,7 +98,9 @@ def lookups(base: str, token: str, env: dict, args) -> tuple[float, float]:
 
     _, latencies = run_parallel(names, lookup, 1)
     p50, p99 = quantiles(latencies)
-    print(f"gatehouse userName eq lookups with {total:,} people: p50 {p50:.2f} ms  p99 {p99:.2f} ms (target p50 <= 5 ms)")
+    print(
+        f"gatehouse userName eq lookups with {total:,} people: p50 {p50:.2f} ms  p99 {p99:.2f} ms (target p50 <= 5 ms)"
+    )
     return p50, p99
 
 

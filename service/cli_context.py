@@ -5,6 +5,7 @@ It is its own module so that the domain command groups import it and the root CL
 
 import getpass
 from contextlib import contextmanager
+from datetime import UTC
 
 import click
 
@@ -56,13 +57,12 @@ def operator_actor() -> str:
 
 def when(ts) -> str:
     """A timestamp as the CLI prints it (UTC, to the minute), or '-'."""
-    from datetime import timezone
 
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%MZ") if ts else "-"
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ") if ts else "-"
 
 
 def table(rows: list[tuple]) -> None:
     """Print rows as left-aligned columns, the first row being the header."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())

@@ -114,7 +114,9 @@ def empty_database(pg_superuser) -> db.Database:
 def superuser(pg_superuser, database) -> str:
     """A superuser URL on this test's database."""
     info = psycopg.conninfo.conninfo_to_dict(pg_superuser)
-    return _at(pg_superuser, psycopg.conninfo.conninfo_to_dict(database.app_url)["dbname"], info.get("user") or "postgres")
+    return _at(
+        pg_superuser, psycopg.conninfo.conninfo_to_dict(database.app_url)["dbname"], info.get("user") or "postgres"
+    )
 
 
 @pytest.fixture

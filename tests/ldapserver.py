@@ -65,7 +65,7 @@ def write_certificates(directory: Path, names: tuple[str, ...] = ("localhost", "
     from cryptography.x509.oid import NameOID
 
     def cert(subject, key, issuer, issuer_key, *extensions):
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                    .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())

@@ -83,7 +83,7 @@ class TestCA:
         """A new root, valid from three years ago for ten years."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = _name(C="US", O="Gatehouse Tests", CN=name)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(subject).issuer_name(subject)
@@ -109,7 +109,7 @@ class TestCA:
                    name: str = "Soft Authenticator") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         """A (key, certificate) pair meeting the packed attestation certificate requirements."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         start = now - datetime.timedelta(days=730 if expired else 1)
         end = now - datetime.timedelta(days=365) if expired else now + datetime.timedelta(days=365)
         cert = (

@@ -35,7 +35,7 @@ def _held(database, email=MALLORY) -> dict:
             " (SELECT count(*) FROM web_sessions s WHERE s.admin_id = a.id),"
             " (SELECT count(*) FROM webauthn_challenges w WHERE w.admin_id = a.id) "
             "FROM admins a WHERE lower(a.email) = lower(%s)", (email,)).fetchone()
-    return dict(zip(("active", "links", "keys", "sessions", "challenges"), row))
+    return dict(zip(("active", "links", "keys", "sessions", "challenges"), row, strict=False))
 
 
 def _sign_in(client, key):
@@ -114,6 +114,8 @@ def test_re_adding_an_admin_clears_keys_left_from_before(web, database, signed_i
 def test_a_challenge_is_handed_out_only_for_an_action_some_view_guards(web, signed_in):
     headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
     for action in ("keys.add", "clients.create", "sync.confirm", "grants.grant", "rules.remove"):
-        assert web.post("/admin/api/challenge", json={"action": action, "params": {}}, headers=headers).status_code == 200
+        assert (
+            web.post("/admin/api/challenge", json={"action": action, "params": {}}, headers=headers).status_code == 200
+        )
     refused = web.post("/admin/api/challenge", json={"action": "journal.rewrite", "params": {}}, headers=headers)
     assert refused.status_code == 400 and "unknown action" in refused.json["detail"]

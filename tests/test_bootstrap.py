@@ -1,4 +1,4 @@
-"""The policy file in the service: loaded once at start, invalid files stop start-up, version stamped, resources synced."""
+"""The policy file in the service: loaded once at start, a bad file stops start-up, versioned, resources synced."""
 
 import hashlib
 import os
@@ -73,7 +73,9 @@ def test_an_invalid_policy_stops_serve_with_one_line_naming_the_file_and_key(dat
 
 def test_explain_with_an_invalid_policy_is_exit_2_too(database, tmp_path):
     path = _write(tmp_path, "[[resources]]\nkey = 'VPN'\n")
-    result = gatehouse("access", "explain", "alice", "vpn", env={**db_env(database), "GATEHOUSE_POLICY_FILE": str(path)})
+    result = gatehouse(
+        "access", "explain", "alice", "vpn", env={**db_env(database), "GATEHOUSE_POLICY_FILE": str(path)}
+    )
     assert result.returncode == 2 and result.stderr.startswith(f"gatehouse: error: {path}: ")
 
 

@@ -44,7 +44,9 @@ def settle(server):
 def test_full_sync_creates_everyone_with_managers_links_and_nested_groups(services, database):
     result = ldapsync.run_sync(services, full=True)
     assert result.state == "applied" and result.counts["created"] == COUNT and result.counts["pages"] == 4
-    assert rows(database, "SELECT count(*), count(*) FILTER (WHERE active) FROM people") == [(COUNT, COUNT - len(DISABLED))]
+    assert rows(database, "SELECT count(*), count(*) FILTER (WHERE active) FROM people") == [
+        (COUNT, COUNT - len(DISABLED))
+    ]
     assert {r[0] for r in rows(database, "SELECT user_name FROM people WHERE NOT active")} == DISABLED
     p17, p10 = person(database, "user017"), person(database, "user010")
     assert p17.manager_id == p10.id and p17.title == "Title 17" and p17.primary_email == "user017@example.com"
@@ -128,7 +130,9 @@ def test_disabled_or_removed_in_the_directory_loses_access_at_once(services, dat
     grant(database, "user020")
     grant(database, "user021")
     next_second()
-    ldap.modify(f"dn: {user_dn(20)}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+    ldap.modify(
+        f"dn: {user_dn(20)}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    )
     ldap.delete(user_dn(21))
     counts = ldapsync.run_sync(services, full=True).counts
     assert (counts["disabled"], counts["removed"]) == (1, 1)

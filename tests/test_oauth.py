@@ -2,6 +2,7 @@
 
 import base64
 import getpass
+from datetime import UTC
 from urllib.parse import quote
 
 import psycopg
@@ -345,10 +346,10 @@ def test_token_cache_spares_lookups_and_expires():
     off = TokenCache(0)
     off.put(b"d", who, None)
     assert off.get(b"d") is None
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     short = TokenCache(30)
-    short.put(b"e", who, datetime.now(timezone.utc) - timedelta(seconds=1))  # already expired token
+    short.put(b"e", who, datetime.now(UTC) - timedelta(seconds=1))  # already expired token
     assert short.get(b"e") is None
 
 

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -55,7 +55,7 @@ def lapsed_person(database, user_name: str) -> None:
     """Granted, but the only completion is a day past validity (365 days) plus grace (14 days)."""
     person_id = add_person(database, user_name)
     add_grant(database, person_id)
-    add_completion(database, person_id, datetime.now(timezone.utc) - timedelta(days=365 + 14 + 1))
+    add_completion(database, person_id, datetime.now(UTC) - timedelta(days=365 + 14 + 1))
 
 
 # --- the shipped configuration ---------------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_a_reason_holding_xlat_syntax_is_not_expanded(database, radius):
     # (rlm_rest's JSON decoder would, whatever a top-level "do_xlat": false says).
     person_id = add_person(database, "sam")
     add_grant(database, person_id, state="suspended", reason="%{User-Password} %{Client-Shortname}")
-    add_completion(database, person_id, datetime.now(timezone.utc))
+    add_completion(database, person_id, datetime.now(UTC))
     reply = radius.send("sam", PASSWORD)
     assert reply.code == "Access-Reject", reply.output
     assert reply.message == "access to vpn is suspended (%{User-Password} %{Client-Shortname})"

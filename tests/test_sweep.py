@@ -1,7 +1,7 @@
 """The training sweep on real PostgreSQL and a real SMTP server: lapse once, mail, restore exactly, remind once."""
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -180,7 +180,7 @@ due_days = 14
 max_deactivation_share = 0.1
 max_deactivations = 50
 """, source="test")
-    at = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    at = datetime(2025, 6, 1, tzinfo=UTC)
     suspended = training.Grant("g1", "vpn", "suspended", "training_lapsed:a")
     standing = training.Standing("p1", "Pat", None, None, at - timedelta(days=900), None, (suspended,),
                                  {"a": at - timedelta(days=1), "b": at - timedelta(days=400)},

@@ -1,6 +1,6 @@
 """Training in, on real PostgreSQL: the completions API (per-item results, idempotence, scope) and the CSV import."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -53,7 +53,7 @@ max_deactivations = 50
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def rows(database, query: str, params=()) -> list[tuple]:
@@ -292,7 +292,7 @@ def test_csv_import_of_good_lines_exits_0_and_again_reports_duplicates(database,
     again = gatehouse("training", "import", str(path), env=db_env(database))
     assert again.returncode == 0 and again.stdout.splitlines()[-1].startswith("0 accepted, 1 duplicate")
     assert rows(database, "SELECT source, source_id, completed_at FROM training_completions") == [
-        ("okta", "9", datetime(2025, 1, 2, 1, 4, 5, tzinfo=timezone.utc))]
+        ("okta", "9", datetime(2025, 1, 2, 1, 4, 5, tzinfo=UTC))]
 
 
 def test_csv_without_the_columns_is_one_line_and_exit_1(database, tmp_path):

@@ -113,7 +113,9 @@ def test_replayed_assertion_is_refused(web, database, signed_in):
 def test_expired_challenge_is_refused(web, database, signed_in):
     headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
     params = {"name": "late", "scopes": ["scim"]}
-    options = web.post("/admin/api/challenge", json={"action": "clients.create", "params": params}, headers=headers).json
+    options = web.post(
+        "/admin/api/challenge", json={"action": "clients.create", "params": params}, headers=headers
+    ).json
     with psycopg.connect(database.owner_url) as conn:
         conn.execute("UPDATE webauthn_challenges SET expires_at = now() - interval '1 second'")
     r = web.post("/admin/api/clients/create", headers=headers,
@@ -187,7 +189,9 @@ def test_another_admins_key_is_refused(web, database, signed_in):
     enroll(other_web, database, other, email="bob@example.com")
     headers = {"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)}
     params = {"name": "x", "scopes": ["scim"]}
-    options = web.post("/admin/api/challenge", json={"action": "clients.create", "params": params}, headers=headers).json
+    options = web.post(
+        "/admin/api/challenge", json={"action": "clients.create", "params": params}, headers=headers
+    ).json
     options["allowCredentials"] = []
     r = web.post("/admin/api/clients/create", headers=headers,
                  json={"params": params, "assertion": other.assert_(options, origin=ORIGIN)})
@@ -361,7 +365,9 @@ def test_packed_attestation_from_a_trusted_ca_is_accepted(settings, database, tr
         services.close()
     assert r.status_code == 200, r.json
     with psycopg.connect(database.owner_url) as conn:
-        fmt, attested, aaguid = conn.execute("SELECT attestation_fmt, attested, aaguid FROM webauthn_credentials").fetchone()
+        fmt, attested, aaguid = conn.execute(
+            "SELECT attestation_fmt, attested, aaguid FROM webauthn_credentials"
+        ).fetchone()
         detail = conn.execute("SELECT detail FROM journal WHERE detail->>'action' = 'keys.enroll'").fetchone()[0]
     assert (fmt, attested, aaguid) == ("packed", True, uuid.UUID(bytes=YUBIKEY))
     assert detail["kind"] == "attested security key" and detail["aaguid"] == str(uuid.UUID(bytes=YUBIKEY))

@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
@@ -53,7 +53,7 @@ def check(principal: Principal, user: str, resource: str, detail: dict) -> Check
     services = web.services()
     with _reading(services) as conn:
         loaded = access.load_facts(conn, user, resource, identifiers=services.settings.check_identifiers)
-    decision = decide(loaded.facts, services.policy, datetime.now(timezone.utc))
+    decision = decide(loaded.facts, services.policy, datetime.now(UTC))
     if loaded.facts.ambiguous:  # no subject: every person the reference named, for whoever looks into it
         detail = {**detail, "ambiguous": list(loaded.facts.ambiguous)}
     receipt = services.journal.record(Event(
@@ -152,7 +152,7 @@ def members(resource: str):
         found = access.load_members(conn, resource)
         if not found and not access.resource_exists(conn, resource):
             raise NotFound(f"no such resource: {resource}")
-    now, policy = datetime.now(timezone.utc), services.policy
+    now, policy = datetime.now(UTC), services.policy
     names = sorted(m.user_name for m in found if decide(m.facts, policy, now).allow)
     etag = hashlib.sha256("\n".join([policy.version, *names]).encode()).hexdigest()[:32]
     fresh = etag in request.if_none_match

@@ -1,6 +1,6 @@
 """Command line for access: `gatehouse access explain USER RESOURCE`, the check in plain words (not journaled)."""
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 import psycopg
@@ -30,7 +30,7 @@ def access_explain(ctx: Context, user: str, resource: str):
             facts = access.load_facts(conn, user, resource, identifiers=ctx.settings.check_identifiers).facts
     except psycopg.Error as e:
         raise DatabaseUnavailable(f"the facts could not be read: {db.first_line(e)}") from None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     decision = decide(facts, policy, now)
     for line in _explanation(user, facts, policy, decision, now):
         click.echo(line)
@@ -72,7 +72,7 @@ def _training_dates(status, now) -> str:
 
 
 def _at(moment) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _relative(moment, now) -> str:

@@ -58,9 +58,14 @@ def revoke(conn: psycopg.Connection, user: str, resource: str, *, reason: str) -
 
 
 def rules(conn: psycopg.Connection) -> list[Rule]:
-    return [Rule(*r) for r in conn.execute(
-        "SELECT g.id::text, g.display_name, r.key, x.created_by FROM group_grant_rules x "
-        "JOIN groups g ON g.id = x.group_id JOIN resources r ON r.id = x.resource_id ORDER BY lower(g.display_name), r.key")]
+    return [
+        Rule(*r)
+        for r in conn.execute(
+            "SELECT g.id::text, g.display_name, r.key, x.created_by FROM group_grant_rules x "
+            "JOIN groups g ON g.id = x.group_id JOIN resources r ON r.id = x.resource_id "
+            "ORDER BY lower(g.display_name), r.key"
+        )
+    ]
 
 
 def add_rule(conn: psycopg.Connection, group: str, resource: str, *, by: str) -> Rule:

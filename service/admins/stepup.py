@@ -88,7 +88,9 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
     if record.admin_id != principal.id:
         raise webauthn.WebAuthnRefused("webauthn_wrong_admin", "this challenge was issued to another admin")
     if record.action != action:
-        raise webauthn.WebAuthnRefused("webauthn_wrong_action", f"this assertion was made for {record.action}, not {action}")
+        raise webauthn.WebAuthnRefused(
+            "webauthn_wrong_action", f"this assertion was made for {record.action}, not {action}"
+        )
     if record.body_hash != webauthn.body_hash(params):
         raise webauthn.WebAuthnRefused("webauthn_wrong_body", "this assertion was made for other parameters")
     with web.connection() as conn:

@@ -128,8 +128,10 @@ def _drop_credentials(conn: psycopg.Connection, admin_id: str) -> None:
 def create_enrollment(conn: psycopg.Connection, admin_id: str, *, created_by: str) -> str:
     """A single-use enrollment token, valid ENROLLMENT_MINUTES; only its hash is stored."""
     token = secrets.token_urlsafe(32)
-    conn.execute("INSERT INTO enrollments (token_hash, admin_id, created_by, expires_at) VALUES (%s, %s, %s, now() + %s)",
-                 (_hash(token), admin_id, created_by, timedelta(minutes=ENROLLMENT_MINUTES)))
+    conn.execute(
+        "INSERT INTO enrollments (token_hash, admin_id, created_by, expires_at) VALUES (%s, %s, %s, now() + %s)",
+        (_hash(token), admin_id, created_by, timedelta(minutes=ENROLLMENT_MINUTES)),
+    )
     return token
 
 

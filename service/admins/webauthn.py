@@ -196,7 +196,9 @@ def _not_verified(what: str, error: Exception) -> WebAuthnRefused:
 
 def _apply_policy(policy: KeyPolicy, key: NewKey, attestation_object: bytes) -> NewKey:
     if policy.device_bound and key.backup_eligible:
-        raise WebAuthnRefused("webauthn_synced_key", "this key can be synced (a passkey); admins need a device-bound key")
+        raise WebAuthnRefused(
+            "webauthn_synced_key", "this key can be synced (a passkey); admins need a device-bound key"
+        )
     if policy.roots_pem:
         _require_attestation_chain(attestation_object, key.aaguid)
         key = dataclasses.replace(key, attested=True)
@@ -242,7 +244,9 @@ def verify_assertion(policy: KeyPolicy, response: dict, *, challenge: bytes, pub
     new = verified.new_sign_count
     # WebAuthn §6.1.1: a counter that does not grow (when either is non-zero) may mean a cloned key.
     if (new or stored_count) and new <= stored_count:
-        raise WebAuthnRefused("webauthn_counter", f"sign counter went from {stored_count} to {new}: possible cloned key")
+        raise WebAuthnRefused(
+            "webauthn_counter", f"sign counter went from {stored_count} to {new}: possible cloned key"
+        )
     return Assertion(credential_id=verified.credential_id, sign_count=new)
 
 

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from service.journal import Event, JournalWriter
 
@@ -98,7 +98,7 @@ class RefusalTally:
         minute, kind, route = key
         reasons = tuple({"code": code, "text": entry.texts[code], "count": n} for code, n in entry.codes.most_common())
         detail = {"what": "anonymous", "route": route, "count": entry.total, "sources": entry.sources,
-                  "minute": datetime.fromtimestamp(minute * 60, timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+                  "minute": datetime.fromtimestamp(minute * 60, UTC).strftime("%Y-%m-%dT%H:%MZ"),
                   "process": f"{socket.gethostname()}:{os.getpid()}"}
         try:
             self.journal.record(Event(kind=kind, outcome="refused", actor="anonymous", reasons=reasons, detail=detail))

@@ -1,7 +1,7 @@
 """Bearer tokens on requests (RFC 6750): the client behind a token, verified and cached per process."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -35,7 +35,7 @@ class TokenCache:
             return
         until = time.monotonic() + self.seconds
         if expires_at is not None:
-            until = min(until, time.monotonic() + (expires_at - datetime.now(timezone.utc)).total_seconds())
+            until = min(until, time.monotonic() + (expires_at - datetime.now(UTC)).total_seconds())
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[digest] = (until, principal)

@@ -118,10 +118,20 @@ class _Server(AuthorizationServer):
         return super().handle_error_response(oauth_request, error)
 
     def _journal_refusal(self, code: str, reason: str, scope: str) -> None:
-        self.services.journal.record(Event(
-            kind="admin", outcome="refused", actor=f"client:{_claimed_client_id()}", reasons=({"code": code, "text": reason},),
-            detail={"what": "oauth:token", "method": request.method, "path": request.path,
-                    **({"scope": scope[:200]} if scope else {})}))
+        self.services.journal.record(
+            Event(
+                kind="admin",
+                outcome="refused",
+                actor=f"client:{_claimed_client_id()}",
+                reasons=({"code": code, "text": reason},),
+                detail={
+                    "what": "oauth:token",
+                    "method": request.method,
+                    "path": request.path,
+                    **({"scope": scope[:200]} if scope else {}),
+                },
+            )
+        )
 
 
 def _claimed_client_id() -> str:

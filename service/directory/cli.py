@@ -68,7 +68,9 @@ def sync_ldap(ctx: Context, full: bool, dry_run: bool):
         raise ldapsync.SyncFailed(f"ldap sync failed{run}: {result.message}")
     if result.state == "held":
         click.echo(f"run {result.run_id} HELD: {result.message}")
-        click.echo(f"confirm: gatehouse sync confirm {result.run_id}    discard: gatehouse sync discard {result.run_id}")
+        click.echo(
+            f"confirm: gatehouse sync confirm {result.run_id}    discard: gatehouse sync discard {result.run_id}"
+        )
         sys.exit(HELD_EXIT)
     label = "dry run (nothing written)" if dry_run else f"run {result.run_id} applied"
     click.echo(f"{label}: {result.message}")

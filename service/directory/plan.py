@@ -210,7 +210,7 @@ def _merge(cur: Current | None, wanted: dict, *, disabled: bool, revive: bool) -
     for field, columns in _OWNED.items():
         old, new = tuple(values[c] for c in columns), tuple(wanted[c] for c in columns)
         if new != old and (sources.get(field, LDAP) == LDAP or not any(old)):
-            values.update(zip(columns, new))
+            values.update(zip(columns, new, strict=False))
             sources[field] = LDAP
     # Disabled in the directory always deactivates; enabled re-activates only what LDAP itself deactivated.
     active = False if disabled else (True if revive or sources.get("active", LDAP) == LDAP else values["active"])

@@ -111,10 +111,20 @@ def _sources(text: str) -> dict:
 
 def _people(conn: psycopg.Connection, where: str, params: dict) -> list[Current]:
     rows = conn.execute(_PERSON.format(sql.SQL(where)), {"with_ids": False, **params}).fetchall()
-    return [Current(id=r[0], version=r[1], values={**dict(zip(_VALUES, r[2:12])), "emails": json.loads(r[6]),
-                                                    "active": r[12]},
-                    sources=_sources(r[13]), deleted=r[14], key=r[15], dn=r[16], shared=r[17],
-                    external_ids=tuple(r[18] or ())) for r in rows]
+    return [
+        Current(
+            id=r[0],
+            version=r[1],
+            values={**dict(zip(_VALUES, r[2:12], strict=False)), "emails": json.loads(r[6]), "active": r[12]},
+            sources=_sources(r[13]),
+            deleted=r[14],
+            key=r[15],
+            dn=r[16],
+            shared=r[17],
+            external_ids=tuple(r[18] or ()),
+        )
+        for r in rows
+    ]
 
 
 def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, normalize) -> Loaded:
@@ -250,7 +260,7 @@ def _write_links(conn: psycopg.Connection, entries: list, new: set) -> None:
         return
     moved = [(pid, dn) for pid, source, dn in links if source == "ldap:dn"]
     if moved:
-        conn.execute(_RELEASE, tuple(map(list, zip(*moved))))
+        conn.execute(_RELEASE, tuple(map(list, zip(*moved, strict=False))))
     _copy(conn, "COPY person_external_ids (person_id, source, external_id) FROM STDIN",
           (link for link in links if link[0] in new))
     conn.cursor().executemany(_UPSERT_LINK, [link for link in links if link[0] not in new])
@@ -260,11 +270,11 @@ def _write_members(conn: psycopg.Connection, members: dict, new_groups: set) -> 
     """Memberships: removals, then additions (COPY for groups made by this run, which nobody else can touch yet)."""
     if members["remove"][0]:
         conn.execute(_MEMBER_WRITES["remove"], members["remove"])
-    pairs = list(zip(*members["add"]))
+    pairs = list(zip(*members["add"], strict=False))
     _copy(conn, "COPY group_members (group_id, person_id) FROM STDIN", (p for p in pairs if p[0] in new_groups))
     rest = [p for p in pairs if p[0] not in new_groups]
     if rest:
-        conn.execute(_MEMBER_WRITES["add"], tuple(map(list, zip(*rest))))
+        conn.execute(_MEMBER_WRITES["add"], tuple(map(list, zip(*rest, strict=False))))
 
 
 def _write_removals(conn: psycopg.Connection, removals: list) -> None:

@@ -101,7 +101,9 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
     One round trip when the page has rows (the count rides along as a window);
     a second, count-only one when it has none.
     """
-    condition = sql.SQL("p.deleted_at IS NULL") if where is None else sql.SQL("p.deleted_at IS NULL AND ({})").format(where)
+    condition = (
+        sql.SQL("p.deleted_at IS NULL") if where is None else sql.SQL("p.deleted_at IS NULL AND ({})").format(where)
+    )
     rows = []
     if limit > 0:
         query = sql.SQL(
@@ -189,8 +191,11 @@ def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
     row = conn.execute(
         "SELECT p.id::text FROM people p WHERE p.deleted_at IS NULL AND (p.id::text = %(r)s "
         "OR lower(p.user_name) = lower(%(r)s) OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
-        "OR EXISTS (SELECT 1 FROM person_external_ids x WHERE x.person_id = p.id AND lower(x.external_id) = lower(%(r)s))) "
-        "ORDER BY (p.id::text = %(r)s) DESC LIMIT 1", {"r": ref}).fetchone()
+        "OR EXISTS (SELECT 1 FROM person_external_ids x "
+        "WHERE x.person_id = p.id AND lower(x.external_id) = lower(%(r)s))) "
+        "ORDER BY (p.id::text = %(r)s) DESC LIMIT 1",
+        {"r": ref},
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -306,7 +311,10 @@ def _changes(person: Person, values: dict, active: bool) -> dict:
     old = {f: getattr(person, f) for f in FIELDS if f not in ("manager", "active")}
     new = {f: values[f] for f in old}
     new["emails"] = values["emails"].obj
-    old["manager"], new["manager"] = person.manager_id or person.manager_ref, values["manager_id"] or values["manager_ref"]
+    old["manager"], new["manager"] = (
+        person.manager_id or person.manager_ref,
+        values["manager_id"] or values["manager_ref"],
+    )
     old["active"], new["active"] = person.active, active
     return {f: [old[f], new[f]] for f in FIELDS if old[f] != new[f]}
 

@@ -63,6 +63,8 @@ def jobs_run(ctx: Context, name: str):
     if done.outcome == "busy":
         raise GatehouseError(f"job {name} is running in another worker")
     counts = " ".join(f"{k}={v}" for k, v in done.counts.items())
-    click.echo(f"job {name} {done.outcome}" + (f": {done.error}" if done.error else "") + (f" ({counts})" if counts else ""))
+    click.echo(
+        f"job {name} {done.outcome}" + (f": {done.error}" if done.error else "") + (f" ({counts})" if counts else "")
+    )
     if done.outcome != "ok":
         sys.exit(1)

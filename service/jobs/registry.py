@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from service import db, journal
 from service.db.locks import advisory_lock
@@ -43,8 +43,8 @@ class Job:
         from apscheduler.triggers.interval import IntervalTrigger
 
         if self.every_minutes:
-            return IntervalTrigger(minutes=self.every_minutes, timezone=timezone.utc)
-        return CronTrigger(hour=self.daily_at_hour, minute=0, timezone=timezone.utc)
+            return IntervalTrigger(minutes=self.every_minutes, timezone=UTC)
+        return CronTrigger(hour=self.daily_at_hour, minute=0, timezone=UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,7 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
         if conn is None:
             log.info("job %s skipped: another worker is running it", job.name)
             return JobRun(job.name, "busy", {})
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         store.mark_interrupted(conn, job.name)  # we hold the lock: a run still marked running lost its runner
         run_id = store.start_run(conn, job.name, trigger, runner())
         outcome, counts, error = "ok", {}, None
@@ -105,7 +105,7 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
         except Exception as e:  # a job's failure is recorded, never kills the worker
             log.exception("job %s failed", job.name)
             outcome, error = "failed", db.first_line(e)
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         with conn.transaction():
             store.finish_run(conn, run_id, finished, outcome, counts, error)
             journal.append(conn, journal.Event(

@@ -7,7 +7,7 @@ job's advisory lock, so across replicas one worker runs each firing.
 
 import logging
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from service.jobs.registry import run_job
 
@@ -20,10 +20,10 @@ def build_scheduler(services, registry: dict):
     """A BlockingScheduler (UTC) with one entry per job; nothing runs until start()."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    scheduler = BlockingScheduler(timezone=timezone.utc, job_defaults={
+    scheduler = BlockingScheduler(timezone=UTC, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
     for job in registry.values():
-        first = {"next_run_time": datetime.now(timezone.utc)} if job.run_at_start else {}
+        first = {"next_run_time": datetime.now(UTC)} if job.run_at_start else {}
         scheduler.add_job(run_job, job.trigger(), args=(services, job), id=job.name, name=job.name, **first)
     return scheduler
 

@@ -223,7 +223,7 @@ class JournalWriter:
                                             application_name="gatehouse-journal")
             conn = holder[0]
             with conn.transaction():
-                columns = [list(c) for c in zip(*(p.event.columns() for p in batch))]
+                columns = [list(c) for c in zip(*(p.event.columns() for p in batch), strict=False)]
                 rows = conn.execute(_INSERT_MANY, columns).fetchall()
             rows.sort()  # seq follows the batch's order
             for p, (seq, ts, digest) in zip(batch, rows, strict=True):

@@ -9,7 +9,7 @@ import json
 import unicodedata
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from psycopg import sql
 from scim2_filter_parser import ast
@@ -222,7 +222,7 @@ class _Compiler:
         """An and/or chain; "and" binds tighter than "or" (RFC 7644 §3.4.2.2), which the library ignores."""
         operands, ops = _terms(node)
         groups = [[self.filter(operands[0], rows)]]
-        for op, operand in zip(ops, operands[1:]):
+        for op, operand in zip(ops, operands[1:], strict=False):
             if op == "or":
                 groups.append([])
             groups[-1].append(self.filter(operand, rows))
@@ -384,7 +384,7 @@ def _timestamp(value) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidFilter(f"{text!r} is not an ISO 8601 date and time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 _VALUES = {"uuid": _uuid, "bool": _boolean, "time": _timestamp, "text": _string}

@@ -5,8 +5,8 @@ Pure, no I/O. Split out of patch.py, which applies operations at the targets res
 
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer

@@ -28,7 +28,9 @@ def _validate(model, payload, ctx: Context):
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-        raise ScimError(400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), "invalidValue") from None
+        raise ScimError(
+            400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), "invalidValue"
+        ) from None
 
 
 def _text(value) -> str | None:

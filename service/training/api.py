@@ -1,6 +1,6 @@
 """Training in: HR's learning system reports completed courses; each item gets its own result."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 from flask import Blueprint, g, jsonify, request
@@ -25,7 +25,7 @@ def completions():
     try:
         with services.pool.connection() as conn:
             results = training.record_completions(
-                conn, items, policy=services.policy, now=datetime.now(timezone.utc), actor=g.principal.actor)
+                conn, items, policy=services.policy, now=datetime.now(UTC), actor=g.principal.actor)
     except psycopg.OperationalError as e:  # PoolTimeout is one too
         raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
     counts = dict.fromkeys(training.STATUSES, 0)

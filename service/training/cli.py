@@ -2,7 +2,7 @@
 
 import csv
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -39,7 +39,7 @@ def training_import(ctx: Context, file: Path, source: str | None):
         with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout, autocommit=True) as conn:
             for chunk, done in _chunks(good):
                 found = training.record_completions(conn, [raw for _, raw in chunk], policy=policy,
-                                                    now=datetime.now(timezone.utc), actor=operator_actor())
+                                                    now=datetime.now(UTC), actor=operator_actor())
                 results.update({chunk[r.index][0]: r for r in found})
                 done(len(chunk))
     except psycopg.OperationalError as e:

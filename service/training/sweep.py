@@ -11,7 +11,7 @@ Writers lock the person's row, so a sweep and an import never interleave.
 
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -213,7 +213,7 @@ def _record_one(conn, index: int, c: Completion, person_id: str, policy: Policy,
 
 def sweep_job(services) -> dict:
     """The worker's training_sweep job, at the real clock."""
-    return sweep(services, now=datetime.now(timezone.utc))
+    return sweep(services, now=datetime.now(UTC))
 
 
 def sweep(services, *, now: datetime) -> dict:
@@ -345,7 +345,7 @@ def _resource_names(keys: list[str], policy: Policy) -> list[str]:
 
 
 def _at(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- the outbox ----------------------------------------------------------------------------------

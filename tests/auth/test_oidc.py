@@ -176,7 +176,10 @@ def test_sign_in_by_verified_email(client, provider, database, people):
 
 
 def test_a_secondary_verified_email_matches(client, provider, people):
-    assert _sign_in(client, provider, "sub-1", {"email": "alice.smith@example.com", "email_verified": True}).status_code == 302
+    assert (
+        _sign_in(client, provider, "sub-1", {"email": "alice.smith@example.com", "email_verified": True}).status_code
+        == 302
+    )
     text = client.get("/me").get_data(as_text=True)
     assert "<strong>alice</strong>" in text and "auditor" in text
 

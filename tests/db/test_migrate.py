@@ -94,7 +94,9 @@ def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(emp
         assert conn.execute("SELECT count(*) FROM people").fetchone() == (len(people),)  # nobody dropped
         assert conn.execute("SELECT to_regclass('people_primary_email_key')").fetchone() == (None,)
         assert 12 not in [v for v, in conn.execute("SELECT version FROM schema_migrations")]
-        conn.execute("UPDATE people SET primary_email = user_name || '@example.com' WHERE user_name IN ('ann2', 'ann3', 'bo2')")
+        conn.execute(
+            "UPDATE people SET primary_email = user_name || '@example.com' WHERE user_name IN ('ann2', 'ann3', 'bo2')"
+        )
     assert 12 in [m.version for m in migrate.migrate(empty_database)]
     with psycopg.connect(empty_database.owner_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute("INSERT INTO people (user_name, primary_email, source) VALUES ('eve', 'BO@example.com', 'manual')")

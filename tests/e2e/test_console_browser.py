@@ -99,5 +99,7 @@ def test_enroll_sign_in_and_create_a_client_in_a_real_browser(server, browser_pa
 
     with psycopg.connect(database.owner_url) as conn:
         assert conn.execute("SELECT name, scopes FROM api_clients").fetchall() == [("vpn-gateway", ["access:check"])]
-        actions = [r[0] for r in conn.execute("SELECT detail->>'action' FROM journal WHERE outcome = 'ok' ORDER BY seq")]
+        actions = [
+            r[0] for r in conn.execute("SELECT detail->>'action' FROM journal WHERE outcome = 'ok' ORDER BY seq")
+        ]
     assert actions == ["admins.enroll", "keys.enroll", "signout", "signin", "clients.create"]

@@ -1,4 +1,4 @@
-"""The worker and its jobs on a real PostgreSQL (and slapd for the LDAP jobs): one runner per job, every run journaled."""
+"""The worker and its jobs on a real PostgreSQL (slapd for the LDAP jobs): one runner per job, every run journaled."""
 
 import dataclasses
 import os
@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -97,7 +97,7 @@ def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(sett
         thread.join()
     for entry in entries.values():
         assert (entry.coalesce, entry.max_instances, entry.misfire_grace_time) == (True, 1, worker.MISFIRE_GRACE)
-    assert abs(entries["ldap_incremental"].next_run_time - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(entries["ldap_incremental"].next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
     assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']"
     assert not {"ldap_incremental", "ldap_full"} & set(registry.configured(dataclasses.replace(settings, ldap_url=())))
 

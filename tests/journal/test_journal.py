@@ -36,7 +36,7 @@ def test_rows_are_chained_by_the_database_and_the_hash_is_reproducible(database)
     assert [r.seq for r in receipts] == [1, 2, 3, 4, 5]
     rows = _rows(database.app_url)
     assert rows[0][1] == journal.GENESIS
-    for before, after in zip(rows, rows[1:]):
+    for before, after in zip(rows, rows[1:], strict=False):
         assert after[1] == before[2]
     with psycopg.connect(database.app_url) as conn:
         first = conn.execute(journal.chain._CANONICAL_SELECT, (0,)).fetchone()
@@ -298,7 +298,9 @@ def test_after_a_deleted_tail_appends_are_refused_with_one_clear_error(database,
 def test_a_batch_of_appends_is_not_mistaken_for_a_deleted_tail(database):
     """Inside one multi-row INSERT the head moves only at the statement's end."""
     with psycopg.connect(database.app_url) as conn:
-        rows = conn.execute(journal.chain._INSERT_MANY, [list(c) for c in zip(*(_event(i).columns() for i in range(5)))])
+        rows = conn.execute(
+            journal.chain._INSERT_MANY, [list(c) for c in zip(*(_event(i).columns() for i in range(5)), strict=False)]
+        )
         assert [r[0] for r in rows.fetchall()] == [1, 2, 3, 4, 5]
         conn.commit()
         journal.check_tail(conn)
@@ -311,7 +313,10 @@ def test_after_a_deleted_tail_cli_commands_that_append_exit_1_with_one_line(data
         done = gatehouse(*command, env=db_env(database))
         assert (done.returncode, done.stdout, done.stderr) == (1, "", f"gatehouse: error: {_broken(3, 2)}\n")
     with psycopg.connect(database.app_url) as conn:  # the change and its journal row vanished together
-        assert conn.execute("SELECT (SELECT count(*) FROM api_clients), (SELECT count(*) FROM admins)").fetchone() == (0, 0)
+        assert conn.execute("SELECT (SELECT count(*) FROM api_clients), (SELECT count(*) FROM admins)").fetchone() == (
+            0,
+            0,
+        )
     done = gatehouse("journal", "verify", env=db_env(database))
     assert (done.returncode, done.stdout.strip()) == (1, "BAD 3 the chain ends at seq 2 but its head says 3")
     assert _verify(database) == journal.Verification(False, 2, _rows(database.app_url)[1][2].hex(), 3,
@@ -391,7 +396,10 @@ def test_a_rewrite_that_recomputes_the_chain_passes_verify_but_not_an_anchor(dat
     plain = gatehouse("journal", "verify", env=env)  # the chain alone cannot tell
     assert (plain.returncode, plain.stdout.strip()) == (0, f"OK 5 {rewritten[5]}")
     head = gatehouse("journal", "verify", "--expect", f"5:{receipts[4].hash}", env=env)
-    assert (head.returncode, head.stdout) == (1, f"BAD 5 hash is {rewritten[5]}, expected {receipts[4].hash} (--expect)\n")
+    assert (head.returncode, head.stdout) == (
+        1,
+        f"BAD 5 hash is {rewritten[5]}, expected {receipts[4].hash} (--expect)\n",
+    )
     several = gatehouse("journal", "verify", "--expect", f"1:{receipts[0].hash}", "--expect",
                         f"2:{receipts[1].hash.upper()}", env=env)
     assert (several.returncode, several.stdout.split()[:2]) == (1, ["BAD", "2"])
@@ -405,7 +413,10 @@ def test_an_anchor_past_the_end_is_a_missing_row_and_a_malformed_one_is_refused(
     receipts = _append(database.app_url, [_event(i) for i in range(2)])
     env = db_env(database)
     gone = gatehouse("journal", "verify", "--expect", f"3:{receipts[1].hash}", env=env)
-    assert (gone.returncode, gone.stdout.strip()) == (1, f"BAD 3 row is missing, expected {receipts[1].hash} (--expect)")
+    assert (gone.returncode, gone.stdout.strip()) == (
+        1,
+        f"BAD 3 row is missing, expected {receipts[1].hash} (--expect)",
+    )
     for bad in ("2", f"0:{receipts[1].hash}", f"2:{receipts[1].hash[:-1]}", f"x:{receipts[1].hash}"):
         done = gatehouse("journal", "verify", "--expect", bad, env=env)
         assert done.returncode == 2 and done.stdout == "", bad

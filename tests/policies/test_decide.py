@@ -1,7 +1,7 @@
 """decide() on plain values: every reason, exact boundaries, several reasons at once, properties."""
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -25,7 +25,7 @@ from policies import (
 )
 from policies.model import GRANT_STATES, REVIEW_DECISIONS
 
-UTC = timezone.utc
+UTC = UTC
 SECOND, DAY = timedelta(seconds=1), timedelta(days=1)
 STARTED = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 COMPLETED = datetime(2024, 1, 5, 14, 30, tzinfo=UTC)
@@ -386,11 +386,18 @@ def test_an_undecided_and_a_decided_item_of_one_campaign_and_deadline():
         (lambda: decide(FACTS, POLICY, datetime(2024, 6, 1)), "now must be a timezone-aware datetime"),
         (lambda: Person(True, False, datetime(2024, 1, 1)), "started_at must be a timezone-aware datetime"),
         (lambda: ReviewItem("q1", datetime(2024, 1, 1)), "due_at must be a timezone-aware datetime"),
-        (lambda: ReviewItem("q1", NOW, "maybe"), "review decision must be one of (None, 'approve', 'revoke'), got 'maybe'"),
-        (lambda: replace(FACTS, grant="paused"),
-         "grant must be one of (None, 'active', 'suspended', 'revoked'), got 'paused'"),
-        (lambda: replace(FACTS, completions={"privacy": datetime(2024, 1, 1)}),
-         "completions['privacy'] must be a timezone-aware datetime"),
+        (
+            lambda: ReviewItem("q1", NOW, "maybe"),
+            "review decision must be one of (None, 'approve', 'revoke'), got 'maybe'",
+        ),
+        (
+            lambda: replace(FACTS, grant="paused"),
+            "grant must be one of (None, 'active', 'suspended', 'revoked'), got 'paused'",
+        ),
+        (
+            lambda: replace(FACTS, completions={"privacy": datetime(2024, 1, 1)}),
+            "completions['privacy'] must be a timezone-aware datetime",
+        ),
         (lambda: Decision(True, (), "v1"), "an allow has exactly one 'ok' reason; a deny has one or more deny reasons"),
     ],
 )

@@ -177,30 +177,45 @@ EXACT = [
     (edited("max_deactivations = 50", "max_deactivations = 50\ncolour = 1"), "guard.colour: unknown key"),
     (edited("cadence_days = 90\n", ""), "reviews.cadence_days: missing"),
     (edited("0.10", '"10%"'), "guard.max_deactivation_share: must be a number, got a string"),
-    (edited("max_deactivations = 50", 'max_deactivations = "50"'),
-     "guard.max_deactivations: must be an integer, got a string"),
+    (
+        edited("max_deactivations = 50", 'max_deactivations = "50"'),
+        "guard.max_deactivations: must be an integer, got a string",
+    ),
     (edited("due_days = 14", 'due_days = "14"'), "reviews.due_days: must be an integer, got a string"),
     (edited("due_days = 14", "due_days = 0"), "reviews.due_days: must be between 1 and 36500 days, got 0"),
-    (edited("reminder_days = [7, 30, 1]", "reminder_days = 7"),
-     "training[0].reminder_days: must be a list, got an integer"),
-    (edited("reminder_days = [7, 30, 1]", "reminder_days = [7, 7]"), "training[0].reminder_days[1]: duplicate reminder 7"),
+    (
+        edited("reminder_days = [7, 30, 1]", "reminder_days = 7"),
+        "training[0].reminder_days: must be a list, got an integer",
+    ),
+    (
+        edited("reminder_days = [7, 30, 1]", "reminder_days = [7, 7]"),
+        "training[0].reminder_days[1]: duplicate reminder 7",
+    ),
     (edited('gates = ["vpn"]', 'gates = ["vpn", "vpn"]'), "training[0].gates[1]: duplicate gate 'vpn'"),
     (edited('gates = ["vpn"]', "gates = []"), "training[0].gates: must not be empty"),
-    (edited('applies_to = ["hr", "legal"]', 'applies_to = ["hr", "hr"]'),
-     "training[1].applies_to[1]: duplicate department 'hr'"),
+    (
+        edited('applies_to = ["hr", "legal"]', 'applies_to = ["hr", "hr"]'),
+        "training[1].applies_to[1]: duplicate department 'hr'",
+    ),
     (edited('name = "Git"', 'name = "  "'), "resources[1].name: must not be empty"),
     (edited('kind = "tool"', "kind = 1"), "resources[1].kind: must be a string, got an integer"),
     (edited('key = "git"', "key = 1"), "resources[1].key: must be a string, got an integer"),
     (edited('name = "Security awareness"', "name = 1"), "training[0].name: must be a string, got an integer"),
-    (edited('name = "Security awareness"', "name = 2024-01-01T00:00:00Z"),
-     "training[0].name: must be a string, got datetime"),  # a TOML type we have no phrase for keeps its name
+    (
+        edited('name = "Security awareness"', "name = 2024-01-01T00:00:00Z"),
+        "training[0].name: must be a string, got datetime",
+    ),  # a TOML type we have no phrase for keeps its name
     (edited('gates = ["vpn"]', 'gates = [{ key = "vpn" }]'), "training[0].gates[0]: must be a string, got a table"),
-    (("training = 3\n" + WITHOUT_TRAINING).encode(),
-     "training: must be an array of tables ([[training]]), got an integer"),
+    (
+        ("training = 3\n" + WITHOUT_TRAINING).encode(),
+        "training: must be an array of tables ([[training]]), got an integer",
+    ),
     (("training = [1]\n" + WITHOUT_TRAINING).encode(), "training[0]: must be a table, got an integer"),
     (("resources = [1, 2]\n" + WITHOUT_RESOURCES).encode(), "resources[0]: must be a table, got an integer"),
-    (("resources = 3\n" + WITHOUT_RESOURCES).encode(),
-     "resources: must be an array of tables ([[resources]]), got an integer"),
+    (
+        ("resources = 3\n" + WITHOUT_RESOURCES).encode(),
+        "resources: must be an array of tables ([[resources]]), got an integer",
+    ),
 ]
 
 

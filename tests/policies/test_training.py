@@ -1,12 +1,12 @@
 """The training rule on plain values: lapse instants, states, reminders."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from policies import TrainingRequirement, TrainingStatus, lapses_at, reminders_due, training_status
 
-UTC = timezone.utc
+UTC = UTC
 SECOND, DAY = timedelta(seconds=1), timedelta(days=1)
 STARTED = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 COMPLETED = datetime(2024, 1, 5, 14, 30, tzinfo=UTC)

@@ -30,12 +30,20 @@ def test_discovery_tells_what_is_supported(scim):
 
 
 def test_rfc_7643_enterprise_user_round_trip(scim):
-    body = {"schemas": [USER, ENTERPRISE], "externalId": "701984", "userName": "bjensen@example.com",
-            "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara"},
-            "displayName": "Babs Jensen", "title": "Tour Guide", "active": True,
-            "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True},
-                       {"value": "babs@jensen.org", "type": "home"}],
-            ENTERPRISE: {"employeeNumber": "701984", "organization": "Universal Studios", "department": "Tour Operations"}}
+    body = {
+        "schemas": [USER, ENTERPRISE],
+        "externalId": "701984",
+        "userName": "bjensen@example.com",
+        "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara"},
+        "displayName": "Babs Jensen",
+        "title": "Tour Guide",
+        "active": True,
+        "emails": [
+            {"value": "bjensen@example.com", "type": "work", "primary": True},
+            {"value": "babs@jensen.org", "type": "home"},
+        ],
+        ENTERPRISE: {"employeeNumber": "701984", "organization": "Universal Studios", "department": "Tour Operations"},
+    }
     status, created, _ = scim.post("Users", body)
     assert status == 201
     assert created[ENTERPRISE] == {"employeeNumber": "701984", "organization": "Universal Studios",
