@@ -22,6 +22,8 @@ with warnings.catch_warnings():
     from ldap3.core import exceptions as lx
     from ldap3.utils.conv import escape_filter_chars
 
+from connectors.directory import LdapGroup, LdapPerson, Snapshot, normalize_dn
+
 log = logging.getLogger(__name__)
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696 simple paged results control
@@ -134,61 +136,6 @@ def ad_preset(urls, *, user_name: str = "sAMAccountName", **settings) -> LdapCon
     defaults = {"user_filter": "(&(objectCategory=person)(objectClass=user))", "group_filter": "(objectClass=group)",
                 "mapping": replace(AD_MAPPING, user_name=user_name), "flavor": "ad"}
     return LdapConfig(urls=urls, **{**defaults, **settings})
-
-
-@dataclass(frozen=True)
-class LdapPerson:
-    """One person entry; optional fields are None when the entry lacks the attribute."""
-
-    dn: str
-    key: str
-    user_name: str
-    given_name: str | None
-    family_name: str | None
-    display_name: str | None
-    email: str | None
-    employee_number: str | None
-    department: str | None
-    title: str | None
-    manager_dn: str | None
-    disabled: bool
-    modified: str | None
-    member_of: tuple[str, ...] = ()  # direct groups, from memberOf when the server keeps it
-
-
-@dataclass(frozen=True)
-class LdapGroup:
-    """One group: its direct member DNs and the person DNs reached through nested groups."""
-
-    dn: str
-    key: str
-    name: str | None
-    member_dns: tuple[str, ...]
-    members: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one read saw; complete is True only for a full read (absence then means removal)."""
-
-    people: tuple[LdapPerson, ...]
-    groups: tuple[LdapGroup, ...]
-    complete: bool
-    high_water: str | None
-    pages: int
-    entries_read: int
-
-
-_DN_SPACES = re.compile(r"\s*([,=+])\s*")
-_ANY_SPACE = re.compile(r"\s")
-
-
-def normalize_dn(dn: str) -> str:
-    """A comparison form of a DN: case-folded, no spaces around separators (RFC 4514 names)."""
-    folded = dn.strip().lower()
-    if not _ANY_SPACE.search(folded):  # the usual case, and 20 times cheaper than the substitution
-        return folded
-    return _DN_SPACES.sub(r"\1", folded)
 
 
 def read_directory(config: LdapConfig, *, since: str | None = None,

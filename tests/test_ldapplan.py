@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from connectors.ldap import LdapGroup, LdapPerson, Snapshot
+from connectors.directory import LdapGroup, LdapPerson, Snapshot
 from service.directory.plan import hold_reason, plan, refusal
 from service.directory.store import Current, CurrentGroup, Loaded
 

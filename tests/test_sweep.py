@@ -11,6 +11,7 @@ from service import bootstrap
 from service.access.resources import sync_resources_at
 from service.app import create_app
 from service.bootstrap import load_policy
+from service.training import plan as planning
 from service.training import sweep as training
 from tests.conftest import db_env, gatehouse
 from tests.smtpserver import smtp  # noqa: F401  (a fixture)
@@ -181,13 +182,13 @@ max_deactivation_share = 0.1
 max_deactivations = 50
 """, source="test")
     at = datetime(2025, 6, 1, tzinfo=UTC)
-    suspended = training.Grant("g1", "vpn", "suspended", "training_lapsed:a")
-    standing = training.Standing("p1", "Pat", None, None, at - timedelta(days=900), None, (suspended,),
+    suspended = planning.Grant("g1", "vpn", "suspended", "training_lapsed:a")
+    standing = planning.Standing("p1", "Pat", None, None, at - timedelta(days=900), None, (suspended,),
                                  {"a": at - timedelta(days=1), "b": at - timedelta(days=400)},
                                  frozenset({("b", at - timedelta(days=35))}), frozenset())
-    assert training.plan(standing, policy, at).restore == ()
+    assert planning.plan(standing, policy, at).restore == ()
     done = dataclasses.replace(standing, completions={"a": at - timedelta(days=1), "b": at - timedelta(days=1)})
-    assert training.plan(done, policy, at).restore == (suspended,)
+    assert planning.plan(done, policy, at).restore == (suspended,)
 
 
 # --- reminders and mail delivery -----------------------------------------------------------------

@@ -334,6 +334,6 @@ def test_csv_with_a_nul_or_bad_utf8_is_refused_line_by_line_and_stores_nothing(d
 
 def test_the_api_document_lists_every_status():
     from service import openapi
-    from service.training import sweep as training
+    from service.training import plan as planning
 
-    assert openapi._STATUSES == list(training.STATUSES)
+    assert openapi._STATUSES == list(planning.STATUSES)

@@ -15,17 +15,57 @@ import re
 import uuid
 from collections import defaultdict
 
-from connectors.ldap import LdapPerson, Snapshot, normalize_dn
-from service.directory.store import Current, Loaded
-from service.identity import people
-from service.identity.people import primary_email
+from connectors.directory import LdapPerson, Snapshot, normalize_dn
+from service.identity.model import FIELDS, primary_email
 
 LDAP, LDAP_DN = "ldap", "ldap:dn"  # person_external_ids sources: the stable key, the normalized DN
 ATTRS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department", "title")
 _OWNED = {**{a: (a,) for a in ATTRS}, "manager": ("manager_id", "manager_ref")}  # source field → columns
 _COLUMNS = (*ATTRS, "manager_id", "manager_ref")
-_ALL_FROM_LDAP = {f: LDAP for f in people.FIELDS}
+_ALL_FROM_LDAP = {f: LDAP for f in FIELDS}
 _SPACE = re.compile(r"\s")
+
+
+# --- what Gatehouse has, as the store loads it -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Current:
+    """A person as Gatehouse has them: values by column, attribute sources, LDAP key and normalized DN."""
+
+    id: str
+    version: int
+    values: dict
+    sources: dict
+    deleted: bool
+    key: str | None
+    dn: str | None
+    shared: bool  # known to another source too: leaving LDAP deactivates them, never deletes
+    external_ids: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CurrentGroup:
+    id: str
+    key: str
+    name: str
+    members: frozenset
+
+
+@dataclasses.dataclass
+class Loaded:
+    """What Gatehouse has that a read may touch."""
+
+    known: dict  # LDAP key → Current (deleted people too, so a returning entry is revived)
+    candidates: list  # live people of other sources the join key may match, oldest first
+    pending: list  # people waiting for a manager whose DN this read names
+    names: dict  # lower(userName) → person id, for every person a read names
+    numbers: dict  # employee number → person id
+    dns: dict  # normalized DN → id of a live LDAP person
+    groups: dict  # LDAP key → CurrentGroup
+    other_group_names: set  # lower(displayName) of groups from other sources
+    total: int  # live people from LDAP
+    emails: dict = dataclasses.field(default_factory=dict)  # lower(primary e-mail) → id of the live person with it
 
 
 @functools.lru_cache(maxsize=1 << 18)

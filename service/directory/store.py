@@ -15,53 +15,15 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from service import journal
+from service.directory.plan import Current, CurrentGroup, Loaded
 from service.identity import people
-from service.identity.people import primary_email
+from service.identity.model import primary_email
 
 SOURCE = "ldap"
 _VALUES = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",
            "title", "manager_id", "manager_ref")
 _WRITTEN = sql.SQL(", ").join(map(sql.Identifier, ("id", *_VALUES[:5], "primary_email", *_VALUES[5:], "active",
                                                      "attribute_sources")))
-
-
-@dataclasses.dataclass(frozen=True)
-class Current:
-    """A person as Gatehouse has them: values by column, attribute sources, LDAP key and normalized DN."""
-
-    id: str
-    version: int
-    values: dict
-    sources: dict
-    deleted: bool
-    key: str | None
-    dn: str | None
-    shared: bool  # known to another source too: leaving LDAP deactivates them, never deletes
-    external_ids: tuple = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class CurrentGroup:
-    id: str
-    key: str
-    name: str
-    members: frozenset
-
-
-@dataclasses.dataclass
-class Loaded:
-    """What Gatehouse has that a read may touch."""
-
-    known: dict  # LDAP key → Current (deleted people too, so a returning entry is revived)
-    candidates: list  # live people of other sources the join key may match, oldest first
-    pending: list  # people waiting for a manager whose DN this read names
-    names: dict  # lower(userName) → person id, for every person a read names
-    numbers: dict  # employee number → person id
-    dns: dict  # normalized DN → id of a live LDAP person
-    groups: dict  # LDAP key → CurrentGroup
-    other_group_names: set  # lower(displayName) of groups from other sources
-    total: int  # live people from LDAP
-    emails: dict = dataclasses.field(default_factory=dict)  # lower(primary e-mail) → id of the live person with it
 
 
 _PERSON = sql.SQL("""

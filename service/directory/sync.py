@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from connectors.ldap import LdapConfig, LdapError, Snapshot, ad_preset, openldap_preset, read_directory
+from connectors.directory import Snapshot
+from connectors.ldap import LdapConfig, LdapError, ad_preset, openldap_preset, read_directory
 from service import journal
 from service.access import grants as grant_changes
 from service.db import first_line

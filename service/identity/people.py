@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from service.errors import Conflict
+from service.identity.model import FIELDS, primary_email
 
 _COLUMNS = sql.SQL("""
     p.id::text, p.user_name, p.given_name, p.family_name, p.display_name, p.emails, p.primary_email,
@@ -19,9 +20,6 @@ _COLUMNS = sql.SQL("""
     coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
               WHERE x.person_id = p.id), '{}')""")
 
-# The attributes a source may set, in the order changes are reported.
-FIELDS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",
-          "organization", "title", "manager", "active")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,12 +67,6 @@ class Fields:
     manager_ref: str | None = None
     active: bool | None = None
     external_id: str | None = None
-
-
-def primary_email(emails) -> str | None:
-    """The primary e-mail, else the first one."""
-    chosen = next((e for e in emails if e.get("primary")), emails[0] if emails else None)
-    return chosen.get("value") if chosen else None
 
 
 def _select(where: sql.Composable) -> sql.Composed:

@@ -9,6 +9,7 @@ from service import web
 from service.auth.guards import require_scope
 from service.db import first_line
 from service.errors import BadRequest, DatabaseUnavailable
+from service.training import plan as planning
 from service.training import sweep as training
 
 bp = Blueprint("training", __name__, url_prefix="/api/v1/training")
@@ -28,7 +29,7 @@ def completions():
                 conn, items, policy=services.policy, now=datetime.now(UTC), actor=g.principal.actor)
     except psycopg.OperationalError as e:  # PoolTimeout is one too
         raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
-    counts = dict.fromkeys(training.STATUSES, 0)
+    counts = dict.fromkeys(planning.STATUSES, 0)
     for r in results:
         counts[r.status] += 1
     return jsonify(results=[{"index": r.index, "status": r.status, "detail": r.detail} for r in results],
@@ -40,6 +41,6 @@ def _items() -> list:
     if not isinstance(body, dict) or not isinstance(body.get("completions"), list):
         raise BadRequest('expected a JSON object {"completions": [...]} with Content-Type: application/json')
     items = body["completions"]
-    if not 1 <= len(items) <= training.MAX_ITEMS:
-        raise BadRequest(f"send between 1 and {training.MAX_ITEMS} completions per request")
+    if not 1 <= len(items) <= planning.MAX_ITEMS:
+        raise BadRequest(f"send between 1 and {planning.MAX_ITEMS} completions per request")
     return items

@@ -11,6 +11,7 @@ import psycopg
 from service import db
 from service.cli_context import Context, operator_actor, pass_ctx
 from service.errors import BadRequest, DatabaseUnavailable, GatehouseError
+from service.training import plan as planning
 from service.training import sweep as training
 
 COLUMNS = ("person", "course", "completed_at", "source_id")
@@ -34,7 +35,7 @@ def training_import(ctx: Context, file: Path, source: str | None):
     lines = read_csv(file, source or f"csv:{file.name}"[:64])
     policy = load_policy(ctx.settings.policy_file)
     good = [(n, raw) for n, raw in lines if isinstance(raw, dict)]
-    results = {n: training.Result(n, training.INVALID, raw) for n, raw in lines if not isinstance(raw, dict)}
+    results = {n: planning.Result(n, planning.INVALID, raw) for n, raw in lines if not isinstance(raw, dict)}
     try:
         with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout, autocommit=True) as conn:
             for chunk, done in _chunks(good):
@@ -94,13 +95,13 @@ def _chunks(good: list):
 
 
 def _report(results: dict) -> None:
-    counts = dict.fromkeys(training.STATUSES, 0)
+    counts = dict.fromkeys(planning.STATUSES, 0)
     for n in sorted(results):
         r = results[n]
         counts[r.status] += 1
-        if r.status in training.NOT_IMPORTED:
+        if r.status in planning.NOT_IMPORTED:
             click.echo(f"line {n}: {r.status}: {r.detail}")
     click.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
-    bad = sum(counts[s] for s in training.NOT_IMPORTED)
+    bad = sum(counts[s] for s in planning.NOT_IMPORTED)
     if bad:
         raise GatehouseError(f"{bad} of {len(results)} lines were not imported (see above)")

@@ -1,39 +1,14 @@
 """Training: completions, the sweep's view of each person, lapses, reminders and the e-mail outbox."""
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
 from service.identity import people
-
-
-@dataclasses.dataclass(frozen=True)
-class Grant:
-    """A grant the sweep may act on: active, or suspended for a training lapse."""
-
-    id: str
-    resource: str
-    state: str
-    reason: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Standing:
-    """One person's training facts and what the sweep already did about them."""
-
-    person_id: str
-    name: str
-    email: str | None
-    manager_email: str | None
-    started_at: datetime
-    department: str | None
-    grants: tuple[Grant, ...]
-    completions: Mapping[str, datetime]
-    lapses: frozenset  # {(course, lapses_at)} recorded
-    reminders: frozenset  # {(course, lapses_at, days_before)} queued
+from service.training.plan import Grant, Standing
 
 
 @dataclasses.dataclass(frozen=True)
