@@ -126,3 +126,8 @@ def apply_rules(conn: psycopg.Connection) -> list[Change]:
                               ([c[0] for c in changes],)).fetchall())
     keys = dict(conn.execute("SELECT id, key FROM resources WHERE id = ANY(%s)", ([c[1] for c in changes],)).fetchall())
     return [Change(pid, names[pid], keys[rid], state, reason) for pid, rid, state, reason in changes]
+
+
+def resource_keys(conn: psycopg.Connection) -> list[str]:
+    """Every resource's key, in order: what a grant or a rule may name."""
+    return [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]

@@ -26,7 +26,7 @@ def _text(params, key: str) -> str:
 def page():
     with web.connection() as conn:
         rules = grants.rules(conn)
-        resources = [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]
+        resources = grants.resource_keys(conn)
     return render_template("admin_access.html", rules=rules, resources=resources,
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 

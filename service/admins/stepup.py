@@ -44,14 +44,14 @@ class Proof:
             detail=detail))
 
 
-def key_policy(settings) -> webauthn.KeyPolicy:
-    """The WebAuthn relying party and admin-key policy from the settings."""
+def key_rules(settings) -> webauthn.KeyRules:
+    """The WebAuthn relying party and admin-key rules from the settings."""
     roots = ()
     if settings.webauthn_roots:
         text = Path(settings.webauthn_roots).read_text()
         marker = "-----END CERTIFICATE-----"
         roots = tuple((part.strip() + "\n" + marker + "\n").encode() for part in text.split(marker) if part.strip())
-    return webauthn.KeyPolicy(rp_id=settings.relying_party_id, rp_name=settings.rp_name,
+    return webauthn.KeyRules(rp_id=settings.relying_party_id, rp_name=settings.rp_name,
                               origins=settings.allowed_origins, device_bound=settings.webauthn_device_bound,
                               roots_pem=roots, aaguids=settings.webauthn_aaguids)
 
@@ -65,17 +65,17 @@ def json_body() -> dict:
 
 def issue_action_challenge(principal: Principal, action: str, params) -> dict:
     """Request options for navigator.credentials.get(), bound to (admin, action, params)."""
-    policy = key_policy(web.services().settings)
+    rules = key_rules(web.services().settings)
     with web.connection() as conn:
         keys = admins.keys_of(conn, principal.id)
         challenge = admins.create_challenge(conn, "action", admin_id=principal.id, action=action,
                                             body_hash=webauthn.body_hash(params))
-    return webauthn.authentication_options(policy, allow=[k.id for k in keys], challenge=challenge)
+    return webauthn.authentication_options(rules, allow=[k.id for k in keys], challenge=challenge)
 
 
 def verify_action(principal: Principal, action: str, params, assertion) -> Proof:
     """Check an assertion against the challenge issued for exactly this admin, action and params."""
-    policy = key_policy(web.services().settings)
+    rules = key_rules(web.services().settings)
     if not isinstance(assertion, dict):
         raise webauthn.WebAuthnRefused("webauthn_missing", f"the action {action} needs a security-key assertion")
     challenge = webauthn.challenge_of(assertion)
@@ -97,7 +97,7 @@ def verify_action(principal: Principal, action: str, params, assertion) -> Proof
         key = admins.key_by_id(conn, webauthn.credential_id_of(assertion))
     if key is None or key.admin_id != principal.id:
         raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
-    verified = webauthn.verify_assertion(policy, assertion, challenge=challenge, public_key=key.public_key,
+    verified = webauthn.verify_assertion(rules, assertion, challenge=challenge, public_key=key.public_key,
                                          stored_count=key.sign_count)
     return Proof(principal=principal, action=action, credential_id=key.id, old_count=key.sign_count,
                  new_count=verified.sign_count)

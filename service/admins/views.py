@@ -10,7 +10,7 @@ from flask import g, jsonify, render_template, request
 from service import journal, web
 from service.admins import store as admins
 from service.admins import webauthn
-from service.admins.stepup import Proof, issue_action_challenge, json_body, key_policy, known_actions, requires_webauthn
+from service.admins.stepup import Proof, issue_action_challenge, json_body, key_rules, known_actions, requires_webauthn
 from service.auth import sessions
 from service.auth.guards import refuse, require_role
 from service.auth.principal import Forbidden, Principal
@@ -46,7 +46,7 @@ def login_begin():
     """Sign-in options; the challenge is signed, not stored: an anonymous request writes nothing."""
     _check_origin()
     challenge = webauthn.login_challenge(_login_key())
-    return jsonify(webauthn.authentication_options(key_policy(web.services().settings), allow=[], challenge=challenge))
+    return jsonify(webauthn.authentication_options(key_rules(web.services().settings), allow=[], challenge=challenge))
 
 
 def _login_key() -> bytes:
@@ -65,7 +65,7 @@ def _verify_sign_in(response: dict):
             admin = admins.admin_by_id(conn, key.admin_id) if key else None
         if key is None or admin is None or not admin.active:
             raise webauthn.WebAuthnRefused("webauthn_unknown_key", "unknown security key")
-        verified = webauthn.verify_assertion(key_policy(web.services().settings), response, challenge=challenge,
+        verified = webauthn.verify_assertion(key_rules(web.services().settings), response, challenge=challenge,
                                              public_key=key.public_key, stored_count=key.sign_count)
     except webauthn.WebAuthnRefused as e:
         raise _refused(e, "anonymous", "signin", credential=live) from None
@@ -131,12 +131,12 @@ def enroll_begin(token):
         exclude = [k.id for k in admins.keys_of(conn, admin.id)]
         challenge = admins.create_challenge(conn, "register", admin_id=admin.id)
     return jsonify(webauthn.registration_options(
-        key_policy(web.services().settings), user_handle=admin.user_handle, email=admin.email,
+        key_rules(web.services().settings), user_handle=admin.user_handle, email=admin.email,
         display_name=admin.display_name, exclude=exclude, challenge=challenge))
 
 
 def _verify_new_key(admin_id: str, credential, actor: str, what: str):
-    """Consume the registration challenge and verify the new key under the policy."""
+    """Consume the registration challenge and verify the new key under the key rules."""
     try:
         response = credential if isinstance(credential, dict) else {}
         challenge = webauthn.challenge_of(response)
@@ -144,7 +144,7 @@ def _verify_new_key(admin_id: str, credential, actor: str, what: str):
             record = admins.consume_challenge(conn, challenge, "register")
         if record is None or record.expired or record.admin_id != admin_id:
             raise webauthn.WebAuthnRefused("webauthn_replay", "unknown, used or expired challenge")
-        return record, webauthn.verify_registration(key_policy(web.services().settings), response, challenge=challenge)
+        return record, webauthn.verify_registration(key_rules(web.services().settings), response, challenge=challenge)
     except webauthn.WebAuthnRefused as e:  # past a live link or a session: journaled one by one
         raise _refused(e, actor, what, credential=True) from None
 
@@ -202,7 +202,7 @@ def keys_add(params, proof: Proof):
                                                      "counter": proof.new_count})
         if not admins.record_use(conn, proof.credential_id, old=proof.old_count, new=proof.new_count):
             raise Forbidden("this key was used concurrently; try again")
-    return jsonify(webauthn.registration_options(key_policy(web.services().settings), user_handle=admin.user_handle,
+    return jsonify(webauthn.registration_options(key_rules(web.services().settings), user_handle=admin.user_handle,
                                                  email=admin.email, display_name=admin.display_name,
                                                  exclude=exclude, challenge=challenge))
 

@@ -1,4 +1,4 @@
-"""WebAuthn ceremonies for admins (py_webauthn), and the policy on what an admin key may be.
+"""WebAuthn ceremonies for admins (py_webauthn), and the rules for what an admin key may be.
 
 No Flask here: plain values in, result dataclasses out, one exception type
 (`WebAuthnRefused`) whose `code` says why, for the journal.
@@ -56,7 +56,7 @@ class WebAuthnRefused(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class KeyPolicy:
+class KeyRules:
     """What an admin key may be (GATEHOUSE_WEBAUTHN_*)."""
 
     rp_id: str
@@ -108,11 +108,11 @@ def body_hash(params) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def registration_options(policy: KeyPolicy, *, user_handle: bytes, email: str, display_name: str | None,
+def registration_options(rules: KeyRules, *, user_handle: bytes, email: str, display_name: str | None,
                          exclude: list[bytes], challenge: bytes) -> dict:
     """Options for navigator.credentials.create(), asking for direct attestation."""
     options = generate_registration_options(
-        rp_id=policy.rp_id, rp_name=policy.rp_name, user_id=user_handle, user_name=email,
+        rp_id=rules.rp_id, rp_name=rules.rp_name, user_id=user_handle, user_name=email,
         user_display_name=display_name or email, challenge=challenge, timeout=CHALLENGE_SECONDS * 1000,
         attestation=AttestationConveyancePreference.DIRECT,
         authenticator_selection=AuthenticatorSelectionCriteria(
@@ -121,10 +121,10 @@ def registration_options(policy: KeyPolicy, *, user_handle: bytes, email: str, d
     return json.loads(options_to_json(options))
 
 
-def authentication_options(policy: KeyPolicy, *, allow: list[bytes], challenge: bytes) -> dict:
+def authentication_options(rules: KeyRules, *, allow: list[bytes], challenge: bytes) -> dict:
     """Options for navigator.credentials.get(), user verification required."""
     options = generate_authentication_options(
-        rp_id=policy.rp_id, challenge=challenge, timeout=CHALLENGE_SECONDS * 1000,
+        rp_id=rules.rp_id, challenge=challenge, timeout=CHALLENGE_SECONDS * 1000,
         allow_credentials=[PublicKeyCredentialDescriptor(id=c) for c in allow],
         user_verification=UserVerificationRequirement.REQUIRED)
     return json.loads(options_to_json(options))
@@ -165,14 +165,14 @@ def credential_id_of(response: dict) -> bytes:
         raise WebAuthnRefused("webauthn_malformed", "the WebAuthn response is malformed") from None
 
 
-def verify_registration(policy: KeyPolicy, response: dict, *, challenge: bytes) -> NewKey:
-    """Verify a registration and apply the key policy; raise WebAuthnRefused."""
+def verify_registration(rules: KeyRules, response: dict, *, challenge: bytes) -> NewKey:
+    """Verify a registration and apply the key rules; raise WebAuthnRefused."""
     try:
         credential = parse_registration_credential_json(response)
-        roots = {fmt: list(policy.roots_pem) for fmt in AttestationFormat} if policy.roots_pem else None
+        roots = {fmt: list(rules.roots_pem) for fmt in AttestationFormat} if rules.roots_pem else None
         verified = verify_registration_response(
-            credential=credential, expected_challenge=challenge, expected_rp_id=policy.rp_id,
-            expected_origin=list(policy.origins), require_user_verification=True,
+            credential=credential, expected_challenge=challenge, expected_rp_id=rules.rp_id,
+            expected_origin=list(rules.origins), require_user_verification=True,
             pem_root_certs_bytes_by_fmt=roots)
     except WebAuthnRefused:
         raise
@@ -185,7 +185,7 @@ def verify_registration(policy: KeyPolicy, response: dict, *, challenge: bytes) 
         attested=False, backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
         backed_up=verified.credential_backed_up, user_verified=verified.user_verified,
         transports=tuple(str(getattr(t, "value", t)) for t in (credential.response.transports or [])))
-    return _apply_policy(policy, key, verified.attestation_object)
+    return _apply_rules(rules, key, verified.attestation_object)
 
 
 def _not_verified(what: str, error: Exception) -> WebAuthnRefused:
@@ -194,15 +194,15 @@ def _not_verified(what: str, error: Exception) -> WebAuthnRefused:
     return WebAuthnRefused("webauthn_invalid", NOT_VERIFIED)
 
 
-def _apply_policy(policy: KeyPolicy, key: NewKey, attestation_object: bytes) -> NewKey:
-    if policy.device_bound and key.backup_eligible:
+def _apply_rules(rules: KeyRules, key: NewKey, attestation_object: bytes) -> NewKey:
+    if rules.device_bound and key.backup_eligible:
         raise WebAuthnRefused(
             "webauthn_synced_key", "this key can be synced (a passkey); admins need a device-bound key"
         )
-    if policy.roots_pem:
+    if rules.roots_pem:
         _require_attestation_chain(attestation_object, key.aaguid)
         key = dataclasses.replace(key, attested=True)
-    if policy.aaguids and key.aaguid not in policy.aaguids:
+    if rules.aaguids and key.aaguid not in rules.aaguids:
         raise WebAuthnRefused("webauthn_aaguid", f"authenticator model {key.aaguid} is not on the allow-list")
     return key
 
@@ -231,13 +231,13 @@ def _require_attestation_chain(attestation_object: bytes, aaguid: str) -> None:
             raise WebAuthnRefused("webauthn_unattested", "the attestation certificate names another AAGUID")
 
 
-def verify_assertion(policy: KeyPolicy, response: dict, *, challenge: bytes, public_key: bytes,
+def verify_assertion(rules: KeyRules, response: dict, *, challenge: bytes, public_key: bytes,
                      stored_count: int) -> Assertion:
     """Verify an assertion: origin, RP ID, UP, UV, challenge, signature, then the counter."""
     try:
         verified = verify_authentication_response(
-            credential=response, expected_challenge=challenge, expected_rp_id=policy.rp_id,
-            expected_origin=list(policy.origins), credential_public_key=public_key,
+            credential=response, expected_challenge=challenge, expected_rp_id=rules.rp_id,
+            expected_origin=list(rules.origins), credential_public_key=public_key,
             credential_current_sign_count=0, require_user_verification=True)
     except Exception as e:
         raise _not_verified("assertion", e) from None
