@@ -26,7 +26,7 @@ from connectors.ldap import Mapping, _person_attrs  # noqa: E402
 from service import bootstrap
 from service.config import Settings  # noqa: E402
 from service.directory import sync as ldapsync
-from tests.ldapserver import (  # noqa: E402
+from tests.support.ldapserver import (  # noqa: E402
     BASE,
     BLIND_DN,
     GROUPS,

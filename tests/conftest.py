@@ -163,6 +163,6 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-# Fixtures shared across modules, defined with their helpers in tests/support.
-from tests.support.admin import signed_in, web  # noqa: E402,F401
-from tests.support.ldap import ldap  # noqa: E402,F401
+# Fixtures shared across the tree, defined with their helpers in tests/support: registered once here rather than
+# imported (and re-exported) by each test module.
+pytest_plugins = ["tests.support.admin", "tests.support.ldap", "tests.support.smtpserver", "tests.support.training"]

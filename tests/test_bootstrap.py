@@ -19,7 +19,7 @@ from service.clients import store as clients
 from service.config import Settings
 from service.errors import ConfigError
 from tests.conftest import db_env, gatehouse
-from tests.test_serve import free_port, wait_ready
+from tests.support.net import free_port, wait_ready
 
 DEFAULT = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 

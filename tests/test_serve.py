@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,27 +15,7 @@ import requests
 
 from service.db import migrate
 from tests.conftest import db_env, gatehouse
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited {proc.returncode}")
-        try:
-            r = requests.get(url, timeout=2)
-            if r.status_code == 200:
-                return r
-        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready in {timeout}s")
+from tests.support.net import free_port, wait_ready
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import dataclasses
 import html
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,20 +18,15 @@ from service.app import create_app
 from service.auth import store as identities
 from service.config import load_settings
 from service.errors import ConfigError
+from tests.support.net import free_port
 
 BASE = "http://localhost"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def provider(tmp_path_factory):
     """The issuer URL of an oidc-provider-mock process, running for the whole session."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("oidc") / "provider.log"
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
@@ -422,7 +416,7 @@ def test_provider_denial_is_refused_and_journaled(client, provider, database, pe
 
 
 def test_unreachable_provider_is_a_502_page(settings, database):
-    services = bootstrap.build(dataclasses.replace(settings, oidc_issuer=f"http://127.0.0.1:{_free_port()}"), database)
+    services = bootstrap.build(dataclasses.replace(settings, oidc_issuer=f"http://127.0.0.1:{free_port()}"), database)
     try:
         r = create_app(services=services).test_client().get("/login")
     finally:

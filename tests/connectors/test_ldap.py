@@ -1,4 +1,4 @@
-"""connectors.ldap against a real OpenLDAP slapd (tests/ldapserver.py), plus the AD-only mapping on plain values."""
+"""connectors.ldap against a real OpenLDAP slapd (tests/support/ldapserver.py), and the AD-only mapping."""
 
 import logging
 import re
@@ -24,7 +24,7 @@ from connectors.ldap import (
     openldap_preset,
     read_directory,
 )
-from tests.ldapserver import (
+from tests.support.ldapserver import (
     BLIND_DN,
     BLIND_PW,
     GROUPS,

@@ -341,7 +341,7 @@ def test_after_a_deleted_tail_checks_fail_closed_and_readyz_names_it(client, dat
     # A request with no credential is refused without touching the journal (service/auth/refusals.py counts it).
     assert client.post("/api/v1/access/check", json={"user": "alice", "resource": "vpn"}).status_code == 401
     radius = client.post("/api/v1/access/radius", json={"user": "alice"}, headers=bearer)
-    # FreeRADIUS reads a reply body on 200 and 401 only: a reject that says why (tests/test_radius.py)
+    # FreeRADIUS reads a reply body on 200 and 401 only: a reject that says why (tests/access/test_radius.py)
     assert radius.status_code == 401
     assert radius.json["reply:Reply-Message"]["value"].startswith("unavailable: ")
     ready = client.get("/readyz")

@@ -9,7 +9,7 @@ import pytest
 from service import bootstrap
 from service.admins import store as admins
 from service.app import create_app
-from tests.softauthn import SoftAuthenticator
+from tests.support.softauthn import SoftAuthenticator
 
 ORIGIN = "http://localhost:8080"
 

@@ -5,7 +5,7 @@ import dataclasses
 import psycopg
 import pytest
 
-from tests.ldapserver import GROUPS, PEOPLE, READER_DN, READER_PW, LdapServer, directory_ldif, slapd_missing
+from tests.support.ldapserver import GROUPS, PEOPLE, READER_DN, READER_PW, LdapServer, directory_ldif, slapd_missing
 
 COUNT = 120
 

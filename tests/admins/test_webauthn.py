@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tests.conftest import db_env, gatehouse
-from tests.softauthn import SoftAuthenticator, TestCA
 from tests.support.admin import ORIGIN, csrf_of, enroll, make_app, new_enrollment, step_up
+from tests.support.softauthn import SoftAuthenticator, TestCA
 
 YUBIKEY = uuid.UUID("cb69481e-8ff7-4039-93ec-0a2729a154a8").bytes
 
@@ -160,7 +160,7 @@ def test_a_counter_that_falls_back_to_zero_is_refused(web, database, signed_in):
 
 @pytest.mark.parametrize("where", ["step_up", "sign_in"])
 def test_an_assertion_without_user_verification_is_refused(web, database, signed_in, where):
-    from tests.softauthn import UV
+    from tests.support.softauthn import UV
 
     signed_in.flags &= ~UV  # the key was verified at enrollment; this touch was not
     if where == "step_up":

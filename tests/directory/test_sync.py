@@ -1,4 +1,4 @@
-"""LDAP sync against a real slapd (tests/ldapserver.py) and a real PostgreSQL: plan, guard, hold, confirm."""
+"""LDAP sync against a real slapd (tests/support/ldapserver.py) and a real PostgreSQL: plan, guard, hold, confirm."""
 
 import time
 
@@ -9,10 +9,10 @@ from service import bootstrap
 from service.directory import sync as ldapsync
 from service.identity import people
 from tests.conftest import db_env, gatehouse
-from tests.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
-from tests.softauthn import SoftAuthenticator
 from tests.support.admin import enroll, make_app, step_up
 from tests.support.ldap import COUNT, ldap_env, ldap_settings, rows
+from tests.support.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
+from tests.support.softauthn import SoftAuthenticator
 
 DISABLED = {f"user{i:03d}" for i in range(COUNT) if i % 7 == 3}
 

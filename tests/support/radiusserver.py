@@ -24,9 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import db_env, gatehouse
-from tests.test_serve import free_port, wait_ready
+from tests.support.net import free_port, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RADIUS_CONFIG = ROOT / "deploy" / "radius"
 CHECK_ENV = RADIUS_CONFIG / "check-env.sh"
 SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

@@ -14,27 +14,14 @@ from service.bootstrap import load_policy
 from service.training import plan as planning
 from service.training import sweep as training
 from tests.conftest import db_env, gatehouse
-from tests.smtpserver import smtp  # noqa: F401  (a fixture)
-from tests.test_training import (
-    COURSE,
-    LAPSED,
-    add_completion,
-    add_grant,
-    add_person,
-    grants_of,
-    item,
-    now,
-    policy_file,  # noqa: F401  (a fixture)
-    post,
-    rows,
-    token,
-)
+from tests.support.factories import COURSE, add_completion, add_grant, add_person, grants_of, now, rows
+from tests.support.training import LAPSED, item, post, token
 
 PERIOD = timedelta(days=365 + 14)  # validity + grace in POLICY
 
 
 @pytest.fixture
-def swept(settings, database, policy_file, smtp):  # noqa: F811
+def swept(settings, database, policy_file, smtp):
     """Services on POLICY that mail through the test SMTP server, and a test client of their app."""
     mailing = dataclasses.replace(settings, policy_file=policy_file, smtp_host="127.0.0.1", smtp_port=smtp.port,
                                   smtp_from="gatehouse@example.com")
@@ -66,7 +53,7 @@ def check(client, headers, user, resource="vpn") -> dict:
 # --- lapse ---------------------------------------------------------------------------------------
 
 
-def test_a_lapse_suspends_the_gated_grants_once_and_mails_the_person_and_manager(database, swept, smtp):  # noqa: F811
+def test_a_lapse_suspends_the_gated_grants_once_and_mails_the_person_and_manager(database, swept, smtp):
     services, _ = swept
     alice, _ = lapsed_alice(database)
     bob = add_person(database, "bob", email="bob@example.com")
@@ -96,7 +83,7 @@ def test_a_lapse_suspends_the_gated_grants_once_and_mails_the_person_and_manager
         (COURSE, "lapsed", ["vpn", "wiki"])]
 
 
-def test_a_grant_reactivated_by_hand_during_the_same_lapse_is_not_suspended_again(database, swept, smtp):  # noqa: F811
+def test_a_grant_reactivated_by_hand_during_the_same_lapse_is_not_suspended_again(database, swept, smtp):
     services, _ = swept
     alice, _ = lapsed_alice(database)
     training.sweep(services, now=now())
@@ -105,7 +92,7 @@ def test_a_grant_reactivated_by_hand_during_the_same_lapse_is_not_suspended_agai
     assert len(journal_of(database, "suspend")) == 1
 
 
-def test_never_completed_past_the_grace_is_a_lapse_too(database, swept, smtp):  # noqa: F811
+def test_never_completed_past_the_grace_is_a_lapse_too(database, swept, smtp):
     services, _ = swept
     newcomer = add_person(database, "nina", email="nina@example.com", started_at=now() - timedelta(days=15))
     add_grant(database, newcomer)
@@ -118,7 +105,7 @@ def test_never_completed_past_the_grace_is_a_lapse_too(database, swept, smtp):  
 # --- restore -------------------------------------------------------------------------------------
 
 
-def test_a_completion_restores_exactly_what_the_lapse_suspended_and_checks_follow(database, swept, smtp):  # noqa: F811
+def test_a_completion_restores_exactly_what_the_lapse_suspended_and_checks_follow(database, swept, smtp):
     services, client = swept
     alice, _ = lapsed_alice(database)
     add_grant(database, add_person(database, "x"), "vpn")  # someone else's grant is never touched
@@ -142,7 +129,7 @@ def test_a_completion_restores_exactly_what_the_lapse_suspended_and_checks_follo
     assert training.sweep(services, now=now())["restored"] == 0
 
 
-def test_the_sweep_restores_when_compliance_came_another_way(database, swept, smtp):  # noqa: F811
+def test_the_sweep_restores_when_compliance_came_another_way(database, swept, smtp):
     services, _ = swept
     alice, _ = lapsed_alice(database)
     add_grant(database, add_person(database, "sam"), "vpn", "suspended", "security incident")
@@ -194,7 +181,7 @@ max_deactivations = 50
 # --- reminders and mail delivery -----------------------------------------------------------------
 
 
-def test_reminders_go_out_once_at_each_offset_then_the_lapse_is_notified(database, swept, smtp):  # noqa: F811
+def test_reminders_go_out_once_at_each_offset_then_the_lapse_is_notified(database, swept, smtp):
     services, _ = swept
     alice = add_person(database, "alice", email="alice@example.com")
     add_grant(database, alice)
@@ -217,7 +204,7 @@ def test_reminders_go_out_once_at_each_offset_then_the_lapse_is_notified(databas
     assert len(journal_of(database, "notify")) == 3  # no reminder after the lapse
 
 
-def test_a_late_first_sweep_sends_one_reminder_for_every_offset_due(database, swept, smtp):  # noqa: F811
+def test_a_late_first_sweep_sends_one_reminder_for_every_offset_due(database, swept, smtp):
     services, _ = swept
     alice = add_person(database, "alice", email="alice@example.com")
     add_grant(database, alice)
@@ -227,7 +214,7 @@ def test_a_late_first_sweep_sends_one_reminder_for_every_offset_due(database, sw
     assert [d["days_before"] for _, _, _, d, _ in journal_of(database, "notify")] == [[30, 7]]
 
 
-def test_mail_that_fails_is_kept_and_sent_by_the_next_sweep(database, swept, smtp):  # noqa: F811
+def test_mail_that_fails_is_kept_and_sent_by_the_next_sweep(database, swept, smtp):
     services, _ = swept
     lapsed_alice(database)
     smtp.refuse()
@@ -242,7 +229,7 @@ def test_mail_that_fails_is_kept_and_sent_by_the_next_sweep(database, swept, smt
     assert rows(database, "SELECT attempts, last_error, sent_at IS NOT NULL FROM notifications") == [(2, None, True)]
 
 
-def test_an_smtp_server_that_is_down_keeps_the_mail_queued(database, swept, smtp):  # noqa: F811
+def test_an_smtp_server_that_is_down_keeps_the_mail_queued(database, swept, smtp):
     services, _ = swept
     lapsed_alice(database)
     smtp.stop()
@@ -269,7 +256,7 @@ def test_without_smtp_the_lapse_is_recorded_and_nothing_is_queued(database, serv
         (0,), (0,)]
 
 
-def test_the_mail_connector_never_sends_credentials_in_clear(smtp):  # noqa: F811
+def test_the_mail_connector_never_sends_credentials_in_clear(smtp):
     with pytest.raises(mail.MailUnavailable, match="STARTTLS"):
         with mail.session(mail.SmtpConfig("127.0.0.1", smtp.port, user="u", password="p")):
             pass
@@ -282,7 +269,7 @@ def test_the_mail_connector_never_sends_credentials_in_clear(smtp):  # noqa: F81
 # --- the job -------------------------------------------------------------------------------------
 
 
-def test_gatehouse_jobs_run_training_sweep_suspends_and_mails(database, policy_file, smtp):  # noqa: F811
+def test_gatehouse_jobs_run_training_sweep_suspends_and_mails(database, policy_file, smtp):
     sync_resources_at(database.app_url, load_policy(policy_file), timeout=5)  # as `gatehouse serve` does at start
     lapsed_alice(database)
     env = {**db_env(database), "GATEHOUSE_POLICY_FILE": str(policy_file), "GATEHOUSE_SMTP_HOST": "127.0.0.1",

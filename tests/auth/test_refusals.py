@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from service.auth import refusals
-from tests.softauthn import SoftAuthenticator
 from tests.support.admin import ORIGIN, enroll, make_app
+from tests.support.softauthn import SoftAuthenticator
 
 N = 40
 MINUTE = 29_000_000 * 60  # a fixed minute (in 2025), as seconds since the epoch

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.net import free_port
+
 BASE = "dc=example,dc=com"
 PEOPLE = f"ou=people,{BASE}"
 GROUPS = f"ou=groups,{BASE}"
@@ -49,12 +51,6 @@ def ssha(password: str) -> str:
     salt = os.urandom(8)
     digest = hashlib.sha1(password.encode() + salt).digest()
     return "{SSHA}" + base64.b64encode(digest + salt).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_certificates(directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> None:
@@ -200,7 +196,7 @@ class LdapServer:
         write_certificates(directory)
         _run("slapadd", "-n0", "-F", str(directory / "config"), "-l", str(directory / "config.ldif"))
         for attempt in range(3):  # another process may take a free port before slapd binds it
-            server = cls(directory=directory, port=_free_port(), tls_port=_free_port())
+            server = cls(directory=directory, port=free_port(), tls_port=free_port())
             try:
                 server.run()
                 return server

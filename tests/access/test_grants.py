@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 from tests.scim.conftest import GROUP, USER, Scim, make_token, patch_op
-from tests.softauthn import SoftAuthenticator
 from tests.support.admin import enroll, make_app, step_up
+from tests.support.softauthn import SoftAuthenticator
 
 
 @pytest.fixture

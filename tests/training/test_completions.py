@@ -2,103 +2,16 @@
 
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 
 from service import bootstrap
 from service.app import create_app
 from service.bootstrap import load_policy
-from service.clients import store as clients
 from tests.conftest import db_env, gatehouse
-
-COURSE = "security-awareness"
-LAPSED = f"training_lapsed:{COURSE}"
-
-# Two gated resources and one that is not, so "exactly those grants" can be told apart.
-POLICY = """
-[[resources]]
-key = "vpn"
-name = "Corporate VPN"
-kind = "vpn"
-
-[[resources]]
-key = "wiki"
-name = "Wiki"
-kind = "tool"
-
-[[resources]]
-key = "git"
-name = "Git"
-kind = "tool"
-
-[[training]]
-course = "security-awareness"
-name = "Security awareness training"
-validity_days = 365
-grace_days = 14
-gates = ["vpn", "wiki"]
-reminder_days = [30, 7, 1]
-
-[reviews]
-cadence_days = 90
-due_days = 14
-
-[guard]
-max_deactivation_share = 0.10
-max_deactivations = 50
-"""
-
+from tests.support.factories import COURSE, add_completion, add_grant, add_person, grants_of, now, rows
+from tests.support.training import LAPSED, item, post, token
 
 # --- seeding (as the owner, plain SQL) ----------------------------------------------------------
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def rows(database, query: str, params=()) -> list[tuple]:
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def add_person(database, user_name: str, *, email=None, employee=None, manager=None, started_at=None) -> str:
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(
-            "INSERT INTO people (user_name, primary_email, employee_number, manager_id, source, started_at) "
-            "VALUES (%s, %s, %s, %s, 'manual', %s) RETURNING id::text",
-            (user_name, email, employee, manager, started_at or now() - timedelta(days=3 * 365))).fetchone()[0]
-
-
-def add_grant(database, person_id: str, resource: str = "vpn", state: str = "active", reason=None) -> None:
-    with psycopg.connect(database.owner_url) as conn:
-        conn.execute("INSERT INTO grants (person_id, resource_id, state, reason, granted_by) "
-                     "SELECT %s, id, %s, %s, 'test' FROM resources WHERE key = %s",
-                     (person_id, state, reason, resource))
-
-
-def add_completion(database, person_id: str, completed_at: datetime, course: str = COURSE) -> None:
-    with psycopg.connect(database.owner_url) as conn:
-        conn.execute("INSERT INTO training_completions (person_id, course, completed_at, source, source_id) "
-                     "VALUES (%s, %s, %s, 'seed', gen_random_uuid()::text)", (person_id, course, completed_at))
-
-
-def grants_of(database, person_id: str) -> dict[str, tuple]:
-    return {key: (state, reason) for key, state, reason in rows(
-        database, "SELECT r.key, g.state, g.reason FROM grants g JOIN resources r ON r.id = g.resource_id "
-                  "WHERE g.person_id = %s", (person_id,))}
-
-
-def token(database, scopes=("training:write",), name="hr-lms") -> dict:
-    with psycopg.connect(database.app_url) as conn:
-        clients.create(conn, name=name, scopes=scopes, created_by="test")
-        return {"Authorization": f"Bearer {clients.issue_static_token(conn, name).secret}"}
-
-
-@pytest.fixture
-def policy_file(tmp_path):
-    path = tmp_path / "policy.toml"
-    path.write_text(POLICY)
-    return path
 
 
 @pytest.fixture
@@ -110,15 +23,6 @@ def gated(settings, database, policy_file):
     client = create_app(services=built).test_client()  # the app start syncs the policy's resources
     yield built, client
     built.close()
-
-
-def post(client, headers, *items):
-    return client.post("/api/v1/training/completions", json={"completions": list(items)}, headers=headers)
-
-
-def item(person, source_id, *, completed_at=None, course=COURSE, source="lms"):
-    when = completed_at if isinstance(completed_at, str) else (completed_at or now() - timedelta(days=1)).isoformat()
-    return {"person": person, "course": course, "completed_at": when, "source": source, "source_id": source_id}
 
 
 # --- the API -------------------------------------------------------------------------------------

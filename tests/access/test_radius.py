@@ -8,12 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
-from tests.radiusserver import (
+from tests.support.factories import add_completion, add_grant, add_person, allowed_person, lapsed_person
+from tests.support.radiusserver import (
     CHECK_ENV,
     RADIUS_CONFIG,
     SECRET,
@@ -24,7 +25,6 @@ from tests.radiusserver import (
     serving,
     tool,
 )
-from tests.test_access import add_completion, add_grant, add_person, allowed_person
 
 PASSWORD = "s3cret-Pa55word"
 UNAVAILABLE = "gatehouse: access service unavailable"
@@ -49,13 +49,6 @@ def _checks(database) -> list[tuple]:
     with psycopg.connect(database.app_url) as conn:
         return conn.execute("SELECT outcome, detail->>'user', detail->>'via' FROM journal "
                             "WHERE kind = 'check' ORDER BY seq").fetchall()
-
-
-def lapsed_person(database, user_name: str) -> None:
-    """Granted, but the only completion is a day past validity (365 days) plus grace (14 days)."""
-    person_id = add_person(database, user_name)
-    add_grant(database, person_id)
-    add_completion(database, person_id, datetime.now(UTC) - timedelta(days=365 + 14 + 1))
 
 
 # --- the shipped configuration ---------------------------------------------------------------------

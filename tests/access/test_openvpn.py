@@ -12,9 +12,8 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.radiusserver import ROOT, StubApi, gateway_token, serving, tool
-from tests.test_access import add_person, allowed_person
-from tests.test_radius import lapsed_person
+from tests.support.factories import add_person, allowed_person, lapsed_person
+from tests.support.radiusserver import ROOT, StubApi, gateway_token, serving, tool
 
 HOOK = ROOT / "deploy" / "vpn" / "client-connect.sh"
 SHELLS = [s for s in ("/bin/dash", "/bin/bash") if os.path.exists(s)]

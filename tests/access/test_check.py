@@ -19,42 +19,12 @@ from service.clients import store as clients
 from service.config import Settings
 from service.db import migrate
 from tests.conftest import db_env, gatehouse
+from tests.support.factories import add_completion, add_grant, add_person, allowed_person
 
 YEAR = timedelta(days=365)
 
 
 # --- seeding (as the owner, plain SQL) ----------------------------------------------------------
-
-
-def add_person(database, user_name: str, *, active=True, deleted=False, email=None, employee=None,
-               started_at=None) -> str:
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(
-            "INSERT INTO people (user_name, primary_email, employee_number, active, source, started_at, deleted_at) "
-            "VALUES (%s, %s, %s, %s, 'manual', %s, CASE WHEN %s THEN now() END) RETURNING id::text",
-            (user_name, email, employee, active and not deleted, started_at or _now() - 3 * YEAR, deleted),
-        ).fetchone()[0]
-
-
-def add_grant(database, person_id: str, resource: str = "vpn", state: str = "active", reason=None) -> None:
-    with psycopg.connect(database.owner_url) as conn:
-        conn.execute("INSERT INTO grants (person_id, resource_id, state, reason, granted_by) "
-                     "SELECT %s, id, %s, %s, 'test' FROM resources WHERE key = %s",
-                     (person_id, state, reason, resource))
-
-
-def add_completion(database, person_id: str, completed_at: datetime, course="security-awareness") -> None:
-    with psycopg.connect(database.owner_url) as conn:
-        conn.execute("INSERT INTO training_completions (person_id, course, completed_at, source, source_id) "
-                     "VALUES (%s, %s, %s, 'test', gen_random_uuid()::text)", (person_id, course, completed_at))
-
-
-def allowed_person(database, user_name="alice", **kwargs) -> str:
-    """A person who may use the VPN: active, granted, trained a month ago."""
-    person_id = add_person(database, user_name, **kwargs)
-    add_grant(database, person_id)
-    add_completion(database, person_id, _now() - timedelta(days=30))
-    return person_id
 
 
 def _now() -> datetime:

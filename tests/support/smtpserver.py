@@ -1,12 +1,13 @@
 """An in-process SMTP server for tests (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
 
 import dataclasses
-import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from tests.support.net import free_port
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ class SmtpServer:
 
     def __init__(self):
         self.handler = _Handler()
-        self.port = _free_port()
+        self.port = free_port()
         self._controller: Controller | None = None
 
     def start(self) -> None:
@@ -68,13 +69,6 @@ class SmtpServer:
     def to(self, address: str) -> list[Received]:
         """The messages whose envelope names `address`."""
         return [r for r in self.received if address in r.rcpt_tos]
-
-
-def _free_port() -> int:
-    # aiosmtpd's Controller cannot listen on port 0 (it connects to its own port to check it is up).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from webauthn.helpers.structs import (
     PublicKeyCredentialDescriptor,
 )
 
-from tests.softauthn import FIDO_AAGUID_OID, SoftAuthenticator, TestCA, unb64u
+from tests.support.softauthn import FIDO_AAGUID_OID, SoftAuthenticator, TestCA, unb64u
 
 RP_ID, ORIGIN = "localhost", "http://localhost:8080"
 AAGUID = bytes.fromhex("0123456789abcdef0123456789abcdef")

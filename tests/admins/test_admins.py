@@ -7,8 +7,8 @@ each test asserts the rows left behind, not only the status codes.
 import psycopg
 
 from service.admins import webauthn
-from tests.softauthn import SoftAuthenticator
 from tests.support.admin import ORIGIN, csrf_of, enroll, step_up
+from tests.support.softauthn import SoftAuthenticator
 
 MALLORY = "mallory@example.com"
 H = {"Origin": ORIGIN}
