@@ -125,7 +125,7 @@ def _guard(value: Any) -> Guard:
     return Guard(float(share), count)
 
 
-def _keys(table: dict, path: str, *, required: set[str], optional: set[str] = frozenset()) -> None:
+def _keys(table: dict, path: str, *, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> None:
     prefix = f"{path}." if path else ""
     unknown = [key for key in table if key not in required | optional]
     if unknown:

@@ -95,7 +95,7 @@ class Plan:
         return [p for p in self.people if p["leaver"]] + [r for r in self.removals if r["leaver"]]
 
     def counts(self) -> dict:
-        ops = defaultdict(int)
+        ops: defaultdict[str, int] = defaultdict(int)
         for p in self.people:
             ops["disabled" if p["leaver"] else p["op"]] += 1
         return {"created": ops["create"], "joined": ops["join"], "updated": ops["update"] + ops["groups"],
@@ -160,7 +160,7 @@ def plan(snapshot: Snapshot, loaded: Loaded, *, join_key: str, full: bool) -> Pl
 
 def _identify(people_read, loaded: Loaded, join_key: str, out: Plan) -> list[tuple]:
     """(entry, op, current, person id) for each entry; entries that collide with someone else become conflicts."""
-    by_join = {}
+    by_join: dict[str, Current] = {}
     for c in loaded.candidates:  # oldest first: the first person with a value is the one joined
         for value in _join_values_of(c, join_key):
             by_join.setdefault(value, c)
@@ -301,7 +301,8 @@ def _plan_groups(groups_read, loaded: Loaded, dns: dict, full: bool, out: Plan) 
     # A group takes only a name nobody holds now (renames never swap names within one run's UPDATE); the names
     # of groups a complete read deletes are free, as deletions are written first.
     held = {g.key: g.name.lower() for g in loaded.groups.values() if g.key in seen or not full}
-    taken, deltas = set(loaded.other_group_names) | set(held.values()), {}
+    taken = set(loaded.other_group_names) | set(held.values())
+    deltas: dict[str, dict] = {}
     for g in groups_read:
         cur = loaded.groups.get(g.key)
         name = g.name or g.dn.split(",", 1)[0].split("=", 1)[-1]
