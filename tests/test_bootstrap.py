@@ -20,28 +20,12 @@ from service.config import Settings
 from service.errors import ConfigError
 from tests.conftest import db_env, gatehouse
 from tests.support.net import free_port, wait_ready
+from tests.support.policy import policy_toml, resource
 
 DEFAULT = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
 
-TWO_RESOURCES = """
-[[resources]]
-key = "vpn"
-name = "Corporate VPN"
-kind = "vpn"
-
-[[resources]]
-key = "wiki"
-name = "{wiki}"
-kind = "tool"
-
-[reviews]
-cadence_days = 90
-due_days = 14
-
-[guard]
-max_deactivation_share = 0.1
-max_deactivations = 50
-"""
+def two_resources(wiki: str) -> str:
+    return policy_toml(resources=[resource("vpn", "Corporate VPN", "vpn"), resource("wiki", wiki)])
 
 
 def _write(tmp_path: Path, text: str, name="policy.toml") -> Path:
@@ -114,9 +98,9 @@ def _start(settings: Settings, database, path: Path) -> None:
 
 
 def test_the_policys_resources_are_upserted_at_start_and_never_deleted(settings, database, tmp_path):
-    _start(settings, database, _write(tmp_path, TWO_RESOURCES.format(wiki="Wiki")))
+    _start(settings, database, _write(tmp_path, two_resources("Wiki")))
     assert _resources(database) == {"vpn": ("Corporate VPN", "vpn"), "wiki": ("Wiki", "tool")}
-    _start(settings, database, _write(tmp_path, TWO_RESOURCES.format(wiki="Team wiki")))
+    _start(settings, database, _write(tmp_path, two_resources("Team wiki")))
     assert _resources(database)["wiki"] == ("Team wiki", "tool")
     with psycopg.connect(database.app_url) as conn:
         updated = conn.execute("SELECT updated_at FROM resources WHERE key = 'wiki'").fetchone()[0]
@@ -128,7 +112,7 @@ def test_the_policys_resources_are_upserted_at_start_and_never_deleted(settings,
 
 
 def test_serve_syncs_the_resources_before_it_starts(database, tmp_path):
-    path, port = _write(tmp_path, TWO_RESOURCES.format(wiki="Wiki")), free_port()
+    path, port = _write(tmp_path, two_resources("Wiki")), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
     env.update(db_env(database), GATEHOUSE_POLICY_FILE=str(path), GATEHOUSE_PORT=str(port), GATEHOUSE_WORKERS="1")
     exe = Path(sys.executable).with_name("gatehouse")

@@ -7,42 +7,15 @@ import pytest
 
 from service.clients import store as clients
 from tests.support.factories import COURSE, now
+from tests.support.policy import course, policy_toml, resource
 
 LAPSED = f"training_lapsed:{COURSE}"
 
 # Two gated resources and one that is not, so "exactly those grants" can be told apart.
-POLICY = """
-[[resources]]
-key = "vpn"
-name = "Corporate VPN"
-kind = "vpn"
-
-[[resources]]
-key = "wiki"
-name = "Wiki"
-kind = "tool"
-
-[[resources]]
-key = "git"
-name = "Git"
-kind = "tool"
-
-[[training]]
-course = "security-awareness"
-name = "Security awareness training"
-validity_days = 365
-grace_days = 14
-gates = ["vpn", "wiki"]
-reminder_days = [30, 7, 1]
-
-[reviews]
-cadence_days = 90
-due_days = 14
-
-[guard]
-max_deactivation_share = 0.10
-max_deactivations = 50
-"""
+POLICY = policy_toml(
+    resources=[resource("vpn", "Corporate VPN", "vpn"), resource("wiki"), resource("git")],
+    training=[course(COURSE, "Security awareness training", grace_days=14, gates=["vpn", "wiki"],
+                     reminder_days=[30, 7, 1])])
 
 
 def token(database, scopes=("training:write",), name="hr-lms") -> dict:

@@ -15,6 +15,7 @@ from service.training import plan as planning
 from service.training import sweep as training
 from tests.conftest import db_env, gatehouse
 from tests.support.factories import COURSE, add_completion, add_grant, add_person, grants_of, now, rows
+from tests.support.policy import course, policy_toml, resource
 from tests.support.training import LAPSED, item, post, token
 
 PERIOD = timedelta(days=365 + 14)  # validity + grace in POLICY
@@ -35,8 +36,8 @@ def lapsed_alice(database) -> tuple[str, str]:
     """alice (with a manager) holds vpn, wiki and git; her training lapsed an hour ago."""
     manager = add_person(database, "mona", email="mona@example.com")
     alice = add_person(database, "alice", email="alice@example.com", manager=manager)
-    for resource in ("vpn", "wiki", "git"):
-        add_grant(database, alice, resource)
+    for key in ("vpn", "wiki", "git"):
+        add_grant(database, alice, key)
     add_completion(database, alice, now() - PERIOD - timedelta(hours=1))
     return alice, manager
 
@@ -144,30 +145,8 @@ def test_the_sweep_restores_when_compliance_came_another_way(database, swept, sm
 
 
 def test_restoring_waits_until_every_course_gating_the_resource_is_done():
-    policy = parse_policy(b"""
-[[resources]]
-key = "vpn"
-name = "VPN"
-kind = "vpn"
-[[training]]
-course = "a"
-name = "A"
-validity_days = 365
-grace_days = 0
-gates = ["vpn"]
-[[training]]
-course = "b"
-name = "B"
-validity_days = 365
-grace_days = 0
-gates = ["vpn"]
-[reviews]
-cadence_days = 90
-due_days = 14
-[guard]
-max_deactivation_share = 0.1
-max_deactivations = 50
-""", source="test")
+    policy = parse_policy(policy_toml(resources=[resource("vpn", "VPN", "vpn")],
+                                      training=[course("a"), course("b")]).encode(), source="test")
     at = datetime(2025, 6, 1, tzinfo=UTC)
     suspended = planning.Grant("g1", "vpn", "suspended", "training_lapsed:a")
     standing = planning.Standing("p1", "Pat", None, None, at - timedelta(days=900), None, (suspended,),
