@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC
 
 import click
+import psycopg
 
 from service import db
 from service.config import Settings, load_settings
@@ -31,6 +32,10 @@ class Context:
         if self._database is None:
             self._database = db.resolve(self.settings)
         return self._database
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        """A connection as the app role (no command but `db` needs the owner); unreachable: DatabaseUnavailable."""
+        return db.connect(self.database.app_url, timeout=self.settings.db_timeout, autocommit=autocommit)
 
     @contextmanager
     def services(self, database: db.Database | None = None):

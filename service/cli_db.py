@@ -75,7 +75,7 @@ def journal_verify(ctx: Context, anchors: tuple):
     """
     from service import journal
 
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connect() as conn:
         result = journal.verify(conn, expect=anchors)
     if result.ok:
         click.echo(f"OK {result.count} {result.head}")

@@ -26,7 +26,7 @@ def access_explain(ctx: Context, user: str, resource: str):
     """Say whether USER may use RESOURCE now, why, and the dates that matter; exit 1 on deny (not journaled)."""
     policy = load_policy(ctx.settings.policy_file)
     try:
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        with ctx.connect() as conn:
             facts = access.load_facts(conn, user, resource, identifiers=ctx.settings.check_identifiers).facts
     except psycopg.Error as e:
         raise DatabaseUnavailable(f"the facts could not be read: {db.first_line(e)}") from None

@@ -2,7 +2,7 @@
 
 import click
 
-from service import db, journal
+from service import journal
 from service.admins import store as admins
 from service.cli_context import Context, operator_actor, pass_ctx
 
@@ -19,7 +19,7 @@ def admin_group():
 def admin_enroll(ctx: Context, email: str, display_name: str | None):
     """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
     actor = operator_actor()
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+    with ctx.connect() as conn, conn.transaction():
         admin = admins.admin_by_email(conn, email)
         if admin is None or not admin.active:
             admin = admins.create_admin(conn, email, display_name=display_name, created_by=actor)

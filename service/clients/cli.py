@@ -2,7 +2,7 @@
 
 import click
 
-from service import db, journal
+from service import journal
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
 from service.clients import actions
 from service.clients import store as clients
@@ -15,7 +15,7 @@ def clients_group():
 
 def _client_change(ctx: Context, action: str, change):
     """Run `change(conn)` and journal it in one transaction; detail never holds a secret or token."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+    with ctx.connect() as conn, conn.transaction():
         result, detail = change(conn)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(),
                                            detail={"action": action, **detail}))
@@ -41,7 +41,7 @@ def clients_create(ctx: Context, name, scopes):
 @pass_ctx
 def clients_list(ctx: Context):
     """List clients: name, client_id, scopes, created, last used, revoked."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connect() as conn:
         found = clients.list_all(conn)
     if not found:
         click.echo("no clients")

@@ -4,7 +4,6 @@ import sys
 
 import click
 
-from service import db
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
 
 HELD_EXIT = 3  # `sync ldap`: the run was held for an admin to confirm
@@ -53,7 +52,7 @@ def sync_ldap(ctx: Context, full: bool, dry_run: bool):
 
     logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
     with ctx.services() as services:
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+        with ctx.connect() as conn:
             progress = _Progress(sync.expected_entries(conn, "full" if full else "incremental"))
         try:
             result = ldapsync.run_sync(services, full=full, dry_run=dry_run, on_progress=progress,
@@ -98,7 +97,7 @@ def _decide(ctx: Context, run_id: str, action: str) -> None:
 
     actor = operator_actor()
     decide = ldapsync.confirm if action == "sync.confirm" else ldapsync.discard
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+    with ctx.connect() as conn, conn.transaction():
         result = decide(conn, run_id, actor=actor)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor, detail={
             "action": action, "run": result.run_id, "counts": result.counts}))
@@ -129,7 +128,7 @@ def sync_runs(ctx: Context, limit: int):
     from service.directory import store as sync
     from service.directory import sync as ldapsync
 
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connect() as conn:
         runs = sync.list_runs(conn, limit=limit)
     if not runs:
         click.echo("no sync runs")

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from service import db, logs
+from service import logs
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
 from service.db import migrate
 from service.errors import ConfigError, GatehouseError, NotFound
@@ -39,7 +39,7 @@ def jobs_list(ctx: Context):
     if not registry:
         click.echo("no jobs configured")
         return
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connect() as conn:
         last = last_runs(conn)
     rows = [("NAME", "SCHEDULE", "LAST RUN", "OUTCOME")]
     for name, job in registry.items():
