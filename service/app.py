@@ -8,16 +8,23 @@ import uuid
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import bootstrap, console, openapi
+from service import bootstrap, console, health, openapi
+from service.access import api as access
 from service.access import views as access_views
 from service.admins import views as admins_views
+from service.auth import oidc
 from service.clients import oauth
 from service.clients import views as clients_views
 from service.config import Settings
 from service.db import tx
 from service.directory import views as directory_views
 from service.errors import GatehouseError
+from service.scim import api as scim
+from service.scim.api import error_response
+from service.scim.errors import ScimError
+from service.training import api as training
 
 log = logging.getLogger("gatehouse.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -32,8 +39,6 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.json.sort_keys = False
     app.extensions["gatehouse"] = services
     if services.settings.trusted_proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         n = services.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     services.pool.open(wait=False)
@@ -49,11 +54,6 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_error_handler(GatehouseError, _gatehouse_error)
     app.register_error_handler(Exception, _unexpected_error)
 
-    from service import health
-    from service.access import api as access
-    from service.scim import api as scim
-    from service.training import api as training
-
     app.register_blueprint(health.bp)
     app.register_blueprint(scim.bp)
     app.register_blueprint(access.bp)
@@ -62,8 +62,6 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     for views in (console, admins_views, clients_views, directory_views, access_views):
         views.init_app(app)
     oauth.init_app(app)
-    from service.auth import oidc
-
     oidc.init_app(app)
     return app
 
@@ -100,9 +98,6 @@ def _refuse_unstorable_text():
         return None
     detail, scim_type = found
     if _scim_path():  # RFC 7644 §3.12
-        from service.scim.api import error_response
-        from service.scim.errors import ScimError
-
         return error_response(ScimError(400, detail, scim_type))
     oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
     return problem(400, "Bad Request", detail, "bad_request", **oauth)  # oauth: RFC 6749 §5.2
@@ -186,9 +181,6 @@ def _scim_path() -> bool:
 
 def _http_error(e: HTTPException):
     if _scim_path():
-        from service.scim.api import error_response
-        from service.scim.errors import ScimError
-
         return error_response(ScimError(e.code or 500, e.description or e.name))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
     if e.code == 405 and e.valid_methods:
@@ -209,8 +201,5 @@ def _gatehouse_error(e: GatehouseError):
 def _unexpected_error(e: Exception):
     log.exception("unhandled error")
     if _scim_path():
-        from service.scim.api import error_response
-        from service.scim.errors import ScimError
-
         return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

@@ -12,6 +12,7 @@ import hmac
 from flask import g, request
 
 from service import web
+from service.auth import sessions, tokens
 from service.auth.principal import ROLES, SCOPES, Forbidden, Principal, Unauthenticated
 from service.errors import GatehouseError
 from service.journal import Event
@@ -36,8 +37,6 @@ def refuse(error: GatehouseError, *, kind: str, actor: str, what: str, credentia
 
 def carries_credential() -> bool:
     """Whether the request presents an Authorization header or a session cookie, valid or not."""
-    from service.auth import sessions
-
     return "Authorization" in request.headers or sessions.COOKIE in request.cookies
 
 
@@ -50,15 +49,11 @@ def count_anonymous(*, kind: str, code: str, text: str) -> None:
 
 def bearer_principal() -> Principal | None:
     """The machine client behind the Authorization header, or None."""
-    from service.auth import tokens
-
     return tokens.principal_from_request(web.services(), request)
 
 
 def session_principal() -> Principal | None:
     """The person or admin behind the session cookie, or None."""
-    from service.auth import sessions
-
     if "session_principal" not in g:
         g.session_principal = sessions.principal_from_request(web.services(), request)
     return g.session_principal
@@ -122,8 +117,6 @@ def check_same_origin_and_csrf(principal: Principal | None) -> None:
     actor = principal.actor if principal else "anonymous"
     if origin is None or origin.rstrip("/") not in web.services().settings.allowed_origins:
         raise refuse(Forbidden("cross-origin request refused"), kind="admin", actor=actor, what="origin")
-    from service.auth import sessions
-
     expected = sessions.csrf_token(web.services(), request)
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(expected, given):
