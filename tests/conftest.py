@@ -6,6 +6,7 @@ pgserver under /tmp (pgserver opens permissions on every parent directory).
 """
 
 import itertools
+import logging
 import os
 import shutil
 import subprocess
@@ -157,6 +158,21 @@ def gatehouse(*args: str, env: dict | None = None, timeout: float = 60, **kwargs
 def db_env(database: db.Database) -> dict:
     """Environment naming a test database, in the two-URL mode."""
     return {"GATEHOUSE_DATABASE_URL": database.app_url, "GATEHOUSE_DATABASE_OWNER_URL": database.owner_url}
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that configures logging (logs.configure) leaves the root logger as it found it.
+
+    Else its handler keeps writing to that test's captured stderr, closed once the test ends: a record from a
+    server thread of a later test (aiosmtpd's "connection lost") then fails in the handler, and the traceback
+    logging prints for it races the main thread in CPython 3.11's ast (SystemError: AST constructor recursion
+    depth mismatch, seen as a pytest INTERNALERROR).
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 def host_of(url: str) -> str:
