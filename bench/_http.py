@@ -27,7 +27,7 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float = 60, **kw) -> Non
         try:
             if requests.get(url, timeout=10, **kw).status_code < 500:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not answer in {timeout}s")

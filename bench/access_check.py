@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg  # noqa: E402
-import requests  # noqa: E402
 
+from bench._http import free_port, wait_for  # noqa: E402
 from bench._pg import bench_database  # noqa: E402
 from service import journal  # noqa: E402
 from service.clients import store as clients
@@ -98,26 +97,6 @@ app = Flask(__name__)
 def hello():
     return {"hello": "world"}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code in (200, 405):
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} not ready in {timeout} s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -201,7 +180,7 @@ def serve_gatehouse(database, policy: Path, port: int, tmp: Path) -> subprocess.
     log = (tmp / "gatehouse.log").open("w")
     proc = subprocess.Popen([str(exe), "serve", "--threads", str(THREADS)], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-    wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    wait_for(f"http://127.0.0.1:{port}/readyz", proc)
     return proc
 
 
@@ -212,7 +191,7 @@ def serve_hello(port: int, tmp: Path) -> subprocess.Popen:
                              "-w", "2", "-k", "gthread", "--threads", str(THREADS), "--keep-alive", "5",
                              "--graceful-timeout", "10", "-t", "60", "--log-level", "warning", "hello:app"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(f"http://127.0.0.1:{port}/api/v1/access/check", proc)
+    wait_for(f"http://127.0.0.1:{port}/api/v1/access/check", proc)
     return proc
 
 
