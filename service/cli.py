@@ -12,7 +12,7 @@ import click
 import psycopg
 
 from policies import PolicyError
-from service import cli_db, db
+from service import cli_db, db, endpoints
 from service.access import cli as access_cli
 from service.admins import cli as admins_cli
 from service.clients import cli as clients_cli
@@ -46,6 +46,7 @@ def serve(host, port, workers, threads):
     policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
     database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
     sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
+    endpoints.announce(database.app_url, settings.public_base_url, timeout=settings.db_timeout)
     _Gunicorn(settings, database, threads, policy).run()
 
 
@@ -55,6 +56,9 @@ class _Gunicorn:
     def __init__(self, settings: Settings, database: db.Database, threads: int, policy):
         from gunicorn.app.base import BaseApplication
 
+        from service import gunicorn_glue
+
+        gunicorn_glue.install_json_errors()
         outer = self
 
         class App(BaseApplication):
@@ -63,7 +67,8 @@ class _Gunicorn:
                     "bind": f"{settings.host}:{settings.port}", "workers": settings.workers,
                     "worker_class": "gthread", "threads": threads, "accesslog": None, "errorlog": "-",
                     "loglevel": settings.log_level.lower(), "graceful_timeout": 10, "timeout": 60,
-                    "proc_name": "gatehouse", "keepalive": 5,
+                    "proc_name": "gatehouse", "keepalive": 5, "logger_class": gunicorn_glue.logger_class(),
+                    "limit_request_line": gunicorn_glue.LIMIT_REQUEST_LINE,
                     "worker_exit": lambda arbiter, worker: outer.close(),
                 }
                 for key, value in options.items():

@@ -7,7 +7,7 @@ clients/, directory/, access/, identity/ views, people_pages); this page only re
 
 from datetime import UTC, datetime
 
-from flask import redirect, render_template, request
+from flask import Blueprint, redirect, render_template, request
 
 from service import web
 from service.access import store as grants
@@ -22,7 +22,21 @@ from service.jobs import store as jobs
 from service.training import outlook
 
 bp = web.console_blueprint("console", __name__)
+home = Blueprint("home", __name__)
 LAPSE_DAYS = 30
+
+
+@home.get("/")
+def front():
+    """What to do next: with no admin yet, how to enroll the first; else the console (or the people pages)."""
+    with web.connection() as conn:
+        admins_exist = bool(admins.list_admins(conn))
+    base = web.services().settings.public_base_url
+    here = request.host_url.rstrip("/")
+    if admins_exist and here == base:
+        return redirect("/admin")
+    response = render_template("index.html", admins_exist=admins_exist, base=base, here=here)
+    return response, 200, web.CONSOLE_HEADERS
 
 
 @bp.get("")
@@ -50,3 +64,4 @@ def console():
 
 def init_app(app) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(home)
