@@ -294,3 +294,21 @@ def test_only_a_200_in_gatehouses_shape_accepts(tmp_path, answer, code, message)
     assert path == "/api/v1/access/radius" and headers["Authorization"] == "Bearer tok-123"
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body) == {"user": "alice", "resource": "vpn"}
+
+
+# --- the check API through gunicorn ----------------------------------------------------------------
+
+
+def test_an_over_long_check_query_is_a_json_problem_not_gunicorns_page(database, serve):
+    import requests
+
+    headers = {"Authorization": f"Bearer {gateway_token(database)}"}
+    url = f"{serve.url}/api/v1/access/check"
+    long_value = requests.get(url, params={"user": "a" * 5000, "resource": "vpn"}, headers=headers, timeout=10)
+    assert long_value.status_code == 400, long_value.text  # past gunicorn's default 4094: the app's own answer
+    assert long_value.headers["Content-Type"] == "application/problem+json"
+    assert "user is longer than 256 characters" in long_value.json()["detail"]
+    too_long = requests.get(url, params={"user": "a" * 9000, "resource": "vpn"}, headers=headers, timeout=10)
+    assert too_long.status_code == 414 and too_long.headers["Content-Type"] == "application/problem+json"
+    assert too_long.json()["title"] == "URI Too Long"
+    assert _checks(database) == []  # neither reached a decision
