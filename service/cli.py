@@ -12,7 +12,7 @@ import click
 import psycopg
 
 from policies import PolicyError
-from service import cli_db, db
+from service import cli_db, db, endpoints
 from service.access import cli as access_cli
 from service.admins import cli as admins_cli
 from service.clients import cli as clients_cli
@@ -21,6 +21,7 @@ from service.db import migrate
 from service.directory import cli as directory_cli
 from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 from service.jobs import cli as jobs_cli
+from service.people import cli as people_cli
 from service.training import cli as training_cli
 
 
@@ -45,6 +46,7 @@ def serve(host, port, workers, threads):
     policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
     database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
     sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
+    endpoints.announce(database.app_url, settings.public_base_url, timeout=settings.db_timeout)
     _Gunicorn(settings, database, threads, policy).run()
 
 
@@ -54,6 +56,9 @@ class _Gunicorn:
     def __init__(self, settings: Settings, database: db.Database, threads: int, policy):
         from gunicorn.app.base import BaseApplication
 
+        from service import gunicorn_glue
+
+        gunicorn_glue.install_json_errors()
         outer = self
 
         class App(BaseApplication):
@@ -62,7 +67,8 @@ class _Gunicorn:
                     "bind": f"{settings.host}:{settings.port}", "workers": settings.workers,
                     "worker_class": "gthread", "threads": threads, "accesslog": None, "errorlog": "-",
                     "loglevel": settings.log_level.lower(), "graceful_timeout": 10, "timeout": 60,
-                    "proc_name": "gatehouse", "keepalive": 5,
+                    "proc_name": "gatehouse", "keepalive": 5, "logger_class": gunicorn_glue.logger_class(),
+                    "limit_request_line": gunicorn_glue.LIMIT_REQUEST_LINE,
                     "worker_exit": lambda arbiter, worker: outer.close(),
                 }
                 for key, value in options.items():
@@ -123,5 +129,5 @@ def _fail(message: str, code: int) -> None:
 
 for _command in (cli_db.db_group, cli_db.journal_group, clients_cli.clients_group, admins_cli.admin_group,
                  access_cli.access_group, directory_cli.sync_group, jobs_cli.worker_command, jobs_cli.jobs_group,
-                 training_cli.training_group):
+                 training_cli.training_group, people_cli.people_group):
     cli.add_command(_command)

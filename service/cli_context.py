@@ -19,6 +19,7 @@ class Context:
 
     def __init__(self):
         self._settings: Settings | None = None
+        self._raw: db.Database | None = None
         self._database: db.Database | None = None
 
     @property
@@ -28,9 +29,21 @@ class Context:
         return self._settings
 
     @property
+    def raw_database(self) -> db.Database:
+        """The database as found, its schema not looked at (for `db migrate|status|shell`)."""
+        if self._raw is None:
+            self._raw = db.resolve(self.settings)
+        return self._raw
+
+    @property
     def database(self) -> db.Database:
+        """The database with a current schema: migrated first in embedded and single-URL mode, as `serve` does;
+        otherwise MigrationsPending (one line, exit 2) rather than a command failing on a missing table."""
         if self._database is None:
-            self._database = db.resolve(self.settings)
+            from service.db import migrate
+
+            migrate.prepare_for_service(self.raw_database, timeout=self.settings.db_timeout)
+            self._database = self.raw_database
         return self._database
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection:

@@ -1,17 +1,23 @@
-"""Command line for the schema and the journal: `gatehouse db migrate|status`, `gatehouse journal verify`.
+"""Command line for the schema and the journal: `gatehouse db migrate|status|shell`, `gatehouse journal verify`.
 
 These operator commands are the only ones that read GATEHOUSE_DATABASE_OWNER_URL
 (`db migrate` and `db status`); `serve` and `worker` never use it.
 """
 
 import re
+import shutil
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import click
+from psycopg.conninfo import conninfo_to_dict
 
 from service import db
 from service.cli_context import Context, pass_ctx
 from service.db import migrate
+from service.errors import ConfigError
 
 _ANCHOR = re.compile(r"^([1-9][0-9]{0,18}):([0-9a-fA-F]{64})$")
 
@@ -25,7 +31,7 @@ def db_group():
 @pass_ctx
 def db_migrate(ctx: Context):
     """Apply pending migrations (as the owner role)."""
-    done = migrate.migrate(ctx.database)
+    done = migrate.migrate(ctx.raw_database)
     for m in done:
         click.echo(f"applied {m.version:03d}_{m.name}")
     click.echo("up to date" if not done else f"{len(done)} migration(s) applied")
@@ -35,12 +41,56 @@ def db_migrate(ctx: Context):
 @pass_ctx
 def db_status(ctx: Context):
     """Show applied and pending migrations; exit 1 when some are pending."""
-    with db.connect(ctx.database.owner_url, timeout=ctx.settings.db_timeout) as conn:
+    with db.connect(ctx.raw_database.owner_url, timeout=ctx.settings.db_timeout) as conn:
         state = migrate.status(conn)
     for m in migrate.available():
         click.echo(f"{'applied' if m.version in state.applied else 'pending'} {m.version:03d}_{m.name}")
     if not state.current:
         sys.exit(1)
+
+
+def _psql() -> str | None:
+    """psql on PATH, else the one the pgserver wheel bundles (embedded mode needs no Debian package)."""
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        import pgserver
+    except ImportError:
+        return None
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(bundled) if bundled.exists() else None
+
+
+@db_group.command("shell")
+@click.option("--owner", is_flag=True, help="Connect as the schema owner (may change anything; take care) "
+                                            "instead of the application role.")
+@pass_ctx
+def db_shell(ctx: Context, owner: bool):
+    """Open psql on Gatehouse's database (the embedded one, or GATEHOUSE_DATABASE_URL), as the application role.
+
+    psql runs as a child, not in this process's place: when it ends, this process stops the embedded server if
+    it was the last one using it.
+    """
+    database = ctx.database if ctx.raw_database.embedded else ctx.raw_database  # embedded: migrated first
+    url = database.owner_url if owner else database.app_url
+    if owner and url is None:
+        raise ConfigError("GATEHOUSE_DATABASE_OWNER_URL", "set it to open a shell as the owner")
+    psql = _psql()
+    if psql is None:
+        raise ConfigError("PATH", "psql not found: install postgresql-client")
+    click.echo(f"psql as {db.role_of(url)} on {_where(url)}", err=True)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to psql's query, not to us
+    try:
+        code = subprocess.run([psql, url]).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.exit(code)
+
+
+def _where(url: str) -> str:
+    info = conninfo_to_dict(url)
+    return f"database {info.get('dbname')} at {info.get('host')} port {info.get('port', 5432)}"
 
 
 @click.group("journal")

@@ -6,6 +6,7 @@ same keys in lower case (`port = 8080`), and the environment wins over it.
 """
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -80,7 +81,20 @@ class Settings:
 
     @property
     def public_base_url(self) -> str:
-        return self.base_url or f"http://{self.host}:{self.port}"
+        """GATEHOUSE_BASE_URL, else http://HOST:PORT, an IP address (127.0.0.1, 0.0.0.0) named localhost.
+
+        WebAuthn takes its RP ID from this URL's host, and an IP address is no valid RP ID (browsers refuse it:
+        "This is an invalid domain"); localhost is, and a browser counts http://localhost as a secure context.
+        """
+        if self.base_url:
+            return self.base_url
+        host = self.host
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            host = "localhost"
+        except ValueError:
+            pass
+        return f"http://{host}:{self.port}"
 
     @property
     def relying_party_id(self) -> str:

@@ -26,11 +26,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _Demote(logging.Filter):
+    """Log a chatty library's INFO records at DEBUG: pgserver narrates every start (initdb, pg_ctl, its output)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_DEMOTED = ("pgserver",)
+
+
 def configure(level: str) -> None:
     """Send every logger's records to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.setLevel(level)  # a record demoted after its logger let it through is dropped here
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("werkzeug").setLevel("WARNING")
+    for name in _DEMOTED:
+        demoted = logging.getLogger(name)
+        if not any(isinstance(f, _Demote) for f in demoted.filters):
+            demoted.addFilter(_Demote())
+

@@ -12,7 +12,7 @@ from tests.conftest import gatehouse
 def test_defaults():
     s = load_settings({})
     assert (s.host, s.port, s.database_url, s.log_level) == ("127.0.0.1", 8080, None, "INFO")
-    assert s.public_base_url == "http://127.0.0.1:8080"
+    assert s.public_base_url == "http://localhost:8080"  # an IP address is no WebAuthn RP ID
 
 
 def test_environment_wins_over_the_file(tmp_path):

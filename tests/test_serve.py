@@ -1,11 +1,9 @@
 """`gatehouse serve` on a fresh machine: embedded PostgreSQL, migrated, ready, stopped cleanly."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,16 +14,6 @@ import requests
 from service.db import migrate
 from tests.conftest import db_env, gatehouse
 from tests.support.net import free_port, wait_ready
-
-
-@pytest.fixture
-def data_dir():
-    path = Path(tempfile.mkdtemp(prefix="gatehouse-serve-", dir="/tmp"))
-    yield path
-    pid_file = path / "postgres" / "postmaster.pid"
-    if pid_file.exists():  # a failed test left the server running: stop it
-        subprocess.run(["pkill", "-f", str(path / "postgres")], check=False)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_serve_on_the_embedded_default_answers_readyz_and_stops_cleanly(data_dir):

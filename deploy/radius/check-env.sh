@@ -33,5 +33,10 @@ case $url in
 esac
 
 if [ $# -gt 0 ]; then
+	# Run by hand as root (systemd's unit has RuntimeDirectory): the pid file's
+	# directory, for the freerad user FreeRADIUS drops to.
+	if [ "$(id -u)" = 0 ] && [ ! -d /run/freeradius ] && getent passwd freerad >/dev/null; then
+		install -d -o freerad -g freerad -m 0775 /run/freeradius
+	fi
 	exec "$@"
 fi

@@ -131,3 +131,32 @@ def apply_rules(conn: psycopg.Connection) -> list[Change]:
 def resource_keys(conn: psycopg.Connection) -> list[str]:
     """Every resource's key, in order: what a grant or a rule may name."""
     return [r[0] for r in conn.execute("SELECT key FROM resources ORDER BY key")]
+
+
+@dataclasses.dataclass(frozen=True)
+class Held:
+    """One grant of a person, any state, as the people pages show it."""
+
+    resource: str
+    resource_name: str
+    state: str
+    reason: str | None
+    granted_by: str
+    granted_at: object
+    updated_at: object
+
+
+def grants_of(conn: psycopg.Connection, person_id: str) -> list[Held]:
+    """Every grant of one person (active, suspended, revoked), by resource."""
+    return [Held(*r) for r in conn.execute(
+        "SELECT r.key, r.name, g.state, g.reason, g.granted_by, g.granted_at, g.updated_at FROM grants g "
+        "JOIN resources r ON r.id = g.resource_id WHERE g.person_id = %s ORDER BY r.key", (person_id,))]
+
+
+def grants_per_resource(conn: psycopg.Connection) -> list[tuple[str, str, int, int]]:
+    """(key, name, active grants, suspended grants) of each resource, live people only."""
+    return conn.execute(
+        "SELECT r.key, r.name, count(p.id) FILTER (WHERE g.state = 'active'), "
+        "count(p.id) FILTER (WHERE g.state = 'suspended') FROM resources r "
+        "LEFT JOIN grants g ON g.resource_id = r.id LEFT JOIN people p ON p.id = g.person_id AND p.deleted_at IS NULL "
+        "GROUP BY r.key, r.name ORDER BY r.key").fetchall()

@@ -2,7 +2,7 @@
 
 import click
 
-from service import journal
+from service import endpoints, journal
 from service.admins import store as admins
 from service.cli_context import Context, operator_actor, pass_ctx
 
@@ -24,7 +24,12 @@ def admin_enroll(ctx: Context, email: str, display_name: str | None):
         if admin is None or not admin.active:
             admin = admins.create_admin(conn, email, display_name=display_name, created_by=actor)
         token = admins.create_enrollment(conn, admin.id, created_by=actor)
+        served = endpoints.latest(conn)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor,
                                            detail={"action": "admins.enroll", "email": admin.email}))
-    click.echo(f"{ctx.settings.public_base_url}/admin/enroll/{token}")
+    # GATEHOUSE_BASE_URL given here wins; else the URL the running service announced; else this CLI's default.
+    base = ctx.settings.base_url or served or ctx.settings.public_base_url
+    click.echo(f"{base}/admin/enroll/{token}")
+    if not ctx.settings.base_url and not served:
+        click.echo(f"No `gatehouse serve` has started on this database yet: the link assumes {base}.", err=True)
     click.echo(f"Single use, valid {admins.ENROLLMENT_MINUTES} minutes.", err=True)

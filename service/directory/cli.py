@@ -45,7 +45,8 @@ class _Progress:
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing (no run record, no journal).")
 @pass_ctx
 def sync_ldap(ctx: Context, full: bool, dry_run: bool):
-    """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was held for confirmation."""
+    """Sync people and groups from LDAP now; exit 1 when the run failed, 3 when it was (or, with --dry-run, would
+    be) held for confirmation."""
     from service import logs
     from service.directory import store as sync
     from service.directory import sync as ldapsync
@@ -73,6 +74,8 @@ def sync_ldap(ctx: Context, full: bool, dry_run: bool):
         sys.exit(HELD_EXIT)
     label = "dry run (nothing written)" if dry_run else f"run {result.run_id} applied"
     click.echo(f"{label}: {result.message}")
+    if result.would_hold:  # the exit code a script would get from the real run
+        sys.exit(HELD_EXIT)
 
 
 def _plan_lines(plan) -> list[str]:

@@ -87,6 +87,7 @@ class RunResult:
     message: str
     plan: Plan | None = None
     seconds: dict = dataclasses.field(default_factory=dict)  # per phase: read, load, plan, write
+    would_hold: str | None = None  # a dry run: why the real run would be held (the guard's reason), or None
 
 
 def _guard(services) -> tuple[float, int]:
@@ -174,7 +175,7 @@ def _decide_and_write(services, run: "_Run", snapshot: Snapshot, groups_configur
     held = hold_reason(p, share=share, count=most)
     if run.dry_run:
         return RunResult(None, run.kind, "dry-run", counts, "would be held: " + held if held else summary(counts), p,
-                         run.seconds)
+                         run.seconds, would_hold=held or None)
     if held:
         superseded = sync.finish_run(conn, run.id, state="held", counts=counts, message=held,
                                      plan=dataclasses.asdict(p), high_water=p.high_water)
@@ -199,6 +200,7 @@ class _Run:
     actor: str
     dry_run: bool
     seconds: dict = dataclasses.field(default_factory=dict)  # per phase: read, load, plan, write
+    would_hold: str | None = None  # a dry run: why the real run would be held (the guard's reason), or None
     _since: float = dataclasses.field(default_factory=time.monotonic)
 
     def lap(self, phase: str) -> None:

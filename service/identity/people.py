@@ -73,13 +73,13 @@ def _select(where: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT {} FROM people p WHERE {}").format(_COLUMNS, where)
 
 
-def get(conn: psycopg.Connection, person_id: str, *, lock: bool = False) -> Person | None:
-    """A live (not deleted) person by id."""
+def get(conn: psycopg.Connection, person_id: str, *, lock: bool = False, deleted: bool = False) -> Person | None:
+    """A live (not deleted) person by id; with `deleted`, someone who left too (the people pages show leavers)."""
     try:
         uuid.UUID(person_id)
     except (ValueError, TypeError):
         return None
-    query = _select(sql.SQL("p.id = %s AND p.deleted_at IS NULL"))
+    query = _select(sql.SQL("p.id = %s") if deleted else sql.SQL("p.id = %s AND p.deleted_at IS NULL"))
     if lock:
         query = query + sql.SQL(" FOR UPDATE OF p")
     row = conn.execute(query, (person_id,)).fetchone()

@@ -39,3 +39,19 @@ def last_runs(conn: psycopg.Connection) -> dict[str, LastRun]:
     rows = conn.execute("SELECT DISTINCT ON (job) job, started_at, finished_at, outcome, error FROM job_runs "
                         "ORDER BY job, started_at DESC").fetchall()
     return {r[0]: LastRun(*r[1:]) for r in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedRun:
+    job: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    error: str | None
+
+
+def failed_runs(conn: psycopg.Connection, *, days: int = 7, limit: int = 20) -> list[FailedRun]:
+    """Runs that failed in the last `days` days, newest first."""
+    return [FailedRun(*r) for r in conn.execute(
+        "SELECT job, trigger, started_at, finished_at, error FROM job_runs WHERE outcome = 'failed' "
+        "AND started_at > now() - make_interval(days => %s) ORDER BY started_at DESC LIMIT %s", (days, limit))]

@@ -8,13 +8,15 @@ from service.journal.chain import (
            Event,
            JournalWriter,
            Receipt,
+           Row,
            Verification,
            append,
            canonical,
            check_rows,
            check_tail,
+           recent_about,
            verify,
 )
 
-__all__ = ["FORMAT", "GENESIS", "KINDS", "TAIL_MISSING", "Event", "JournalWriter", "Receipt", "Verification",
-           "append", "canonical", "check_rows", "check_tail", "verify"]
+__all__ = ["FORMAT", "GENESIS", "KINDS", "TAIL_MISSING", "Event", "JournalWriter", "Receipt", "Row", "Verification",
+           "append", "canonical", "check_rows", "check_tail", "recent_about", "verify"]

@@ -131,6 +131,27 @@ def check_tail(conn: psycopg.Connection) -> None:
                             "run gatehouse journal verify")
 
 
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """A journal row as the people pages show it."""
+
+    seq: int
+    ts: object
+    kind: str
+    outcome: str
+    actor: str
+    resource: str | None
+    reasons: list
+    detail: dict
+
+
+def recent_about(conn: psycopg.Connection, subject: str, *, limit: int = 25) -> list[Row]:
+    """The latest rows whose subject is `subject` (a person's id), newest first (journal_subject_idx)."""
+    rows = conn.execute("SELECT seq, ts, kind, outcome, actor, resource, reasons, detail FROM public.journal "
+                        "WHERE subject = %s ORDER BY seq DESC LIMIT %s", (subject, limit)).fetchall()
+    return [Row(*r) for r in rows]
+
+
 class _Pending:
     __slots__ = ("event", "done", "receipt", "error")
 

@@ -180,3 +180,15 @@ def mark_failed(conn: psycopg.Connection, mail_ids: Sequence[str], error: str) -
     """Count a failed attempt on the e-mails `mail_ids`, in a transaction of its own."""
     with conn.transaction():
         conn.execute(_FAILED, (error, list(mail_ids)))
+
+
+def completions_of(conn: psycopg.Connection, person_id: str) -> list[tuple[str, datetime, str]]:
+    """(course, completed_at, source) of every completion of one person, newest first."""
+    return conn.execute("SELECT course, completed_at, source FROM training_completions WHERE person_id = %s "
+                        "ORDER BY completed_at DESC, course", (person_id,)).fetchall()
+
+
+def latest_completions(conn: psycopg.Connection, person_id: str) -> dict[str, datetime]:
+    """The latest completion of each course of one person."""
+    return dict(conn.execute("SELECT course, max(completed_at) FROM training_completions WHERE person_id = %s "
+                             "GROUP BY course", (person_id,)).fetchall())

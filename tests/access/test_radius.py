@@ -6,6 +6,7 @@ Debian's freeradius, freeradius-rest and freeradius-utils must be installed
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -185,6 +186,38 @@ def test_gatehouse_down_means_reject_until_it_is_back(database, serve, radius, t
         assert second.send("alice", PASSWORD).code == "Access-Accept"
 
 
+def test_with_gatehouses_database_down_the_gateway_gets_gatehouses_own_reason(database, serve, radius, pg_superuser):
+    """FreeRADIUS's call outlasts GATEHOUSE_DB_TIMEOUT (the default, 5 s), so the reject carries `unavailable`."""
+    allowed_person(database, "alice")
+    assert radius.send("alice", PASSWORD).code == "Access-Accept"
+    dbname = psycopg.conninfo.conninfo_to_dict(database.app_url)["dbname"]
+    with psycopg.connect(pg_superuser, autocommit=True) as conn:  # the database goes away under the running service
+        conn.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                     "AND pid <> pg_backend_pid()", (dbname,))
+    try:
+        # The first request may meet a pooled connection that broke (fast); the next waits the whole
+        # GATEHOUSE_DB_TIMEOUT for a new one: both must reach the gateway as Gatehouse's reason.
+        for _ in range(2):
+            down = radius.send("alice", PASSWORD, timeout=15)
+            assert down.code == "Access-Reject", down.output
+            assert down.message and down.message.startswith("unavailable: "), down.output
+    finally:
+        with psycopg.connect(pg_superuser, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+
+
+def test_the_shipped_configuration_drops_root_and_outlasts_the_database_timeout():
+    from service.config import Settings
+
+    conf = (RADIUS_CONFIG / "radiusd.conf").read_text()
+    assert "\tuser = freerad\n" in conf and "\tgroup = freerad\n" in conf
+    rest = (RADIUS_CONFIG / "mods-available" / "gatehouse").read_text()
+    timeout = int(re.search(r"^\s*timeout = (\d+)$", rest, re.M).group(1))
+    max_request = int(re.search(r"^max_request_time = (\d+)$", conf, re.M).group(1))
+    assert Settings().db_timeout < timeout < max_request
+
+
 # --- settings --------------------------------------------------------------------------------------
 
 
@@ -243,7 +276,7 @@ GOOD = json.dumps({"do_xlat": False, "reply:Reply-Message": "fine"}).encode()
     (dict(status=404, body=GOOD), "Access-Reject", UNAVAILABLE),
     (dict(status=500, body=GOOD), "Access-Reject", UNAVAILABLE),
     (dict(status=503, body=GOOD), "Access-Reject", UNAVAILABLE),
-    (dict(status=200, body=GOOD, delay=4.0), "Access-Reject", UNAVAILABLE),  # past the 3 s rest timeout
+    (dict(status=200, body=GOOD, delay=9.0), "Access-Reject", UNAVAILABLE),  # past the 8 s rest timeout
 ], ids=["200", "401", "200-per-attribute", "200-pretty", "200-key-in-text", "200-html", "200-empty-object", "204",
         "302", "401-no-body", "403", "404", "500", "503", "timeout"])
 def test_only_a_200_in_gatehouses_shape_accepts(tmp_path, answer, code, message):
@@ -254,3 +287,21 @@ def test_only_a_200_in_gatehouses_shape_accepts(tmp_path, answer, code, message)
     assert path == "/api/v1/access/radius" and headers["Authorization"] == "Bearer tok-123"
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body) == {"user": "alice", "resource": "vpn"}
+
+
+# --- the check API through gunicorn ----------------------------------------------------------------
+
+
+def test_an_over_long_check_query_is_a_json_problem_not_gunicorns_page(database, serve):
+    import requests
+
+    headers = {"Authorization": f"Bearer {gateway_token(database)}"}
+    url = f"{serve.url}/api/v1/access/check"
+    long_value = requests.get(url, params={"user": "a" * 5000, "resource": "vpn"}, headers=headers, timeout=10)
+    assert long_value.status_code == 400, long_value.text  # past gunicorn's default 4094: the app's own answer
+    assert long_value.headers["Content-Type"] == "application/problem+json"
+    assert "user is longer than 256 characters" in long_value.json()["detail"]
+    too_long = requests.get(url, params={"user": "a" * 9000, "resource": "vpn"}, headers=headers, timeout=10)
+    assert too_long.status_code == 414 and too_long.headers["Content-Type"] == "application/problem+json"
+    assert too_long.json()["title"] == "URI Too Long"
+    assert _checks(database) == []  # neither reached a decision

@@ -312,6 +312,9 @@ def test_cli_sync_prints_progress_lines_and_dry_run_lines(database, ldap):
 def test_cli_sync_exits_3_when_held(database, ldap, services):
     ldapsync.run_sync(services, full=True)
     delete_30_percent(ldap)
+    dry = gatehouse("sync", "ldap", "--full", "--dry-run", env={**db_env(database), **ldap_env(ldap)})
+    assert dry.returncode == 3 and "dry run (nothing written): would be held: would deactivate" in dry.stdout
+    assert rows(database, "SELECT count(*) FROM sync_runs WHERE state = 'held'") == [(0,)]
     held = gatehouse("sync", "ldap", "--full", env={**db_env(database), **ldap_env(ldap)})
     assert held.returncode == 3 and "HELD: would deactivate" in held.stdout and "gatehouse sync confirm" in held.stdout
 

@@ -5,65 +5,11 @@ create an API client from the console; screenshots of each page are kept in
 GATEHOUSE_SCREENSHOTS (default: the test's tmp dir).
 """
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import psycopg
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import db_env, gatehouse
-from tests.support.net import free_port, wait_ready
-
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def server(database, tmp_path):
-    """`gatehouse serve` on this test's database, as a real process."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
-    env.update(db_env(database), GATEHOUSE_PORT=str(port), GATEHOUSE_BASE_URL=base, GATEHOUSE_WORKERS="1",
-               GATEHOUSE_HOST="127.0.0.1")
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "serve"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        log.close()
-
-
-@pytest.fixture
-def browser_page(tmp_path):
-    assert CHROMIUM, "Debian's chromium is not installed (bash tests/run installs it)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        cdp = context.new_cdp_session(page)
-        cdp.send("WebAuthn.enable")
-        cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-            "protocol": "ctap2", "transport": "usb", "hasResidentKey": True, "hasUserVerification": True,
-            "isUserVerified": True, "automaticPresenceSimulation": True}})
-        yield page
-        context.close()
-        browser.close()
-
-
-def shots_dir(tmp_path) -> Path:
-    path = Path(os.environ.get("GATEHOUSE_SCREENSHOTS") or tmp_path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from tests.e2e.conftest import shots_dir
 
 
 def test_enroll_sign_in_and_create_a_client_in_a_real_browser(server, browser_page, database, tmp_path):

@@ -1,9 +1,13 @@
-"""Ports and readiness for the real servers the tests start (gatehouse serve, slapd, SMTP, the OIDC provider)."""
+"""Ports, readiness and data directories for the real servers the tests start (gatehouse serve, slapd, SMTP, OIDC)."""
 
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
+import pytest
 import requests
 
 
@@ -28,3 +32,14 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> request
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} not ready in {timeout}s")
+
+
+@pytest.fixture
+def data_dir():
+    """A fresh GATEHOUSE_DATA_DIR under /tmp (pgserver opens permissions on its parents); any server left is stopped."""
+    path = Path(tempfile.mkdtemp(prefix="gatehouse-serve-", dir="/tmp"))
+    yield path
+    pid_file = path / "postgres" / "postmaster.pid"
+    if pid_file.exists():  # a failed test left the server running: stop it
+        subprocess.run(["pkill", "-f", str(path / "postgres")], check=False)
+    shutil.rmtree(path, ignore_errors=True)
