@@ -103,7 +103,7 @@ def _refuse_unstorable_text():
         from service.scim.api import error_response
         from service.scim.errors import ScimError
 
-        return error_response(ScimError(400, detail, scim_type))
+        return error_response(ScimError(detail, status=400, scim_type=scim_type))
     oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
     return problem(400, "Bad Request", detail, "bad_request", **oauth)  # oauth: RFC 6749 §5.2
 
@@ -189,7 +189,7 @@ def _http_error(e: HTTPException):
         from service.scim.api import error_response
         from service.scim.errors import ScimError
 
-        return error_response(ScimError(e.code or 500, e.description or e.name))
+        return error_response(ScimError(e.description or e.name, status=e.code or 500))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
     if e.code == 405 and e.valid_methods:
         response.headers["Allow"] = ", ".join(e.valid_methods)
@@ -212,5 +212,5 @@ def _unexpected_error(e: Exception):
         from service.scim.api import error_response
         from service.scim.errors import ScimError
 
-        return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
+        return error_response(ScimError("an unexpected error occurred; see the server log", status=500))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

@@ -14,8 +14,8 @@ from service.access import grants as grant_changes
 from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people
-from service.scim import discovery, filters, patch
-from service.scim.errors import ScimError
+from service.scim import discovery, errors, filters, patch
+from service.scim.errors import InvalidSyntax, InvalidValue, Mutability, NotFound, ScimError, TooMany
 from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -44,8 +44,10 @@ def _scim_error(e: ScimError):
 
 @bp.errorhandler(GatehouseError)
 def _gatehouse_error(e: GatehouseError):
-    scim_type = {"uniqueness": "uniqueness", "bad_request": "invalidValue"}.get(e.code)
-    response = error_response(ScimError(e.status, e.message, scim_type))
+    kind = {"uniqueness": errors.Uniqueness, "bad_request": InvalidValue, "not_found": NotFound,
+            "forbidden": errors.Forbidden}.get(e.code, ScimError)
+    error = kind(e.message, status=e.status)
+    response = error_response(error)
     response.headers.update(e.headers)
     return response
 
@@ -56,11 +58,11 @@ def _authorize_and_parse():
     if request.method in ("POST", "PUT", "PATCH"):
         kind = (request.mimetype or "").lower()
         if kind and kind not in ACCEPTED:
-            raise ScimError(415, f"send {MEDIA}, application/json or text/json, not {kind}", "invalidSyntax")
+            raise errors.UnsupportedMediaType(f"send {MEDIA}, application/json or text/json, not {kind}")
         try:
             g.body = json.loads(request.get_data(cache=False) or b"null")
         except (ValueError, UnicodeDecodeError):
-            raise ScimError(400, "the request body is not valid JSON", "invalidSyntax") from None
+            raise InvalidSyntax("the request body is not valid JSON") from None
 
 
 def _base() -> str:
@@ -83,12 +85,12 @@ def _check_version(current_etag: str) -> None:
     if wanted and wanted.strip() != "*":
         tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
         if current_etag.removeprefix("W/") not in tags:
-            raise ScimError(412, "the resource changed since that version (If-Match)")
+            raise errors.PreconditionFailed("the resource changed since that version (If-Match)")
 
 
 def _immutable_id(body, resource_id: str) -> None:
     if isinstance(body, dict) and body.get("id") not in (None, resource_id):
-        raise ScimError(400, "id cannot be changed", "mutability")
+        raise Mutability("id cannot be changed")
 
 
 # --- discovery --------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ def _listing(resources: list[dict]) -> dict:
 def _one(resources: list[dict], wanted: str):
     found = next((r for r in resources if r["id"] == wanted), None)
     if found is None:
-        raise ScimError(404, f"no {wanted}")
+        raise NotFound(f"no {wanted}")
     return scim_response(found)
 
 
@@ -140,7 +142,7 @@ def _int_param(value, name: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ScimError(400, f"{name} must be an integer", "invalidValue") from None
+        raise InvalidValue(f"{name} must be an integer") from None
 
 
 def _query(source: dict) -> dict:
@@ -159,12 +161,9 @@ MAX_FILTER_LENGTH = 4096
 def _list(kind: str, q: dict):
     where, params = None, {}
     if q["filter"] and len(q["filter"]) > MAX_FILTER_LENGTH:
-        raise ScimError(400, f"filters are limited to {MAX_FILTER_LENGTH} characters", "tooMany")
+        raise TooMany(f"filters are limited to {MAX_FILTER_LENGTH} characters")
     if q["filter"]:
-        try:
-            compiled = filters.compile_filter(q["filter"], kind, scim_source=_source())
-        except filters.InvalidFilter as e:  # invalidFilter, or tooMany past filters.MAX_COMPARISONS
-            raise ScimError(400, str(e), e.scim_type) from None
+        compiled = filters.compile_filter(q["filter"], kind, scim_source=_source())  # invalidFilter, tooMany
         where, params = compiled.sql, compiled.params
     base = _base()
     with web.connection() as conn:
@@ -204,7 +203,7 @@ def search_groups():
 
 def _search_body() -> dict:
     if not isinstance(g.body, dict):
-        raise ScimError(400, "the search request must be a JSON object", "invalidSyntax")
+        raise InvalidSyntax("the search request must be a JSON object")
     return g.body
 
 
@@ -220,7 +219,7 @@ def _user_out(person, status: int = 200):
 def _person(conn, person_id: str, *, lock: bool = False):
     person = people.get(conn, person_id, lock=lock)
     if person is None:
-        raise ScimError(404, f"no User {person_id}")
+        raise NotFound(f"no User {person_id}")
     return person
 
 
@@ -277,10 +276,7 @@ def replace_user(person_id):
 def patch_user(person_id):
     def patched(person):
         current = render_user(person, base=_base(), ext_source=_source())
-        try:
-            result = patch.apply_patch(current, g.body, kind="User")
-        except patch.PatchError as e:
-            raise ScimError(e.status, e.detail, e.scim_type) from None
+        result = patch.apply_patch(current, g.body, kind="User")
         return parse_user(result, replacing=True)
 
     return _apply_user(person_id, patched)
@@ -304,7 +300,7 @@ def delete_user(person_id):
 def _group(conn, group_id: str, *, lock: bool = False):
     found = groups.get(conn, group_id, lock=lock)
     if found is None:
-        raise ScimError(404, f"no Group {group_id}")
+        raise NotFound(f"no Group {group_id}")
     return found
 
 
@@ -353,10 +349,7 @@ def replace_group(group_id):
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
     def patched(group):
-        try:
-            result = patch.apply_patch(render_group(group, base=_base()), g.body, kind="Group")
-        except patch.PatchError as e:
-            raise ScimError(e.status, e.detail, e.scim_type) from None
+        result = patch.apply_patch(render_group(group, base=_base()), g.body, kind="Group")
         return parse_group(result, replacing=True)
 
     return _apply_group(group_id, patched, 204)  # Entra expects 204 for a group PATCH

@@ -10,7 +10,7 @@ from scim2_models import Context, EnterpriseUser, Group, User
 
 from service.identity.groups import Group as StoredGroup
 from service.identity.people import Fields, Person
-from service.scim.errors import ScimError
+from service.scim.errors import InvalidSyntax, InvalidValue
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -22,15 +22,13 @@ ALWAYS = {"id", "schemas"}  # returned: always (RFC 7643 §7)
 
 def _validate(model, payload, ctx: Context):
     if not isinstance(payload, dict):
-        raise ScimError(400, "the request body must be a JSON object", "invalidSyntax")
+        raise InvalidSyntax("the request body must be a JSON object")
     try:
         return model.model_validate(payload, scim_ctx=ctx)
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-        raise ScimError(
-            400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), "invalidValue"
-        ) from None
+        raise InvalidValue(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))) from None
 
 
 def _text(value) -> str | None:
@@ -72,7 +70,7 @@ def _without_manager(payload):
     if isinstance(manager, dict):
         manager = next((v for k, v in manager.items() if k.lower() == "value"), None)
     if manager is not None and not isinstance(manager, str):
-        raise ScimError(400, "manager.value must be a string", "invalidValue")
+        raise InvalidValue("manager.value must be a string")
     return {**payload, key: rest}, (manager or None)
 
 
@@ -81,7 +79,7 @@ def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[str]
     ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
     group = _validate(Group, payload, ctx)
     if not group.display_name:
-        raise ScimError(400, "displayName is required", "invalidValue")
+        raise InvalidValue("displayName is required")
     return group.display_name, group.external_id, [m.value for m in group.members or () if m.value]
 
 
