@@ -320,7 +320,7 @@ def get_group(group_id):
 def create_group():
     name, external_id, members = parse_group(g.body, replacing=False)
     with web.transaction() as conn:
-        group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
+        group = groups.create(conn, display_name=name, external_id=external_id, members=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
         grant_changes.apply_rules(conn, actor=g.principal.actor)
@@ -332,7 +332,7 @@ def _apply_group(group_id: str, make_values, status: int):
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         name, external_id, members = make_values(group)
-        updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, member_ids=members)
+        updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, members=members)
         if changes:
             _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
             grant_changes.apply_rules(conn, actor=g.principal.actor)

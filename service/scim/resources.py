@@ -5,6 +5,8 @@ e-mail validator to be shown), with `attributes` / `excludedAttributes`
 applied as RFC 7644 §3.9 says.
 """
 
+import unicodedata
+
 import pydantic
 from scim2_models import Context, EnterpriseUser, Group, User
 
@@ -35,6 +37,48 @@ def _text(value) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
 
 
+# Every string Gatehouse stores from SCIM is checked here, before any SQL: a too-long value or one holding a
+# control character is a 400 invalidValue naming the attribute, never a database error. 256 characters fits
+# the CHECK on userName and a group's displayName, and keeps any value well inside a btree index entry
+# (2704 bytes; several attributes are indexed); externalIds (often DNs or long opaque ids) get 512.
+MAX_TEXT = 256
+MAX_EXTERNAL_ID = 512
+
+
+def _checked(name: str, value: str | None, *, limit: int = MAX_TEXT, login: bool = False) -> str | None:
+    """value, if it may be stored: at most limit characters, no control character (C0, C1, DEL) or lone
+    surrogate; a login (userName) also no invisible format character (zero-width space, bidi overrides), so
+    that two names that look the same are not two people."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(f"{name} must be a string")
+    if len(value) > limit:
+        raise InvalidValue(f"{name} is limited to {limit} characters")
+    refused = ("Cc", "Cs", "Cf", "Zl", "Zp") if login else ("Cc", "Cs")
+    if any(unicodedata.category(c) in refused for c in value):
+        what = "a control or invisible formatting character" if login else "a control character"
+        raise InvalidValue(f"{name} contains {what}")
+    return value
+
+
+def _checked_user(fields: Fields) -> Fields:
+    _checked("userName", fields.user_name, login=True)
+    if not fields.user_name.strip():
+        raise InvalidValue("userName must not be blank")
+    for name, value in (("name.givenName", fields.given_name), ("name.familyName", fields.family_name),
+                        ("name.formatted", fields.formatted_name), ("displayName", fields.display_name),
+                        ("title", fields.title), ("employeeNumber", fields.employee_number),
+                        ("department", fields.department), ("organization", fields.organization),
+                        ("manager.value", fields.manager_ref)):
+        _checked(name, value)
+    for email in fields.emails:
+        _checked("emails.value", email["value"])
+        _checked("emails.type", email["type"])
+    _checked("externalId", fields.external_id, limit=MAX_EXTERNAL_ID)
+    return fields
+
+
 def parse_user(payload, *, replacing: bool) -> Fields:
     """A POST or PUT body → the fields a source sets (password is accepted and discarded)."""
     ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
@@ -42,15 +86,16 @@ def parse_user(payload, *, replacing: bool) -> Fields:
     user = _validate(USER_MODEL, payload, ctx)
     ext = user[EnterpriseUser] if ENTERPRISE in (user.schemas or []) or user[EnterpriseUser] else None
     name = user.name
-    return Fields(
+    return _checked_user(Fields(
         user_name=user.user_name, given_name=name.given_name if name else None,
-        family_name=name.family_name if name else None, display_name=user.display_name,
+        family_name=name.family_name if name else None, formatted_name=name.formatted if name else None,
+        display_name=user.display_name,
         emails=tuple({"value": e.value, "type": _text(e.type), "primary": bool(e.primary)} for e in user.emails or ()
                      if e.value),
         employee_number=ext.employee_number if ext else None, department=ext.department if ext else None,
         organization=ext.organization if ext else None, title=user.title,
         manager_ref=manager,
-        active=user.active, external_id=user.external_id)
+        active=user.active, external_id=user.external_id))
 
 
 def _without_manager(payload):
@@ -74,13 +119,17 @@ def _without_manager(payload):
     return {**payload, key: rest}, (manager or None)
 
 
-def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[str]]:
-    """A POST or PUT body → (displayName, externalId, member ids)."""
+def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[tuple[str, str | None]]]:
+    """A POST or PUT body → (displayName, externalId, members as (id, display as sent or None))."""
     ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
     group = _validate(Group, payload, ctx)
-    if not group.display_name:
+    if not group.display_name or not group.display_name.strip():
         raise InvalidValue("displayName is required")
-    return group.display_name, group.external_id, [m.value for m in group.members or () if m.value]
+    _checked("displayName", group.display_name)
+    _checked("externalId", group.external_id, limit=MAX_EXTERNAL_ID)
+    members = [(_checked("members.value", m.value), _checked("members.display", m.display))
+               for m in group.members or () if m.value]
+    return group.display_name, group.external_id, members
 
 
 def _meta(kind: str, base: str, obj) -> dict:
@@ -94,9 +143,10 @@ def render_user(person: Person, *, base: str, ext_source: str) -> dict:
     if person.external_ids.get(ext_source):
         user["externalId"] = person.external_ids[ext_source]
     user["userName"] = person.user_name
-    name = {k: v for k, v in (("givenName", person.given_name), ("familyName", person.family_name)) if v}
+    # name.formatted as sent (RFC 7643 §4.1.1), never derived: a derived one would come back to a PATCH as if sent
+    name = {k: v for k, v in (("givenName", person.given_name), ("familyName", person.family_name),
+                              ("formatted", person.formatted_name)) if v}
     if name:
-        name["formatted"] = " ".join(v for v in (person.given_name, person.family_name) if v)
         user["name"] = name
     for key, value in (("displayName", person.display_name), ("title", person.title)):
         if value:
