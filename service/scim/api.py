@@ -6,6 +6,7 @@ revoked in that same transaction, and every later access check denies.
 """
 
 import json
+import logging
 
 from flask import Blueprint, Response, g, request
 
@@ -19,6 +20,7 @@ from service.scim.errors import InvalidSyntax, InvalidValue, Mutability, NotFoun
 from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+log = logging.getLogger("gatehouse.scim")
 MEDIA = "application/scim+json"
 ACCEPTED = ("application/scim+json", "application/json", "text/json")  # text/json: Okta
 
@@ -50,6 +52,14 @@ def _gatehouse_error(e: GatehouseError):
     response = error_response(error)
     response.headers.update(e.headers)
     return response
+
+
+@bp.errorhandler(people.REFUSALS)
+def _database_refusal(e):
+    """The last net under the checks before SQL: a constraint the input broke is the client's error, named by
+    the constraint (never the row, which the database's message carries), not a 500."""
+    log.warning("SCIM input refused by the database: %s %s", e.sqlstate, getattr(e.diag, "constraint_name", None))
+    return _gatehouse_error(people.refused(e))
 
 
 @bp.before_request
