@@ -94,3 +94,8 @@ UPDATE people p SET scim_owner = coalesce(
 
 -- A member's display as the SCIM client sent it (RFC 7643 §4.2); NULL: the person's display name.
 ALTER TABLE group_members ADD COLUMN display text CHECK (length(display) <= 1024);
+
+-- PATCH remove of `active` (RFC 7644 §3.5.2.2): the attribute is unassigned, which fails closed: the person is
+-- inactive (a leaver: grants revoked) and `active` is not returned until a client assigns it again.
+ALTER TABLE people ADD COLUMN active_assigned boolean NOT NULL DEFAULT true;
+ALTER TABLE people ADD CONSTRAINT people_unassigned_active_is_inactive CHECK (active_assigned OR NOT active);

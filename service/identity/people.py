@@ -16,7 +16,7 @@ _COLUMNS = sql.SQL("""
     p.id::text, p.user_name, p.given_name, p.family_name, p.display_name, p.emails, p.primary_email,
     p.employee_number, p.department, p.organization, p.title, p.manager_id::text, p.manager_ref, p.active,
     p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at, p.formatted_name,
-    p.scim_owner,
+    p.scim_owner, p.active_assigned,
     coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
               WHERE x.person_id = p.id), '{}')""")
 
@@ -49,6 +49,7 @@ class Person:
     deleted_at: datetime | None
     formatted_name: str | None  # name.formatted as a SCIM client sent it
     scim_owner: str | None  # the SCIM client ("scim:<name>") that created or joined this person
+    active_assigned: bool  # False after a SCIM remove of `active`: inactive, and `active` not returned
     external_ids: dict
 
     @property
@@ -73,6 +74,8 @@ class Fields:
     manager_ref: str | None = None
     active: bool | None = None
     external_id: str | None = None
+    # Attributes the source removed ("active", "external_id"): None above means "not given", this "take it away".
+    removed: frozenset = frozenset()
 
 
 def primary_email(emails) -> str | None:
@@ -287,6 +290,7 @@ UPDATE people SET user_name = %(user_name)s, given_name = %(given_name)s, family
        display_name = %(display_name)s, emails = %(emails)s, primary_email = %(primary_email)s,
        employee_number = %(employee_number)s, department = %(department)s, organization = %(organization)s,
        title = %(title)s, manager_id = %(manager_id)s, manager_ref = %(manager_ref)s, active = %(active)s,
+       active_assigned = %(active_assigned)s,
        attribute_sources = %(sources)s, version = version + 1, updated_at = now()
 WHERE id = %(id)s
 """
@@ -326,9 +330,16 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
     if values["manager_id"]:
         values["manager_ref"] = None
     active = person.active if fields.active is None else fields.active
+    assigned = person.active_assigned if fields.active is None else True
+    if "active" in fields.removed:  # fails closed: unassigned is inactive
+        active, assigned = False, False
     changes = _changes(person, values, active)
+    if assigned != person.active_assigned:
+        changes["active"] = [person.active if person.active_assigned else None, active if assigned else None]
     if fields.external_id is not None and person.external_ids.get(ext_source) != fields.external_id:
         changes["external_id"] = [person.external_ids.get(ext_source), fields.external_id]
+    elif "external_id" in fields.removed and person.external_ids.get(ext_source) is not None:
+        changes["external_id"] = [person.external_ids.get(ext_source), None]
     if owner and not person.scim_owner:
         changes["scim_owner"] = [None, owner]
     if not changes:
@@ -336,8 +347,11 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
     sources = {**person.attribute_sources, **{f: ext_source for f in changes if f != "scim_owner"}}
     try:
         conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id,
-                               "scim_owner": owner})
-        if "external_id" in changes:
+                               "scim_owner": owner, "active_assigned": assigned})
+        if "external_id" in changes and fields.external_id is None:
+            conn.execute("DELETE FROM person_external_ids WHERE person_id = %s AND source = %s",
+                         (person.id, ext_source))
+        elif "external_id" in changes:
             link_external_id(conn, person.id, ext_source, fields.external_id)
     except REFUSALS as e:
         raise _refused(e, fields) from None

@@ -5,6 +5,7 @@ client). A person set inactive or deleted is a leaver: their grants are
 revoked in that same transaction, and every later access check denies.
 """
 
+import dataclasses
 import json
 import logging
 
@@ -16,7 +17,7 @@ from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people
 from service.scim import discovery, errors, filters, patch
-from service.scim.errors import InvalidSyntax, InvalidValue, Mutability, NotFound, ScimError, TooMany
+from service.scim.errors import InvalidFilter, InvalidSyntax, InvalidValue, Mutability, NotFound, ScimError, TooMany
 from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -54,12 +55,15 @@ def _gatehouse_error(e: GatehouseError):
     return response
 
 
-@bp.errorhandler(people.REFUSALS)
 def _database_refusal(e):
     """The last net under the checks before SQL: a constraint the input broke is the client's error, named by
     the constraint (never the row, which the database's message carries), not a 500."""
     log.warning("SCIM input refused by the database: %s %s", e.sqlstate, getattr(e.diag, "constraint_name", None))
     return _gatehouse_error(people.refused(e))
+
+
+for _refusal in people.REFUSALS:
+    bp.register_error_handler(_refusal, _database_refusal)
 
 
 @bp.before_request
@@ -211,6 +215,40 @@ def search_groups():
     return _list("Group", _query(_search_body()))
 
 
+@bp.post("/.search")
+def search_all():
+    """RFC 7644 §3.4.3: a search over every resource type, Users then Groups, paged as one list.
+
+    A filter naming an attribute only one type has matches none of the other (an invalid filter for
+    both is still invalidFilter).
+    """
+    q = _query(_search_body())
+    if q["filter"] and len(q["filter"]) > MAX_FILTER_LENGTH:
+        raise TooMany(f"filters are limited to {MAX_FILTER_LENGTH} characters")
+    wheres = {}
+    for kind in ("User", "Group"):
+        try:
+            wheres[kind] = filters.compile_filter(q["filter"], kind, scim_source=_source()) if q["filter"] else None
+        except InvalidFilter:
+            continue
+    if not wheres:
+        filters.compile_filter(q["filter"], "User", scim_source=_source())  # raises that type's error
+    base, offset, left, total, rendered = _base(), q["start"] - 1, q["count"], 0, []
+    with web.connection() as conn:
+        for kind, where in wheres.items():
+            sql_where, params = (where.sql, where.params) if where else (None, {})
+            search = people.search if kind == "User" else groups.search
+            found_total, found = search(conn, sql_where, params, offset=offset, limit=left)
+            offset = max(0, offset - found_total)  # what is left to skip in the next type
+            total += found_total
+            left -= len(found)
+            rendered += [render_user(r, base=base, ext_source=_source()) if kind == "User"
+                         else render_group(r, base=base) for r in found]
+    resources = [project(r, attributes=q["attributes"], excluded=q["excluded"]) for r in rendered]
+    return scim_response({"schemas": [LIST], "totalResults": total, "startIndex": q["start"],
+                          "itemsPerPage": len(resources), "Resources": resources})
+
+
 def _search_body() -> dict:
     if not isinstance(g.body, dict):
         raise InvalidSyntax("the search request must be a JSON object")
@@ -287,7 +325,10 @@ def patch_user(person_id):
     def patched(person):
         current = render_user(person, base=_base(), ext_source=_source())
         result = patch.apply_patch(current, g.body, kind="User")
-        return parse_user(result, replacing=True)
+        # A removed externalId or active is taken away, not "not given" (which leaves it as it is).
+        removed = {stored for name, stored in (("active", "active"), ("externalId", "external_id"))
+                   if name in current and name not in result}
+        return dataclasses.replace(parse_user(result, replacing=True), removed=frozenset(removed))
 
     return _apply_user(person_id, patched)
 

@@ -186,6 +186,8 @@ def _merge(attr: Attr, current: dict, value) -> dict:
     if not isinstance(value, dict):
         raise InvalidValue(f"{attr.name} takes an object, not {type(value).__name__}")
     for key, item in value.items():
+        if attr.name.startswith("urn:") and isinstance(key, str) and key.lower() == "schemas":
+            continue  # an extension's value as scim2-models dumps it names its own schema: not an attribute
         sub = attr.sub(key)
         if sub is None:
             raise InvalidPath(f"{attr.name} has no sub-attribute {key!r}")

@@ -151,7 +151,8 @@ def render_user(person: Person, *, base: str, ext_source: str) -> dict:
     for key, value in (("displayName", person.display_name), ("title", person.title)):
         if value:
             user[key] = value
-    user["active"] = person.active
+    if person.active_assigned:  # removed by a PATCH: inactive, and not returned (RFC 7644 §3.5.2.2)
+        user["active"] = person.active
     if person.emails:
         user["emails"] = [{k: v for k, v in e.items() if v is not None} for e in person.emails]
     enterprise = {k: v for k, v in (("employeeNumber", person.employee_number), ("department", person.department),
