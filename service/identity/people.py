@@ -129,7 +129,8 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
 # is unique over everyone, deleted people too, so it keeps naming its person after they leave; an e-mail or an
 # employee number names only live people.
 _NAMED_BY = {
-    "user_name": "lower(p.user_name) = lower({r})",
+    # through the login key (sql/013): NFKC, trimmed and case-folded, so ＺＯＥ and "zoe " name Zoe
+    "user_name": "EXISTS (SELECT 1 FROM person_logins l WHERE l.person_id = p.id AND l.login_key = login_key({r}))",
     "email": "p.deleted_at IS NULL AND lower(p.primary_email) = lower({r})",
     "employee_number": "p.deleted_at IS NULL AND p.employee_number = {r}",
 }
@@ -197,7 +198,8 @@ def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
         return None
     row = conn.execute(
         "SELECT p.id::text FROM people p WHERE p.deleted_at IS NULL AND (p.id::text = %(r)s "
-        "OR lower(p.user_name) = lower(%(r)s) OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
+        "OR p.id = (SELECT l.person_id FROM person_logins l WHERE l.login_key = login_key(%(r)s)) "
+        "OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
         "OR EXISTS (SELECT 1 FROM person_external_ids x "
         "WHERE x.person_id = p.id AND lower(x.external_id) = lower(%(r)s))) "
         "ORDER BY (p.id::text = %(r)s) DESC LIMIT 1",

@@ -287,7 +287,9 @@ def create_user():
     with web.transaction() as conn:
         candidate = people.find_join_candidate(conn, fields, key=settings.scim_join_key, other_than=_source())
         if candidate is not None:  # known from LDAP: join, never a second copy
-            person, changes = people.update(conn, candidate, fields, ext_source=_source())
+            if candidate.scim_owner:  # another client's person is not joined by this one (ownership on)
+                _check_owner(candidate)
+            person, changes = people.update(conn, candidate, fields, ext_source=_source(), owner=_source())
             _record(conn, "joined", {"resource": "User", "join_key": settings.scim_join_key, "changes": changes},
                     person.id)
         else:
@@ -297,10 +299,17 @@ def create_user():
     return _user_out(person, 201)
 
 
+def _check_owner(person) -> None:
+    """With scim_ownership on, a client changes or deletes only the people it created or its join linked."""
+    if web.services().settings.scim_ownership and person.scim_owner != _source():
+        raise errors.Forbidden(f"User {person.id} belongs to another SCIM client (scim_ownership is on)")
+
+
 def _apply_user(person_id: str, make_fields):
     """Load (locked), check If-Match, compute new fields, write, journal; leaver effects when deactivated."""
     with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
+        _check_owner(person)
         _check_version(person.etag)
         fields = make_fields(person)
         updated, changes = people.update(conn, person, fields, ext_source=_source())
@@ -337,6 +346,7 @@ def patch_user(person_id):
 def delete_user(person_id):
     with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
+        _check_owner(person)
         _check_version(person.etag)
         people.soft_delete(conn, person)
         revoked = people.end_access(conn, person.id, reason="leaver: deleted")
