@@ -100,7 +100,7 @@ def _refuse_unstorable_text():
         return None
     detail, scim_type = found
     if _scim_path():  # RFC 7644 §3.12
-        return error_response(ScimError(400, detail, scim_type))
+        return error_response(ScimError(detail, status=400, scim_type=scim_type))
     oauth = {"error": "invalid_request", "error_description": detail} if request.path == "/oauth/token" else {}
     return problem(400, "Bad Request", detail, "bad_request", **oauth)  # oauth: RFC 6749 §5.2
 
@@ -183,7 +183,7 @@ def _scim_path() -> bool:
 
 def _http_error(e: HTTPException):
     if _scim_path():
-        return error_response(ScimError(e.code or 500, e.description or e.name))
+        return error_response(ScimError(e.description or e.name, status=e.code or 500))
     response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
     if e.code == 405 and e.valid_methods:
         response.headers["Allow"] = ", ".join(e.valid_methods)
@@ -203,5 +203,5 @@ def _gatehouse_error(e: GatehouseError):
 def _unexpected_error(e: Exception):
     log.exception("unhandled error")
     if _scim_path():
-        return error_response(ScimError(500, "an unexpected error occurred; see the server log"))
+        return error_response(ScimError("an unexpected error occurred; see the server log", status=500))
     return problem(500, "Internal Server Error", "an unexpected error occurred; see the server log", "internal")

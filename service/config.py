@@ -38,6 +38,8 @@ class Settings:
     trusted_proxies: int = 0
     # SCIM: how a pushed person is matched to one already known from LDAP
     scim_join_key: str = "email"
+    # SCIM: when on, a SCIM client may change or delete only the people it created or its join linked (403 else)
+    scim_ownership: bool = False
     # Access checks: which of a person's identifiers a gateway's `user` may be
     check_identifiers: tuple[str, ...] = ("user_name", "email")
     # WebAuthn (admins)
@@ -329,6 +331,7 @@ _PARSERS = {
     "ldap_sync_minutes": _int_in(1, 24 * 60),
     "ldap_full_sync_at": _int_in(0, 23),
     "scim_join_key": _join_key,
+    "scim_ownership": _bool,
     "check_identifiers": _identifiers,
     "webauthn_origins": _origins,
     "webauthn_device_bound": _bool,

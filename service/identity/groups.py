@@ -7,10 +7,11 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
-from service.errors import BadRequest, Conflict
+from service.errors import BadRequest, Conflict, GatehouseError
 
 _COLUMNS = sql.SQL("g.id::text, g.display_name, g.external_id, g.source, g.version, g.created_at, g.updated_at")
-_MEMBERS = sql.SQL("""coalesce((SELECT jsonb_agg(jsonb_build_array(m.person_id::text, p.display_name, p.user_name)
+_MEMBERS = sql.SQL("""coalesce((SELECT jsonb_agg(jsonb_build_array(m.person_id::text,
+                                                   coalesce(m.display, p.display_name, p.user_name))
                                  ORDER BY m.added_at, m.person_id)
                       FROM group_members m JOIN people p ON p.id = m.person_id WHERE m.group_id = g.id), '[]')""")
 
@@ -18,7 +19,7 @@ _MEMBERS = sql.SQL("""coalesce((SELECT jsonb_agg(jsonb_build_array(m.person_id::
 @dataclasses.dataclass(frozen=True)
 class Member:
     person_id: str
-    display: str
+    display: str  # as the client sent it, else the person's display name, else their userName
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Group:
 
 
 def _group(row, with_members: bool) -> Group:
-    members = tuple(Member(pid, display or user) for pid, display, user in row[7]) if with_members else None
+    members = tuple(Member(pid, display) for pid, display in row[7]) if with_members else None
     return Group(*row[:7], members)
 
 
@@ -68,8 +69,8 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
     return total, [_group(r, with_members) for r in rows]
 
 
-def _check_members(conn: psycopg.Connection, member_ids: list[str]) -> list[str]:
-    ids = list(dict.fromkeys(member_ids))
+def _check_members(conn: psycopg.Connection, members: list[tuple[str, str | None]]) -> list[str]:
+    ids = list(dict.fromkeys(pid for pid, _ in members))
     try:
         [uuid.UUID(i) for i in ids]
     except ValueError:
@@ -82,31 +83,54 @@ def _check_members(conn: psycopg.Connection, member_ids: list[str]) -> list[str]
     return ids
 
 
-def _conflict(name: str) -> Conflict:
-    error = Conflict(f"a group named {name!r} exists")
-    error.code = "uniqueness"
-    return error
+def _refused(e: psycopg.Error, name: str) -> GatehouseError:
+    """A database refusal of a group's values, by constraint name: never a 500."""
+    constraint = getattr(e.diag, "constraint_name", None) or ""
+    if isinstance(e, psycopg.errors.UniqueViolation):
+        error = Conflict(f"a group named {name!r} exists")
+        error.code = "uniqueness"
+        return error
+    if constraint == "groups_display_name_check":
+        return BadRequest("displayName must be 1 to 256 characters")
+    return BadRequest(f"a value cannot be stored ({constraint or e.sqlstate})")
 
 
-def create(conn: psycopg.Connection, *, display_name: str, external_id: str | None, member_ids: list[str],
-           source: str) -> Group:
-    ids = _check_members(conn, member_ids)
-    try:  # no savepoint: a unique violation aborts the caller's transaction
+_REFUSALS = (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded)
+# A display is kept only where it differs from the person's own (so a rename of the person still shows).
+_SET_MEMBERS = """
+INSERT INTO group_members (group_id, person_id, display)
+SELECT %(g)s, p.id, NULLIF(s.display, coalesce(p.display_name, p.user_name))
+FROM unnest(%(ids)s::uuid[], %(displays)s::text[]) AS s(person_id, display) JOIN people p ON p.id = s.person_id
+ON CONFLICT (group_id, person_id) DO UPDATE SET display = EXCLUDED.display
+"""
+
+
+def _write_members(conn: psycopg.Connection, group_id: str, members: list[tuple[str, str | None]]) -> None:
+    displays = dict(members)
+    conn.execute(_SET_MEMBERS, {"g": group_id, "ids": list(displays), "displays": list(displays.values())})
+
+
+def create(conn: psycopg.Connection, *, display_name: str, external_id: str | None,
+           members: list[tuple[str, str | None]], source: str) -> Group:
+    """A new group with its members, each (person id, display as sent or None)."""
+    _check_members(conn, members)
+    try:  # no savepoint: a refusal aborts the caller's transaction
         group_id = conn.execute(
             "INSERT INTO groups (display_name, external_id, source) VALUES (%s, %s, %s) RETURNING id::text",
             (display_name, external_id, source)).fetchone()[0]
-    except psycopg.errors.UniqueViolation:
-        raise _conflict(display_name) from None
-    conn.execute("INSERT INTO group_members (group_id, person_id) SELECT %s, unnest(%s::uuid[])", (group_id, ids))
+        _write_members(conn, group_id, members)
+    except _REFUSALS as e:
+        raise _refused(e, display_name) from None
     return get(conn, group_id)
 
 
 def replace(conn: psycopg.Connection, group: Group, *, display_name: str, external_id: str | None,
-            member_ids: list[str]) -> tuple[Group, dict]:
-    """Set name, external id and members; return the group and what changed."""
-    ids = _check_members(conn, member_ids)
-    before = {m.person_id for m in group.members}
-    added, removed = [i for i in ids if i not in before], sorted(before - set(ids))
+            members: list[tuple[str, str | None]]) -> tuple[Group, dict]:
+    """Set name, external id and members (with their displays); return the group and what changed."""
+    ids = _check_members(conn, members)
+    before = {m.person_id: m.display for m in group.members}
+    added, removed = [i for i in ids if i not in before], sorted(set(before) - set(ids))
+    redisplayed = [pid for pid, display in members if pid in before and display and display != before[pid]]
     changes = {}
     if display_name != group.display_name:
         changes["display_name"] = [group.display_name, display_name]
@@ -116,15 +140,19 @@ def replace(conn: psycopg.Connection, group: Group, *, display_name: str, extern
         changes["members_added"] = added
     if removed:
         changes["members_removed"] = removed
+    if redisplayed:
+        changes["members_display"] = sorted(set(redisplayed))
     if not changes:
         return group, {}
     try:
         conn.execute("UPDATE groups SET display_name = %s, external_id = %s, version = version + 1, "
                      "updated_at = now() WHERE id = %s", (display_name, external_id, group.id))
-    except psycopg.errors.UniqueViolation:
-        raise _conflict(display_name) from None
-    conn.execute("DELETE FROM group_members WHERE group_id = %s AND person_id = ANY(%s::uuid[])", (group.id, removed))
-    conn.execute("INSERT INTO group_members (group_id, person_id) SELECT %s, unnest(%s::uuid[])", (group.id, added))
+        conn.execute("DELETE FROM group_members WHERE group_id = %s AND person_id = ANY(%s::uuid[])",
+                     (group.id, removed))
+        _write_members(conn, group.id, [(pid, display) for pid, display in members
+                                        if pid in added or pid in redisplayed])
+    except _REFUSALS as e:
+        raise _refused(e, display_name) from None
     return get(conn, group.id), changes
 
 

@@ -4,8 +4,8 @@ Pure, so that the planners (directory/plan.py) use it and stay pure; import-lint
 """
 
 # The attributes a source may set, in the order changes are reported.
-FIELDS = ("user_name", "given_name", "family_name", "display_name", "emails", "employee_number", "department",
-          "organization", "title", "manager", "active")
+FIELDS = ("user_name", "given_name", "family_name", "formatted_name", "display_name", "emails", "employee_number",
+          "department", "organization", "title", "manager", "active")
 
 
 def primary_email(emails) -> str | None:

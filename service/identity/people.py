@@ -10,13 +10,14 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from service.errors import Conflict
+from service.errors import BadRequest, Conflict, GatehouseError
 from service.identity.model import FIELDS, primary_email
 
 _COLUMNS = sql.SQL("""
     p.id::text, p.user_name, p.given_name, p.family_name, p.display_name, p.emails, p.primary_email,
     p.employee_number, p.department, p.organization, p.title, p.manager_id::text, p.manager_ref, p.active,
-    p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at,
+    p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at, p.formatted_name,
+    p.scim_owner, p.active_assigned,
     coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
               WHERE x.person_id = p.id), '{}')""")
 
@@ -44,6 +45,9 @@ class Person:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    formatted_name: str | None  # name.formatted as a SCIM client sent it
+    scim_owner: str | None  # the SCIM client ("scim:<name>") that created or joined this person
+    active_assigned: bool  # False after a SCIM remove of `active`: inactive, and `active` not returned
     external_ids: dict
 
     @property
@@ -58,6 +62,7 @@ class Fields:
     user_name: str
     given_name: str | None = None
     family_name: str | None = None
+    formatted_name: str | None = None
     display_name: str | None = None
     emails: tuple = ()
     employee_number: str | None = None
@@ -67,6 +72,8 @@ class Fields:
     manager_ref: str | None = None
     active: bool | None = None
     external_id: str | None = None
+    # Attributes the source removed ("active", "external_id"): None above means "not given", this "take it away".
+    removed: frozenset = frozenset()
 
 
 def _select(where: sql.Composable) -> sql.Composed:
@@ -114,7 +121,8 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
 # is unique over everyone, deleted people too, so it keeps naming its person after they leave; an e-mail or an
 # employee number names only live people.
 _NAMED_BY = {
-    "user_name": "lower(p.user_name) = lower({r})",
+    # through the login key (sql/013): NFKC, trimmed and case-folded, so ＺＯＥ and "zoe " name Zoe
+    "user_name": "EXISTS (SELECT 1 FROM person_logins l WHERE l.person_id = p.id AND l.login_key = login_key({r}))",
     "email": "p.deleted_at IS NULL AND lower(p.primary_email) = lower({r})",
     "employee_number": "p.deleted_at IS NULL AND p.employee_number = {r}",
 }
@@ -182,7 +190,8 @@ def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
         return None
     row = conn.execute(
         "SELECT p.id::text FROM people p WHERE p.deleted_at IS NULL AND (p.id::text = %(r)s "
-        "OR lower(p.user_name) = lower(%(r)s) OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
+        "OR p.id = (SELECT l.person_id FROM person_logins l WHERE l.login_key = login_key(%(r)s)) "
+        "OR p.employee_number = %(r)s OR lower(p.primary_email) = lower(%(r)s) "
         "OR EXISTS (SELECT 1 FROM person_external_ids x "
         "WHERE x.person_id = p.id AND lower(x.external_id) = lower(%(r)s))) "
         "ORDER BY (p.id::text = %(r)s) DESC LIMIT 1",
@@ -207,6 +216,7 @@ def _values(fields: Fields, conn: psycopg.Connection) -> dict:
     emails = [dict(e) for e in fields.emails]
     return {
         "user_name": fields.user_name, "given_name": fields.given_name, "family_name": fields.family_name,
+        "formatted_name": fields.formatted_name,
         "display_name": fields.display_name, "emails": Jsonb(emails), "primary_email": primary_email(emails),
         "employee_number": fields.employee_number, "department": fields.department,
         "organization": fields.organization, "title": fields.title,
@@ -215,31 +225,66 @@ def _values(fields: Fields, conn: psycopg.Connection) -> dict:
     }
 
 
-def _unique(e: psycopg.errors.UniqueViolation, fields: Fields) -> Conflict:
-    constraint = e.diag.constraint_name or ""
-    what = {"people_user_name_key": f"userName {fields.user_name!r}",
-            "people_employee_number_key": f"employeeNumber {fields.employee_number!r}",
-            "people_primary_email_key": f"primary e-mail {primary_email(list(fields.emails))!r}",
-            "person_external_ids_pkey": f"externalId {fields.external_id!r}"}.get(constraint, "a unique attribute")
-    error = Conflict(f"{what} is already taken")
-    error.code = "uniqueness"
-    return error
+# What each constraint on a person's rows means, by its name: a violation is the client's mistake, told as such
+# (409 for a taken value, 400 for one that cannot be stored), never a 500 with the row in the log.
+_TAKEN = {
+    "people_user_name_key": "userName", "person_logins_pkey": "userName",
+    "people_employee_number_key": "employeeNumber", "people_primary_email_key": "primary e-mail",
+    "person_external_ids_pkey": "externalId",
+}
+_LIMITS = {
+    "people_user_name_check": "userName must be 1 to 256 characters",
+    "person_logins_login_key_check": "userName must be 1 to 1024 characters once normalized",
+    "people_formatted_name_check": "name.formatted is limited to 1024 characters",
+    "person_external_ids_external_id_check": "externalId must be 1 to 1024 characters",
+}
+
+
+def refused(e: psycopg.Error, what: dict[str, str] | None = None) -> GatehouseError:
+    """The error to answer for a database refusal of a person's values, by constraint name.
+
+    `what` names the value each unique constraint guards ({"userName": "'zoe'"}), for the message.
+    """
+    constraint = getattr(e.diag, "constraint_name", None) or ""
+    if isinstance(e, psycopg.errors.UniqueViolation):
+        attribute = _TAKEN.get(constraint, "a unique attribute")
+        shown = (what or {}).get(attribute)
+        error = Conflict(f"{attribute} {shown} is already taken" if shown else f"{attribute} is already taken")
+        error.code = "uniqueness"
+        return error
+    if constraint in _LIMITS:
+        return BadRequest(_LIMITS[constraint])
+    # Any other CHECK, a value too long for an index entry, a character the encoding cannot hold: still the
+    # input's fault (our own writes satisfy our constraints), named by constraint or SQLSTATE, never the row.
+    return BadRequest(f"a value cannot be stored ({constraint or e.sqlstate})")
+
+
+REFUSALS = (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded)
+
+
+def _refused(e: psycopg.Error, fields: Fields) -> GatehouseError:
+    return refused(e, {"userName": repr(fields.user_name), "employeeNumber": repr(fields.employee_number),
+                       "primary e-mail": repr(primary_email(list(fields.emails))),
+                       "externalId": repr(fields.external_id)})
 
 
 _INSERT = """
-INSERT INTO people (user_name, given_name, family_name, display_name, emails, primary_email, employee_number,
-                    department, organization, title, manager_id, manager_ref, active, source, attribute_sources)
-VALUES (%(user_name)s, %(given_name)s, %(family_name)s, %(display_name)s, %(emails)s, %(primary_email)s,
-        %(employee_number)s, %(department)s, %(organization)s, %(title)s, %(manager_id)s, %(manager_ref)s,
-        %(active)s, %(source)s, %(sources)s)
+INSERT INTO people (user_name, given_name, family_name, formatted_name, display_name, emails, primary_email,
+                    employee_number, department, organization, title, manager_id, manager_ref, active, source,
+                    attribute_sources, scim_owner)
+VALUES (%(user_name)s, %(given_name)s, %(family_name)s, %(formatted_name)s, %(display_name)s, %(emails)s,
+        %(primary_email)s, %(employee_number)s, %(department)s, %(organization)s, %(title)s, %(manager_id)s,
+        %(manager_ref)s, %(active)s, %(source)s, %(sources)s, %(scim_owner)s)
 RETURNING id::text
 """
 
 _UPDATE = """
 UPDATE people SET user_name = %(user_name)s, given_name = %(given_name)s, family_name = %(family_name)s,
+       formatted_name = %(formatted_name)s, scim_owner = coalesce(scim_owner, %(scim_owner)s),
        display_name = %(display_name)s, emails = %(emails)s, primary_email = %(primary_email)s,
        employee_number = %(employee_number)s, department = %(department)s, organization = %(organization)s,
        title = %(title)s, manager_id = %(manager_id)s, manager_ref = %(manager_ref)s, active = %(active)s,
+       active_assigned = %(active_assigned)s,
        attribute_sources = %(sources)s, version = version + 1, updated_at = now()
 WHERE id = %(id)s
 """
@@ -256,36 +301,54 @@ def create(conn: psycopg.Connection, fields: Fields, *, source: str, ext_source:
     values = _values(fields, conn)
     values["manager_ref"] = None if values["manager_id"] else fields.manager_ref
     params = {**values, "active": fields.active is not False, "source": source,
-              "sources": Jsonb({f: ext_source for f in FIELDS})}
+              "sources": Jsonb({f: ext_source for f in FIELDS}),
+              "scim_owner": ext_source if ext_source.startswith("scim:") else None}
     try:
         person_id = conn.execute(_INSERT, params).fetchone()[0]
         if fields.external_id:
             link_external_id(conn, person_id, ext_source, fields.external_id)
-    except psycopg.errors.UniqueViolation as e:
-        raise _unique(e, fields) from None
+    except REFUSALS as e:
+        raise _refused(e, fields) from None
     person = get(conn, person_id)
     adopt_pending_reports(conn, person)
     return person
 
 
-def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_source: str) -> tuple[Person, dict]:
-    """Replace what this source says about a person; return the new person and {attribute: [old, new]}."""
+def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_source: str,
+           owner: str | None = None) -> tuple[Person, dict]:
+    """Replace what this source says about a person; return the new person and {attribute: [old, new]}.
+
+    owner: the SCIM client whose join links this person, recorded unless one already owns them.
+    """
     values = _values(fields, conn)
     if values["manager_id"]:
         values["manager_ref"] = None
     active = person.active if fields.active is None else fields.active
+    assigned = person.active_assigned if fields.active is None else True
+    if "active" in fields.removed:  # fails closed: unassigned is inactive
+        active, assigned = False, False
     changes = _changes(person, values, active)
+    if assigned != person.active_assigned:
+        changes["active"] = [person.active if person.active_assigned else None, active if assigned else None]
     if fields.external_id is not None and person.external_ids.get(ext_source) != fields.external_id:
         changes["external_id"] = [person.external_ids.get(ext_source), fields.external_id]
+    elif "external_id" in fields.removed and person.external_ids.get(ext_source) is not None:
+        changes["external_id"] = [person.external_ids.get(ext_source), None]
+    if owner and not person.scim_owner:
+        changes["scim_owner"] = [None, owner]
     if not changes:
         return person, {}
-    sources = {**person.attribute_sources, **{f: ext_source for f in changes}}
+    sources = {**person.attribute_sources, **{f: ext_source for f in changes if f != "scim_owner"}}
     try:
-        conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id})
-        if "external_id" in changes:
+        conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id,
+                               "scim_owner": owner, "active_assigned": assigned})
+        if "external_id" in changes and fields.external_id is None:
+            conn.execute("DELETE FROM person_external_ids WHERE person_id = %s AND source = %s",
+                         (person.id, ext_source))
+        elif "external_id" in changes:
             link_external_id(conn, person.id, ext_source, fields.external_id)
-    except psycopg.errors.UniqueViolation as e:
-        raise _unique(e, fields) from None
+    except REFUSALS as e:
+        raise _refused(e, fields) from None
     updated = get(conn, person.id)
     if _IDENTITY & changes.keys():
         adopt_pending_reports(conn, updated)

@@ -5,7 +5,9 @@ client). A person set inactive or deleted is a leaver: their grants are
 revoked in that same transaction, and every later access check denies.
 """
 
+import dataclasses
 import json
+import logging
 
 from flask import Blueprint, Response, g, request
 
@@ -14,11 +16,12 @@ from service.access import grants as grant_changes
 from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people
-from service.scim import discovery, filters, patch
-from service.scim.errors import ScimError
+from service.scim import discovery, errors, filters, patch
+from service.scim.errors import InvalidFilter, InvalidSyntax, InvalidValue, Mutability, NotFound, ScimError, TooMany
 from service.scim.resources import LIST, parse_group, parse_user, project, render_group, render_user
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+log = logging.getLogger("gatehouse.scim")
 MEDIA = "application/scim+json"
 ACCEPTED = ("application/scim+json", "application/json", "text/json")  # text/json: Okta
 
@@ -44,10 +47,23 @@ def _scim_error(e: ScimError):
 
 @bp.errorhandler(GatehouseError)
 def _gatehouse_error(e: GatehouseError):
-    scim_type = {"uniqueness": "uniqueness", "bad_request": "invalidValue"}.get(e.code)
-    response = error_response(ScimError(e.status, e.message, scim_type))
+    kind = {"uniqueness": errors.Uniqueness, "bad_request": InvalidValue, "not_found": NotFound,
+            "forbidden": errors.Forbidden}.get(e.code, ScimError)
+    error = kind(e.message, status=e.status)
+    response = error_response(error)
     response.headers.update(e.headers)
     return response
+
+
+def _database_refusal(e):
+    """The last net under the checks before SQL: a constraint the input broke is the client's error, named by
+    the constraint (never the row, which the database's message carries), not a 500."""
+    log.warning("SCIM input refused by the database: %s %s", e.sqlstate, getattr(e.diag, "constraint_name", None))
+    return _gatehouse_error(people.refused(e))
+
+
+for _refusal in people.REFUSALS:
+    bp.register_error_handler(_refusal, _database_refusal)
 
 
 @bp.before_request
@@ -56,11 +72,11 @@ def _authorize_and_parse():
     if request.method in ("POST", "PUT", "PATCH"):
         kind = (request.mimetype or "").lower()
         if kind and kind not in ACCEPTED:
-            raise ScimError(415, f"send {MEDIA}, application/json or text/json, not {kind}", "invalidSyntax")
+            raise errors.UnsupportedMediaType(f"send {MEDIA}, application/json or text/json, not {kind}")
         try:
             g.body = json.loads(request.get_data(cache=False) or b"null")
         except (ValueError, UnicodeDecodeError):
-            raise ScimError(400, "the request body is not valid JSON", "invalidSyntax") from None
+            raise InvalidSyntax("the request body is not valid JSON") from None
 
 
 def _base() -> str:
@@ -83,12 +99,12 @@ def _check_version(current_etag: str) -> None:
     if wanted and wanted.strip() != "*":
         tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
         if current_etag.removeprefix("W/") not in tags:
-            raise ScimError(412, "the resource changed since that version (If-Match)")
+            raise errors.PreconditionFailed("the resource changed since that version (If-Match)")
 
 
 def _immutable_id(body, resource_id: str) -> None:
     if isinstance(body, dict) and body.get("id") not in (None, resource_id):
-        raise ScimError(400, "id cannot be changed", "mutability")
+        raise Mutability("id cannot be changed")
 
 
 # --- discovery --------------------------------------------------------------------------------
@@ -107,7 +123,7 @@ def _listing(resources: list[dict]) -> dict:
 def _one(resources: list[dict], wanted: str):
     found = next((r for r in resources if r["id"] == wanted), None)
     if found is None:
-        raise ScimError(404, f"no {wanted}")
+        raise NotFound(f"no {wanted}")
     return scim_response(found)
 
 
@@ -140,7 +156,7 @@ def _int_param(value, name: str, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ScimError(400, f"{name} must be an integer", "invalidValue") from None
+        raise InvalidValue(f"{name} must be an integer") from None
 
 
 def _query(source: dict) -> dict:
@@ -159,12 +175,9 @@ MAX_FILTER_LENGTH = 4096
 def _list(kind: str, q: dict):
     where, params = None, {}
     if q["filter"] and len(q["filter"]) > MAX_FILTER_LENGTH:
-        raise ScimError(400, f"filters are limited to {MAX_FILTER_LENGTH} characters", "tooMany")
+        raise TooMany(f"filters are limited to {MAX_FILTER_LENGTH} characters")
     if q["filter"]:
-        try:
-            compiled = filters.compile_filter(q["filter"], kind, scim_source=_source())
-        except filters.InvalidFilter as e:  # invalidFilter, or tooMany past filters.MAX_COMPARISONS
-            raise ScimError(400, str(e), e.scim_type) from None
+        compiled = filters.compile_filter(q["filter"], kind, scim_source=_source())  # invalidFilter, tooMany
         where, params = compiled.sql, compiled.params
     base = _base()
     with web.connection() as conn:
@@ -202,9 +215,43 @@ def search_groups():
     return _list("Group", _query(_search_body()))
 
 
+@bp.post("/.search")
+def search_all():
+    """RFC 7644 §3.4.3: a search over every resource type, Users then Groups, paged as one list.
+
+    A filter naming an attribute only one type has matches none of the other (an invalid filter for
+    both is still invalidFilter).
+    """
+    q = _query(_search_body())
+    if q["filter"] and len(q["filter"]) > MAX_FILTER_LENGTH:
+        raise TooMany(f"filters are limited to {MAX_FILTER_LENGTH} characters")
+    wheres = {}
+    for kind in ("User", "Group"):
+        try:
+            wheres[kind] = filters.compile_filter(q["filter"], kind, scim_source=_source()) if q["filter"] else None
+        except InvalidFilter:
+            continue
+    if not wheres:
+        filters.compile_filter(q["filter"], "User", scim_source=_source())  # raises that type's error
+    base, offset, left, total, rendered = _base(), q["start"] - 1, q["count"], 0, []
+    with web.connection() as conn:
+        for kind, where in wheres.items():
+            sql_where, params = (where.sql, where.params) if where else (None, {})
+            search = people.search if kind == "User" else groups.search
+            found_total, found = search(conn, sql_where, params, offset=offset, limit=left)
+            offset = max(0, offset - found_total)  # what is left to skip in the next type
+            total += found_total
+            left -= len(found)
+            rendered += [render_user(r, base=base, ext_source=_source()) if kind == "User"
+                         else render_group(r, base=base) for r in found]
+    resources = [project(r, attributes=q["attributes"], excluded=q["excluded"]) for r in rendered]
+    return scim_response({"schemas": [LIST], "totalResults": total, "startIndex": q["start"],
+                          "itemsPerPage": len(resources), "Resources": resources})
+
+
 def _search_body() -> dict:
     if not isinstance(g.body, dict):
-        raise ScimError(400, "the search request must be a JSON object", "invalidSyntax")
+        raise InvalidSyntax("the search request must be a JSON object")
     return g.body
 
 
@@ -220,7 +267,7 @@ def _user_out(person, status: int = 200):
 def _person(conn, person_id: str, *, lock: bool = False):
     person = people.get(conn, person_id, lock=lock)
     if person is None:
-        raise ScimError(404, f"no User {person_id}")
+        raise NotFound(f"no User {person_id}")
     return person
 
 
@@ -240,7 +287,9 @@ def create_user():
     with web.transaction() as conn:
         candidate = people.find_join_candidate(conn, fields, key=settings.scim_join_key, other_than=_source())
         if candidate is not None:  # known from LDAP: join, never a second copy
-            person, changes = people.update(conn, candidate, fields, ext_source=_source())
+            if candidate.scim_owner:  # another client's person is not joined by this one (ownership on)
+                _check_owner(candidate)
+            person, changes = people.update(conn, candidate, fields, ext_source=_source(), owner=_source())
             _record(conn, "joined", {"resource": "User", "join_key": settings.scim_join_key, "changes": changes},
                     person.id)
         else:
@@ -250,10 +299,17 @@ def create_user():
     return _user_out(person, 201)
 
 
+def _check_owner(person) -> None:
+    """With scim_ownership on, a client changes or deletes only the people it created or its join linked."""
+    if web.services().settings.scim_ownership and person.scim_owner != _source():
+        raise errors.Forbidden(f"User {person.id} belongs to another SCIM client (scim_ownership is on)")
+
+
 def _apply_user(person_id: str, make_fields):
     """Load (locked), check If-Match, compute new fields, write, journal; leaver effects when deactivated."""
     with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
+        _check_owner(person)
         _check_version(person.etag)
         fields = make_fields(person)
         updated, changes = people.update(conn, person, fields, ext_source=_source())
@@ -277,11 +333,11 @@ def replace_user(person_id):
 def patch_user(person_id):
     def patched(person):
         current = render_user(person, base=_base(), ext_source=_source())
-        try:
-            result = patch.apply_patch(current, g.body, kind="User")
-        except patch.PatchError as e:
-            raise ScimError(e.status, e.detail, e.scim_type) from None
-        return parse_user(result, replacing=True)
+        result = patch.apply_patch(current, g.body, kind="User")
+        # A removed externalId or active is taken away, not "not given" (which leaves it as it is).
+        removed = {stored for name, stored in (("active", "active"), ("externalId", "external_id"))
+                   if name in current and name not in result}
+        return dataclasses.replace(parse_user(result, replacing=True), removed=frozenset(removed))
 
     return _apply_user(person_id, patched)
 
@@ -290,6 +346,7 @@ def patch_user(person_id):
 def delete_user(person_id):
     with web.transaction() as conn:
         person = _person(conn, person_id, lock=True)
+        _check_owner(person)
         _check_version(person.etag)
         people.soft_delete(conn, person)
         revoked = people.end_access(conn, person.id, reason="leaver: deleted")
@@ -304,7 +361,7 @@ def delete_user(person_id):
 def _group(conn, group_id: str, *, lock: bool = False):
     found = groups.get(conn, group_id, lock=lock)
     if found is None:
-        raise ScimError(404, f"no Group {group_id}")
+        raise NotFound(f"no Group {group_id}")
     return found
 
 
@@ -324,7 +381,7 @@ def get_group(group_id):
 def create_group():
     name, external_id, members = parse_group(g.body, replacing=False)
     with web.transaction() as conn:
-        group = groups.create(conn, display_name=name, external_id=external_id, member_ids=members, source="scim")
+        group = groups.create(conn, display_name=name, external_id=external_id, members=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
         grant_changes.apply_rules(conn, actor=g.principal.actor)
@@ -336,7 +393,7 @@ def _apply_group(group_id: str, make_values, status: int):
         group = _group(conn, group_id, lock=True)
         _check_version(group.etag)
         name, external_id, members = make_values(group)
-        updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, member_ids=members)
+        updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, members=members)
         if changes:
             _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
             grant_changes.apply_rules(conn, actor=g.principal.actor)
@@ -353,10 +410,7 @@ def replace_group(group_id):
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id):
     def patched(group):
-        try:
-            result = patch.apply_patch(render_group(group, base=_base()), g.body, kind="Group")
-        except patch.PatchError as e:
-            raise ScimError(e.status, e.detail, e.scim_type) from None
+        result = patch.apply_patch(render_group(group, base=_base()), g.body, kind="Group")
         return parse_group(result, replacing=True)
 
     return _apply_group(group_id, patched, 204)  # Entra expects 204 for a group PATCH

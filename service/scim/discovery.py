@@ -35,11 +35,20 @@ def service_provider_config(base: str) -> dict:
     }
 
 
-def _trimmed(schema: dict, supported: set[str]) -> dict:
+# Where Gatehouse's storage differs from the RFC 7643 defaults scim2-models carries: the unique indexes
+# people_employee_number_key and groups_display_name_key (any case), and employee numbers compared exactly.
+TRUE_CHARACTERISTICS = {
+    ("EnterpriseUser", "employeeNumber"): {"uniqueness": "server", "caseExact": True},
+    ("Group", "displayName"): {"uniqueness": "server", "caseExact": False},
+}
+
+
+def _trimmed(name: str, schema: dict, supported: set[str]) -> dict:
     attributes = []
     for attribute in schema["attributes"]:
         if attribute["name"] not in supported:
             continue
+        attribute = {**attribute, **TRUE_CHARACTERISTICS.get((name, attribute["name"]), {})}
         subs = SUB_SUPPORTED.get(attribute["name"])
         if subs and "subAttributes" in attribute:
             attribute = {**attribute, "subAttributes": [a for a in attribute["subAttributes"] if a["name"] in subs]}
@@ -50,7 +59,7 @@ def _trimmed(schema: dict, supported: set[str]) -> dict:
 @functools.cache
 def _schemas() -> tuple[dict, ...]:
     dump = {"scim_ctx": Context.RESOURCE_QUERY_RESPONSE}
-    return tuple(_trimmed(model.to_schema().model_dump(**dump), SUPPORTED[name])
+    return tuple(_trimmed(name, model.to_schema().model_dump(**dump), SUPPORTED[name])
                  for name, model in (("User", User), ("EnterpriseUser", EnterpriseUser), ("Group", Group)))
 
 

@@ -16,6 +16,8 @@ from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
+from service.scim.errors import InvalidFilter, TooMany
+
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -25,17 +27,8 @@ MAX_DEPTH = 32
 MAX_COMPARISONS = 64
 
 
-class InvalidFilter(ValueError):
-    """The filter cannot be evaluated: a 400 with scimType invalidFilter (RFC 7644 §3.4.2.2, §3.12)."""
-
-    status = 400
-    scim_type = "invalidFilter"
-
-
-class TooManyComparisons(InvalidFilter):
-    """More comparisons than we evaluate: a 400 with scimType tooMany (RFC 7644 §3.12)."""
-
-    scim_type = "tooMany"
+# More comparisons than we evaluate: a 400 with scimType tooMany (RFC 7644 §3.12).
+TooManyComparisons = TooMany
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ back in their canonical case. Unassigned, null and empty are one state (RFC
 
 import copy
 
-from service.scim.paths import Attr, PatchError, Target, _fail, _fold, _resolve  # noqa: F401  (PatchError is re-exported)
+from service.scim.errors import InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
+from service.scim.errors import ScimError as PatchError  # noqa: F401  (what a PATCH raises: any ScimError)
+from service.scim.paths import Attr, Target, _fold, _resolve
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -93,10 +95,10 @@ def _operations(body) -> list[tuple[str, str | None, object]]:
     """Check the PatchOp message (RFC 7644 §3.5.2) and return its operations."""
     schemas = _field(body, "schemas") if isinstance(body, dict) else None
     if not isinstance(schemas, list) or PATCH_OP.lower() not in {str(s).lower() for s in schemas}:
-        raise _fail("invalidSyntax", f'"schemas" must contain "{PATCH_OP}"')
+        raise InvalidSyntax(f'"schemas" must contain "{PATCH_OP}"')
     ops = _field(body, "Operations")
     if not isinstance(ops, list) or not ops:
-        raise _fail("invalidSyntax", '"Operations" must be a non-empty list')
+        raise InvalidSyntax('"Operations" must be a non-empty list')
     return [_operation(o) for o in ops]
 
 
@@ -104,18 +106,18 @@ def _operation(raw) -> tuple[str, str | None, object]:
     """Check one operation: its op, path and value."""
     op = _field(raw, "op") if isinstance(raw, dict) else None
     if not isinstance(op, str) or op.lower() not in ("add", "replace", "remove"):
-        raise _fail("invalidSyntax", f'"op" must be add, replace or remove, not {op!r}')
+        raise InvalidSyntax(f'"op" must be add, replace or remove, not {op!r}')
     op, path, value = op.lower(), _field(raw, "path"), _field(raw, "value", _MISSING)
     if path is not None and not isinstance(path, str):
-        raise _fail("invalidPath", '"path" must be a string')
+        raise InvalidPath('"path" must be a string')
     path = (path.strip() or None) if path is not None else None
     if op == "remove" and path is None:
         # RFC 7644 §3.5.2.2: a remove without a path fails with noTarget.
-        raise _fail("noTarget", "remove needs a path")
+        raise NoTarget("remove needs a path")
     if op != "remove" and (value is _MISSING or (op == "add" and value is None)):
-        raise _fail("invalidValue", f"{op} needs a value")
+        raise InvalidValue(f"{op} needs a value")
     if op != "remove" and path is None and not isinstance(value, dict):
-        raise _fail("invalidValue", f"{op} without a path needs an object of attributes as its value")
+        raise InvalidValue(f"{op} without a path needs an object of attributes as its value")
     return op, path, None if value is _MISSING else value
 
 
@@ -124,7 +126,7 @@ def _apply(resource: dict, root: Attr, op: str, target: Target, value) -> None:
     if target.attr is root:
         # RFC 7644 §3.5.2.1, §3.5.2.3: without a path, the value's members name the attributes.
         if op == "remove" or not isinstance(value, dict):
-            raise _fail("invalidValue", f"{op} on the whole resource needs an object of attributes")
+            raise InvalidValue(f"{op} on the whole resource needs an object of attributes")
         for key, item in value.items():
             _apply(resource, root, op, _resolve(root, key), item)
         return
@@ -182,11 +184,13 @@ def _merge(attr: Attr, current: dict, value) -> dict:
     if attr.reference and isinstance(value, str):
         value = {"value": value}  # Entra sends the manager as a bare id
     if not isinstance(value, dict):
-        raise _fail("invalidValue", f"{attr.name} takes an object, not {type(value).__name__}")
+        raise InvalidValue(f"{attr.name} takes an object, not {type(value).__name__}")
     for key, item in value.items():
+        if attr.name.startswith("urn:") and isinstance(key, str) and key.lower() == "schemas":
+            continue  # an extension's value as scim2-models dumps it names its own schema: not an attribute
         sub = attr.sub(key)
         if sub is None:
-            raise _fail("invalidPath", f"{attr.name} has no sub-attribute {key!r}")
+            raise InvalidPath(f"{attr.name} has no sub-attribute {key!r}")
         _put(current, sub, item)
     return current
 
@@ -199,9 +203,9 @@ def _scalar(attr: Attr, value):
             return value.lower() == "true"
         if isinstance(value, bool):
             return value
-        raise _fail("invalidValue", f"{attr.name} is boolean, not {value!r}")
+        raise InvalidValue(f"{attr.name} is boolean, not {value!r}")
     if not isinstance(value, str):
-        raise _fail("invalidValue", f"{attr.name} takes a string, not {type(value).__name__}")
+        raise InvalidValue(f"{attr.name} takes a string, not {type(value).__name__}")
     return value
 
 
@@ -209,7 +213,7 @@ def _unassign(container: dict, attr: Attr) -> None:
     """Remove an attribute (RFC 7644 §3.5.2.2)."""
     # RFC 7644 §3.5.2.2: unassigning a required or read-only attribute fails with "mutability".
     if attr.required or attr.mutability == "readOnly":
-        raise _fail("mutability", f"{attr.name} is {'required' if attr.required else 'read-only'}")
+        raise Mutability(f"{attr.name} is {'required' if attr.required else 'read-only'}")
     container.pop(attr.name, None)
 
 
@@ -220,7 +224,7 @@ def _restate(container: dict, attr: Attr, value) -> None:
         value, have = sorted(map(str.casefold, value)), sorted(map(str.casefold, have))  # schemas
     if _fold(value) != _fold(have):
         # RFC 7644 §3.5.2: a client MUST NOT modify a readOnly attribute.
-        raise _fail("mutability", f"{attr.name} is read-only")
+        raise Mutability(f"{attr.name} is read-only")
 
 
 def _store(container: dict, name: str, value) -> None:
@@ -235,7 +239,7 @@ def _apply_multi(container: dict, target: Target, op: str, value) -> None:
     attr = target.attr
     if attr.mutability == "readOnly":
         if op == "remove":
-            raise _fail("mutability", f"{attr.name} is read-only")
+            raise Mutability(f"{attr.name} is read-only")
         _restate(container, attr, value)
         return
     items = [dict(v) for v in container.get(attr.name) or [] if isinstance(v, dict)]
@@ -251,7 +255,7 @@ def _whole(attr: Attr, items: list[dict], op: str, value) -> tuple[list[dict], l
     if op == "remove" and value is None:
         return [], []
     if not isinstance(value, list) and value is not None:
-        raise _fail("invalidValue", f"{attr.name} takes a list of values")
+        raise InvalidValue(f"{attr.name} takes a list of values")
     new = [_merge(attr, {}, v) for v in value or []]
     if op == "remove":
         # Not in RFC 7644: Entra removes members with path "members" and a value listing them.
@@ -279,7 +283,7 @@ def _selected(target: Target, items: list[dict], op: str, value) -> tuple[list[d
         if attr in _UNSTORED and op != "add":
             return items, []
         if op != "add" or target.select.makes is None:
-            raise _fail("noTarget", f"no {attr.name} value matches the filter")
+            raise NoTarget(f"no {attr.name} value matches the filter")
         hits = [dict(target.select.makes)]
         items = items + hits
     if op == "remove":

@@ -12,18 +12,7 @@ from scim2_filter_parser import ast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
-from service.scim.errors import ScimError
-
-
-class PatchError(ScimError):
-    """The PATCH request cannot be applied (RFC 7644 §3.12)."""
-
-    def __init__(self, status: int, scim_type: str, detail: str):
-        super().__init__(status, detail, scim_type)
-
-
-def _fail(scim_type: str, detail: str) -> PatchError:
-    return PatchError(400, scim_type, detail)
+from service.scim.errors import InvalidFilter, InvalidPath, Mutability
 
 
 @dataclass(frozen=True)
@@ -75,21 +64,21 @@ def _resolve(root: Attr, path: str) -> Target:
         return Target((), parents[-1] if parents else root)
     match = _PATH.fullmatch(rest)
     if not match:
-        raise _fail("invalidPath", f"malformed path {path!r}")
+        raise InvalidPath(f"malformed path {path!r}")
     name, text, sub_name = match.groups()
     attr = (parents[-1] if parents else root).sub(name)
     if attr is None:
-        raise _fail("invalidPath", f"no attribute {name!r}")
+        raise InvalidPath(f"no attribute {name!r}")
     if text is None and sub_name is None:
         return Target(parents, attr)
     if attr.mutability == "readOnly":
-        raise _fail("mutability", f"{attr.name} is read-only")
+        raise Mutability(f"{attr.name} is read-only")
     sub = attr.sub(sub_name) if sub_name else None
     if sub_name and sub is None:
-        raise _fail("invalidPath", f"{attr.name} has no sub-attribute {sub_name!r}")
+        raise InvalidPath(f"{attr.name} has no sub-attribute {sub_name!r}")
     if not attr.multi:
         if text is not None:
-            raise _fail("invalidPath", f"{attr.name} is single-valued; a value filter needs a multi-valued attribute")
+            raise InvalidPath(f"{attr.name} is single-valued; a value filter needs a multi-valued attribute")
         return Target(parents + (attr,), sub)
     return Target(parents, attr, _ALL if text is None else _selector(attr, text), sub)
 
@@ -104,7 +93,7 @@ def _split_urn(root: Attr, path: str) -> tuple[tuple[Attr, ...], str | None]:
             return parents, None
         if path.lower().startswith(urn.lower() + ":"):
             return parents, path[len(urn) + 1:]
-    raise _fail("invalidPath", f"unknown schema in path {path!r}")
+    raise InvalidPath(f"unknown schema in path {path!r}")
 
 
 def _selector(attr: Attr, text: str) -> Selector:
@@ -113,7 +102,7 @@ def _selector(attr: Attr, text: str) -> Selector:
         tree = SCIMParser().parse(SCIMLexer().tokenize(text))
     except (ValueError, SCIMParserError) as exc:
         # RFC 7644 §3.12: invalidFilter covers a PATCH path filter.
-        raise _fail("invalidFilter", f"invalid filter {text!r}") from exc
+        raise InvalidFilter(f"invalid filter {text!r}") from exc
     return Selector(lambda item: _matches(attr, tree, item), _terms(attr, tree))
 
 
@@ -121,7 +110,7 @@ def _terms(attr: Attr, node) -> dict | None:
     """Check a filter's names and operators; return the value its "eq" terms describe, or None."""
     if isinstance(node, ast.Filter):
         if node.namespace is not None:
-            raise _fail("invalidFilter", "a value filter cannot nest another")
+            raise InvalidFilter("a value filter cannot nest another")
         inner = _terms(attr, node.expr)
         return None if node.negated else inner
     if isinstance(node, ast.LogExpr):
@@ -130,7 +119,7 @@ def _terms(attr: Attr, node) -> dict | None:
         return {**left, **right} if both else None
     sub, op = _filter_attr(attr, node.attr_path), node.value.lower()
     if sub.type == "boolean" and op not in ("eq", "ne", "pr"):
-        raise _fail("invalidFilter", f"{op} does not apply to boolean {sub.name}")
+        raise InvalidFilter(f"{op} does not apply to boolean {sub.name}")
     if op == "pr":
         return None
     return {sub.name: _literal(sub, node.comp_value.value)} if op == "eq" else None
@@ -140,7 +129,7 @@ def _filter_attr(attr: Attr, path) -> Attr:
     """The sub-attribute a filter term names."""
     sub = attr.sub(path.attr_name) if isinstance(path.attr_name, str) else None
     if sub is None or path.sub_attr is not None or path.uri is not None:
-        raise _fail("invalidFilter", f"{attr.name} has no sub-attribute to filter on there")
+        raise InvalidFilter(f"{attr.name} has no sub-attribute to filter on there")
     return sub
 
 
@@ -148,7 +137,7 @@ def _literal(sub: Attr, text: str):
     if sub.type != "boolean":
         return text
     if text.lower() not in ("true", "false"):
-        raise _fail("invalidFilter", f"{sub.name} is boolean, not {text!r}")
+        raise InvalidFilter(f"{sub.name} is boolean, not {text!r}")
     return text.lower() == "true"
 
 

@@ -5,12 +5,14 @@ e-mail validator to be shown), with `attributes` / `excludedAttributes`
 applied as RFC 7644 §3.9 says.
 """
 
+import unicodedata
+
 import pydantic
 from scim2_models import Context, EnterpriseUser, Group, User
 
 from service.identity.groups import Group as StoredGroup
 from service.identity.people import Fields, Person
-from service.scim.errors import ScimError
+from service.scim.errors import InvalidSyntax, InvalidValue
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -22,19 +24,59 @@ ALWAYS = {"id", "schemas"}  # returned: always (RFC 7643 §7)
 
 def _validate(model, payload, ctx: Context):
     if not isinstance(payload, dict):
-        raise ScimError(400, "the request body must be a JSON object", "invalidSyntax")
+        raise InvalidSyntax("the request body must be a JSON object")
     try:
         return model.model_validate(payload, scim_ctx=ctx)
     except pydantic.ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-        raise ScimError(
-            400, f"{where}: {first.get('msg')}" if where else str(first.get("msg")), "invalidValue"
-        ) from None
+        raise InvalidValue(f"{where}: {first.get('msg')}" if where else str(first.get("msg"))) from None
 
 
 def _text(value) -> str | None:
     return None if value is None else str(getattr(value, "value", value))
+
+
+# Every string Gatehouse stores from SCIM is checked here, before any SQL: a too-long value or one holding a
+# control character is a 400 invalidValue naming the attribute, never a database error. 256 characters fits
+# the CHECK on userName and a group's displayName, and keeps any value well inside a btree index entry
+# (2704 bytes; several attributes are indexed); externalIds (often DNs or long opaque ids) get 512.
+MAX_TEXT = 256
+MAX_EXTERNAL_ID = 512
+
+
+def _checked(name: str, value: str | None, *, limit: int = MAX_TEXT, login: bool = False) -> str | None:
+    """value, if it may be stored: at most limit characters, no control character (C0, C1, DEL) or lone
+    surrogate; a login (userName) also no invisible format character (zero-width space, bidi overrides), so
+    that two names that look the same are not two people."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(f"{name} must be a string")
+    if len(value) > limit:
+        raise InvalidValue(f"{name} is limited to {limit} characters")
+    refused = ("Cc", "Cs", "Cf", "Zl", "Zp") if login else ("Cc", "Cs")
+    if any(unicodedata.category(c) in refused for c in value):
+        what = "a control or invisible formatting character" if login else "a control character"
+        raise InvalidValue(f"{name} contains {what}")
+    return value
+
+
+def _checked_user(fields: Fields) -> Fields:
+    _checked("userName", fields.user_name, login=True)
+    if not fields.user_name.strip():
+        raise InvalidValue("userName must not be blank")
+    for name, value in (("name.givenName", fields.given_name), ("name.familyName", fields.family_name),
+                        ("name.formatted", fields.formatted_name), ("displayName", fields.display_name),
+                        ("title", fields.title), ("employeeNumber", fields.employee_number),
+                        ("department", fields.department), ("organization", fields.organization),
+                        ("manager.value", fields.manager_ref)):
+        _checked(name, value)
+    for email in fields.emails:
+        _checked("emails.value", email["value"])
+        _checked("emails.type", email["type"])
+    _checked("externalId", fields.external_id, limit=MAX_EXTERNAL_ID)
+    return fields
 
 
 def parse_user(payload, *, replacing: bool) -> Fields:
@@ -44,15 +86,16 @@ def parse_user(payload, *, replacing: bool) -> Fields:
     user = _validate(USER_MODEL, payload, ctx)
     ext = user[EnterpriseUser] if ENTERPRISE in (user.schemas or []) or user[EnterpriseUser] else None
     name = user.name
-    return Fields(
+    return _checked_user(Fields(
         user_name=user.user_name, given_name=name.given_name if name else None,
-        family_name=name.family_name if name else None, display_name=user.display_name,
+        family_name=name.family_name if name else None, formatted_name=name.formatted if name else None,
+        display_name=user.display_name,
         emails=tuple({"value": e.value, "type": _text(e.type), "primary": bool(e.primary)} for e in user.emails or ()
                      if e.value),
         employee_number=ext.employee_number if ext else None, department=ext.department if ext else None,
         organization=ext.organization if ext else None, title=user.title,
         manager_ref=manager,
-        active=user.active, external_id=user.external_id)
+        active=user.active, external_id=user.external_id))
 
 
 def _without_manager(payload):
@@ -72,17 +115,21 @@ def _without_manager(payload):
     if isinstance(manager, dict):
         manager = next((v for k, v in manager.items() if k.lower() == "value"), None)
     if manager is not None and not isinstance(manager, str):
-        raise ScimError(400, "manager.value must be a string", "invalidValue")
+        raise InvalidValue("manager.value must be a string")
     return {**payload, key: rest}, (manager or None)
 
 
-def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[str]]:
-    """A POST or PUT body → (displayName, externalId, member ids)."""
+def parse_group(payload, *, replacing: bool) -> tuple[str, str | None, list[tuple[str, str | None]]]:
+    """A POST or PUT body → (displayName, externalId, members as (id, display as sent or None))."""
     ctx = Context.RESOURCE_REPLACEMENT_REQUEST if replacing else Context.RESOURCE_CREATION_REQUEST
     group = _validate(Group, payload, ctx)
-    if not group.display_name:
-        raise ScimError(400, "displayName is required", "invalidValue")
-    return group.display_name, group.external_id, [m.value for m in group.members or () if m.value]
+    if not group.display_name or not group.display_name.strip():
+        raise InvalidValue("displayName is required")
+    _checked("displayName", group.display_name)
+    _checked("externalId", group.external_id, limit=MAX_EXTERNAL_ID)
+    members = [(_checked("members.value", m.value), _checked("members.display", m.display))
+               for m in group.members or () if m.value]
+    return group.display_name, group.external_id, members
 
 
 def _meta(kind: str, base: str, obj) -> dict:
@@ -96,14 +143,16 @@ def render_user(person: Person, *, base: str, ext_source: str) -> dict:
     if person.external_ids.get(ext_source):
         user["externalId"] = person.external_ids[ext_source]
     user["userName"] = person.user_name
-    name = {k: v for k, v in (("givenName", person.given_name), ("familyName", person.family_name)) if v}
+    # name.formatted as sent (RFC 7643 §4.1.1), never derived: a derived one would come back to a PATCH as if sent
+    name = {k: v for k, v in (("givenName", person.given_name), ("familyName", person.family_name),
+                              ("formatted", person.formatted_name)) if v}
     if name:
-        name["formatted"] = " ".join(v for v in (person.given_name, person.family_name) if v)
         user["name"] = name
     for key, value in (("displayName", person.display_name), ("title", person.title)):
         if value:
             user[key] = value
-    user["active"] = person.active
+    if person.active_assigned:  # removed by a PATCH: inactive, and not returned (RFC 7644 §3.5.2.2)
+        user["active"] = person.active
     if person.emails:
         user["emails"] = [{k: v for k, v in e.items() if v is not None} for e in person.emails]
     enterprise = {k: v for k, v in (("employeeNumber", person.employee_number), ("department", person.department),
