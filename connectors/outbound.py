@@ -20,6 +20,9 @@ class Account:
     email: str | None = None
     dn: str | None = None
     remote_id: str | None = None  # the target's id for the person, once found
+    resource: str | None = None  # why, for targets that tell (a webhook's event)
+    cause: str | None = None
+    reason: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

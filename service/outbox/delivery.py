@@ -95,7 +95,8 @@ def deliver(conn, row: store.Row, policy: TargetPolicy) -> str:
     """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure."""
     with conn.transaction():
         email, dn, remote_id = store.account(conn, row)
-    account = Account(row.person_id, row.user_name, email=email, dn=dn, remote_id=remote_id)
+    account = Account(row.person_id, row.user_name, email=email, dn=dn, remote_id=remote_id, resource=row.resource,
+                      cause=row.cause, reason=row.reason)
     attempt = row.attempts + 1
     try:
         target = build(policy)
