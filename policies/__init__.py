@@ -13,6 +13,7 @@ from policies.model import (
     Resource,
     ReviewItem,
     Reviews,
+    Target,
     TrainingRequirement,
 )
 from policies.training import TrainingStatus, lapses_at, reminders_due, training_status
@@ -29,6 +30,7 @@ __all__ = [
     "Resource",
     "ReviewItem",
     "Reviews",
+    "Target",
     "TrainingRequirement",
     "TrainingStatus",
     "decide",

@@ -5,7 +5,7 @@ import re
 import tomllib
 from typing import Any
 
-from policies.model import ALL_RESOURCES, EVERYONE, Guard, Policy, Resource, Reviews, TrainingRequirement
+from policies.model import ALL_RESOURCES, EVERYONE, Guard, Policy, Resource, Reviews, Target, TrainingRequirement
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 KINDS = ("vpn", "tool")
@@ -43,7 +43,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
 
 
 def _policy(doc: dict, version: str) -> Policy:
-    _keys(doc, "", required={"resources", "reviews", "guard"}, optional={"training"})
+    _keys(doc, "", required={"resources", "reviews", "guard"}, optional={"training", "targets"})
     tables = _tables(doc["resources"], "resources")
     resources = tuple(_resource(t, f"resources[{i}]") for i, t in enumerate(tables))
     _no_duplicates([r.key for r in resources], "resources[{}].key", "resource key")
@@ -51,7 +51,69 @@ def _policy(doc: dict, version: str) -> Policy:
     tables = _tables(doc.get("training", []), "training")
     training = tuple(_training(t, f"training[{i}]", known) for i, t in enumerate(tables))
     _no_duplicates([t.course for t in training], "training[{}].course", "course")
-    return Policy(version, resources, training, _reviews(doc["reviews"]), _guard(doc["guard"]))
+    return Policy(version, resources, training, _reviews(doc["reviews"]), _guard(doc["guard"]),
+                  targets=_targets(doc.get("targets", []), known))
+
+
+# Outbound targets ([[targets]]): where a resource's access also lives. Per type, the keys it takes beyond
+# key/type/resource and the retry settings; "secret" names the keys of which exactly one must say where a
+# secret is (a file path or an environment variable's name), never the secret itself.
+TARGET_TYPES: dict[str, dict[str, Any]] = {
+    "scim": {"required": {"url"}, "optional": {"timeout_seconds", "verify"},
+             "secret": ("token_file", "token_env")},
+    "ldap_group": {"required": {"url", "group_dn"},
+                   "optional": {"bind_dn", "member_attribute", "dn_template", "timeout_seconds"},
+                   "secret": ("password_file", "password_env"), "secret_optional": True},
+    "webhook": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("secret_file", "secret_env")},
+}
+_RETRY = {"max_attempts": (1, 100), "backoff_seconds": (1, 86400), "backoff_max_seconds": (1, 7 * 86400)}
+
+
+def _targets(value: Any, known: set[str]) -> tuple[Target, ...]:
+    targets = tuple(_target(t, f"targets[{i}]", known) for i, t in enumerate(_tables(value, "targets")))
+    _no_duplicates([t.key for t in targets], "targets[{}].key", "target key")
+    return targets
+
+
+def _target(table: dict, path: str, known: set[str]) -> Target:
+    if "type" not in table:
+        raise _Fault(f"{path}.type", "missing")
+    kind = _str(table["type"], f"{path}.type")
+    if kind not in TARGET_TYPES:
+        raise _Fault(f"{path}.type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
+    spec = TARGET_TYPES[kind]
+    _keys(table, path, required={"key", "type", "resource", *spec["required"]},
+          optional={*spec["optional"], *spec["secret"], *_RETRY})
+    resource = _str(table["resource"], f"{path}.resource")
+    if resource not in known:
+        raise _Fault(f"{path}.resource", f"names no resource in [[resources]]: {resource!r}")
+    secrets = [k for k in spec["secret"] if k in table]
+    if len(secrets) > 1 or (not secrets and not spec.get("secret_optional")):
+        raise _Fault(f"{path}.{spec['secret'][0]}", f"give exactly one of {' or '.join(spec['secret'])}")
+    settings: dict[str, object] = {}
+    for name in sorted(table.keys() - {"key", "type", "resource", *_RETRY}):
+        if name in ("timeout_seconds",):
+            settings[name] = _bounded(table[name], f"{path}.{name}", 1, 300)
+        elif name == "verify":
+            if not isinstance(table[name], bool):
+                raise _Fault(f"{path}.{name}", f"must be a boolean, got {_type(table[name])}")
+            settings[name] = table[name]
+        else:
+            settings[name] = _str(table[name], f"{path}.{name}")
+    if "url" in settings and not str(settings["url"]).startswith(_SCHEMES[kind]):
+        raise _Fault(f"{path}.url", f"must start with {' or '.join(_SCHEMES[kind])}, got {settings['url']!r}")
+    retry = {name: _bounded(table[name], f"{path}.{name}", *_RETRY[name]) for name in _RETRY if name in table}
+    return Target(key=_key(table["key"], f"{path}.key"), type=kind, resource=resource, settings=settings, **retry)
+
+
+_SCHEMES = {"scim": ("https://", "http://"), "webhook": ("https://", "http://"), "ldap_group": ("ldap://", "ldaps://")}
+
+
+def _bounded(value: Any, path: str, low: int, high: int) -> int:
+    number = _int(value, path)
+    if not low <= number <= high:
+        raise _Fault(path, f"must be between {low} and {high}, got {number}")
+    return number
 
 
 def _resource(table: dict, path: str) -> Resource:

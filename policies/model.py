@@ -67,6 +67,27 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A downstream system where a resource's access also lives (a tool over SCIM, an LDAP group, a webhook).
+
+    `settings` holds the type's own keys (url, group_dn, token_env, ...); secrets are named by file path or
+    environment variable there, never given. Deliveries are retried with exponential backoff from
+    backoff_seconds up to backoff_max_seconds, and dead-lettered after max_attempts.
+    """
+
+    key: str
+    type: str
+    resource: str
+    settings: Mapping[str, object]
+    max_attempts: int = 8
+    backoff_seconds: int = 30
+    backoff_max_seconds: int = 3600
+
+    def __post_init__(self):
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+
+
+@dataclass(frozen=True)
 class Policy:
     """A parsed policy file; version is the SHA-256 hex of its bytes."""
 
@@ -75,6 +96,7 @@ class Policy:
     training: tuple[TrainingRequirement, ...]
     reviews: Reviews
     guard: Guard
+    targets: tuple[Target, ...] = ()
 
     def resource(self, key: str) -> Resource | None:
         """The resource named `key`, or None."""

@@ -15,7 +15,7 @@
 --    (SCIM, LDAP) or by hand, then migrate again.
 
 CREATE FUNCTION login_key(login text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, public, pg_temp
     RETURN replace(replace(normalize(lower(btrim(normalize(login, NFKC))), NFKC), 'ß', 'ss'),
                    'ς', 'σ');
 
@@ -56,7 +56,7 @@ $$;
 INSERT INTO person_logins (login_key, person_id, logins)
 SELECT login_key(p.user_name), p.id, jsonb_build_object('userName', p.user_name) FROM people p;
 
-CREATE FUNCTION people_sync_login() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION people_sync_login() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF NEW.user_name IS NOT DISTINCT FROM OLD.user_name THEN

@@ -20,5 +20,13 @@ BEGIN
     -- the application never rebinds or unbinds anyone (the owner may).
     EXECUTE format('REVOKE ALL ON public.person_oidc_identities FROM %I', app);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE (last_seen_at) ON public.person_oidc_identities TO %I', app);
+    -- The outbox (017): rows are written by the grants trigger only; the worker moves a row through its
+    -- delivery states, never changes what it asks for, never deletes one. Targets come from the policy file at
+    -- start (disabled, never deleted, when dropped from it).
+    EXECUTE format('REVOKE ALL ON public.outbox, public.outbound_targets FROM %I', app);
+    EXECUTE format('GRANT SELECT, UPDATE (state, attempts, next_attempt_at, last_error, remote_id, sent_at, '
+                   'confirmed_at, finished_by) ON public.outbox TO %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE (resource_id, type, enabled, updated_at) '
+                   'ON public.outbound_targets TO %I', app);
 END
 $$;

@@ -19,11 +19,34 @@ WHERE (resources.name, resources.kind) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED
 """
 
 
+# The policy's [[targets]] (sql/017_outbox.sql): by key; one dropped from the file is disabled, never deleted
+# (its outbox rows and journal rows name it), so the grants trigger stops writing rows for it.
+_UPSERT_TARGET = """
+INSERT INTO outbound_targets (key, resource_id, type, enabled)
+SELECT %(key)s, r.id, %(type)s, true FROM resources r WHERE r.key = %(resource)s
+ON CONFLICT (key) DO UPDATE SET resource_id = EXCLUDED.resource_id, type = EXCLUDED.type, enabled = true,
+    updated_at = now()
+WHERE (outbound_targets.resource_id, outbound_targets.type, outbound_targets.enabled)
+      IS DISTINCT FROM (EXCLUDED.resource_id, EXCLUDED.type, true)
+"""
+_DISABLE_DROPPED_TARGETS = """
+UPDATE outbound_targets SET enabled = false, updated_at = now() WHERE enabled AND NOT (key = ANY(%(keys)s))
+"""
+
+
 def sync_resources(conn: psycopg.Connection, policy: Policy) -> None:
-    """Insert the policy's resources by key, or update their name and kind; never delete."""
+    """Insert the policy's resources by key, or update their name and kind; never delete. Then its targets."""
     with conn.transaction():
         for r in policy.resources:
             conn.execute(_UPSERT_RESOURCE, {"key": r.key, "name": r.name, "kind": r.kind})
+        sync_targets(conn, policy)
+
+
+def sync_targets(conn: psycopg.Connection, policy: Policy) -> None:
+    """The policy's outbound targets by key, enabled; the ones it no longer names, disabled."""
+    for t in policy.targets:
+        conn.execute(_UPSERT_TARGET, {"key": t.key, "type": t.type, "resource": t.resource})
+    conn.execute(_DISABLE_DROPPED_TARGETS, {"keys": [t.key for t in policy.targets]})
 
 
 def sync_resources_at(url: str, policy: Policy, *, timeout: float) -> None:

@@ -24,7 +24,7 @@ from service.errors import DatabaseUnavailable, JournalBroken
 
 log = logging.getLogger(__name__)
 
-KINDS = ("check", "grant", "revoke", "suspend", "restore", "sync", "review", "notify", "admin", "job")
+KINDS = ("check", "grant", "revoke", "suspend", "restore", "sync", "review", "notify", "admin", "job", "outbound")
 GENESIS = bytes(32)
 FORMAT = "gatehouse-journal-v1"
 TAIL_MISSING = "GJ001"  # journal_chain() (sql/009_journal_hardening.sql): rows behind the head are gone

@@ -9,6 +9,7 @@ import pytest
 from service.db import migrate
 from service.errors import MigrationError
 from tests.conftest import db_env, gatehouse
+from tests.support.migrations import migrate_before
 
 
 def _applied(url):
@@ -71,9 +72,7 @@ def test_migration_files_never_import_application_code():
 
 
 def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(empty_database, monkeypatch):
-    shipped = migrate.available()
-    monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < 12])
-    migrate.migrate(empty_database)
+    migrate_before(empty_database, 12, monkeypatch)
     people = [("ann", "Ann@Example.com", False), ("ann2", "ann@example.COM", False), ("ann3", "ANN@example.com", False),
               ("bo", "bo@example.com", False), ("bo2", "bo@example.com", False),
               ("cy", "cy@example.com", False), ("cy-old", "cy@example.com", True),  # a deleted one may share
@@ -83,7 +82,6 @@ def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(emp
             conn.execute("INSERT INTO people (user_name, primary_email, source, active, deleted_at) "
                          "VALUES (%s, %s, 'manual', %s, CASE WHEN %s THEN now() END)",
                          (user_name, email, not deleted, deleted))
-    monkeypatch.setattr(migrate, "available", lambda: shipped)
     with pytest.raises(MigrationError) as e:
         migrate.migrate(empty_database)
     assert "012_" in str(e.value) and "migrate again; 2 shared: " in str(e.value)
@@ -103,16 +101,13 @@ def test_012_stops_on_shared_primary_emails_with_their_list_and_drops_nobody(emp
 
 
 def test_012_lists_at_most_50_shared_emails_and_10_names_each_and_counts_the_rest(empty_database, monkeypatch):
-    shipped = migrate.available()
-    monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m.version < 12])
-    migrate.migrate(empty_database)
+    migrate_before(empty_database, 12, monkeypatch)
     with psycopg.connect(empty_database.owner_url) as conn:
         conn.execute("INSERT INTO people (user_name, primary_email, source) SELECT 'p' || i || '-' || k, "
                      "'shared' || lpad(i::text, 2, '0') || '@example.com', 'manual' "
                      "FROM generate_series(1, 52) i, generate_series(1, 2) k")
         conn.execute("INSERT INTO people (user_name, primary_email, source) SELECT 'q' || lpad(k::text, 2, '0'), "
                      "'many@example.com', 'manual' FROM generate_series(1, 12) k")
-    monkeypatch.setattr(migrate, "available", lambda: shipped)
     with pytest.raises(MigrationError) as e:
         migrate.migrate(empty_database)
     message = str(e.value)

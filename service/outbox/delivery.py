@@ -1,0 +1,141 @@
+"""The outbox job: deliver due rows to their targets, outside any transaction, and journal every step.
+
+A row moves intent → sent (the target took the change) → confirmed (a re-read shows it). A failure, or a
+re-read that still shows the old access, counts an attempt and waits an exponentially growing, jittered
+delay (at least what Retry-After asked); after the target's max_attempts the row is dead, for an admin to
+retry or discard. A row left `sent` by a worker that died is delivered again: the operations are
+idempotent, so the effect is not doubled.
+"""
+
+import os
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from connectors.outbound import Account, DeliveryError, Outcome, Target
+from policies import Target as TargetPolicy
+from service import db
+from service.errors import ConfigError
+from service.outbox import store
+
+ACTOR = "job:outbox"
+BATCH = 500
+
+
+def secret(settings: dict, prefix: str) -> str:
+    """The secret a target names by file (`<prefix>_file`) or environment variable (`<prefix>_env`)."""
+    if f"{prefix}_file" in settings:
+        path = str(settings[f"{prefix}_file"])
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise DeliveryError(f"cannot read {prefix} file {path}: {e.strerror}") from None
+    name = str(settings.get(f"{prefix}_env", ""))
+    value = os.environ.get(name)  # named by the policy file; read when a delivery needs it, so a rotation applies
+    if not value:
+        raise DeliveryError(f"environment variable {name} (the target's {prefix}) is not set")
+    return value
+
+
+def build(target: TargetPolicy) -> Target:
+    """The connector for a policy target."""
+    settings = target.settings
+    timeout = float(settings.get("timeout_seconds", 10))
+    if target.type == "scim":
+        from connectors.scim_target import ScimTarget
+
+        return ScimTarget(str(settings["url"]), secret(settings, "token"), timeout=timeout)
+    if target.type == "ldap_group":
+        from connectors.ldap_group import LdapGroupTarget
+
+        password = secret(settings, "password") if {"password_file", "password_env"} & settings.keys() else None
+        return LdapGroupTarget(str(settings["url"]), str(settings["group_dn"]), bind_dn=settings.get("bind_dn"),
+                               password=password, attribute=str(settings.get("member_attribute", "member")),
+                               dn_template=settings.get("dn_template"), timeout=timeout)
+    if target.type == "webhook":
+        from connectors.webhook import WebhookTarget
+
+        return WebhookTarget(str(settings["url"]), secret(settings, "secret").encode(), timeout=timeout)
+    raise ConfigError("GATEHOUSE_POLICY_FILE", f"target {target.key}: unknown type {target.type}")
+
+
+def backoff(target: TargetPolicy, attempts: int, after: float | None, *, rand=random.random) -> float:
+    """Seconds to wait after the attempts-th failure: base·2^(n-1) capped, "equal jitter", never below Retry-After."""
+    ceiling = min(target.backoff_max_seconds, target.backoff_seconds * 2 ** min(attempts - 1, 30))
+    delay = ceiling / 2 + rand() * ceiling / 2
+    return max(delay, after or 0)
+
+
+def outbox_job(services) -> dict:
+    """The worker's outbox job: deliver what is due now."""
+    return deliver_due(services)
+
+
+def deliver_due(services, *, now: datetime | None = None, limit: int = BATCH) -> dict:
+    """Deliver the due rows once each; a target that fails at the door is left alone for the rest of the run."""
+    targets = {t.key: t for t in services.policy.targets}
+    counts = {"confirmed": 0, "retry": 0, "dead": 0, "skipped": 0}
+    with db.connect(services.database.app_url, timeout=services.settings.db_timeout, autocommit=True) as conn:
+        with conn.transaction():
+            rows = store.due(conn, now or datetime.now(UTC), limit)
+        failing: set[str] = set()
+        for row in rows:
+            policy = targets.get(row.target)
+            if policy is None or row.target in failing:
+                counts["skipped"] += 1
+                continue
+            outcome = deliver(conn, row, policy)
+            counts[outcome] += 1
+            if outcome != "confirmed":
+                failing.add(row.target)  # keep order and spare a target that is down: its next rows wait
+    return counts
+
+
+def deliver(conn, row: store.Row, policy: TargetPolicy) -> str:
+    """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure."""
+    with conn.transaction():
+        email, dn, remote_id = store.account(conn, row)
+    account = Account(row.person_id, row.user_name, email=email, dn=dn, remote_id=remote_id, resource=row.resource,
+                      cause=row.cause, reason=row.reason)
+    attempt = row.attempts + 1
+    try:
+        target = build(policy)
+        applied = target.apply(row.op, account, idempotency_key=row.idempotency_key)
+        with conn.transaction():
+            _remember(conn, row, applied)
+            store.move(conn, row, outcome="sent", actor=ACTOR, state="sent", attempts=attempt,
+                       detail={"attempt": attempt, "answer": applied.detail})
+            row = store.get(conn, row.id)
+        verified = target.verify(row.op, account)
+        if verified is None:
+            raise DeliveryError("the target answered, but a re-read still shows the access as it was")
+    except DeliveryError as e:
+        return _failed(conn, row, policy, attempt, e)
+    with conn.transaction():
+        _remember(conn, row, verified)
+        store.move(conn, row, outcome="confirmed", actor=ACTOR, state="confirmed",
+                   detail={"attempt": attempt, "answer": verified.detail})
+    return "confirmed"
+
+
+def _remember(conn, row: store.Row, outcome: Outcome) -> None:
+    if outcome.remote_id:
+        store.remember_remote_id(conn, row, outcome.remote_id)
+
+
+def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: DeliveryError) -> str:
+    detail = {"attempt": attempt, "error": e.message, **({"status": e.status} if e.status else {}),
+              **({"retry_after": e.after} if e.after is not None else {})}
+    with conn.transaction():
+        current = store.get(conn, row.id, lock=True)
+        if current.state not in ("intent", "sent"):  # an admin discarded it meanwhile
+            return "skipped"
+        if e.permanent or attempt >= policy.max_attempts:
+            store.move(conn, current, outcome="dead", actor=ACTOR, state="dead", attempts=attempt, error=e.message,
+                       detail={**detail, "permanent": e.permanent})
+            return "dead"
+        wait = backoff(policy, attempt, e.after)
+        at = conn.execute("SELECT now()").fetchone()[0] + timedelta(seconds=wait)
+        store.move(conn, current, outcome="failed", actor=ACTOR, state=current.state, attempts=attempt,
+                   next_attempt_at=at, error=e.message, detail={**detail, "next_attempt_at": at.isoformat()})
+    return "retry"
