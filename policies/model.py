@@ -67,6 +67,14 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class AccessRule:
+    """From the policy file: members of `group` (by name, any case) hold each of `resources` while members."""
+
+    group: str
+    resources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     """A parsed policy file; version is the SHA-256 hex of its bytes."""
 
@@ -75,6 +83,7 @@ class Policy:
     training: tuple[TrainingRequirement, ...]
     reviews: Reviews
     guard: Guard
+    rules: tuple[AccessRule, ...] = ()
 
     def resource(self, key: str) -> Resource | None:
         """The resource named `key`, or None."""

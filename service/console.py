@@ -6,6 +6,7 @@ Each domain serves its own console routes (admins/, clients/, directory/, access
 from flask import render_template, request
 
 from service import web
+from service.access import policy_store
 from service.admins import store as admins
 from service.admins import webauthn
 from service.auth import sessions
@@ -26,8 +27,10 @@ def console():
         everyone = admins.list_admins(conn)
         api_clients = clients.list_all(conn)
         held = sync.list_runs(conn, state="held")
+        held_policy = policy_store.held(conn)
     return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
-                           held=held, csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
+                           held=held, held_policy=held_policy, csrf=sessions.csrf_token(web.services(), request),
+                           b64=webauthn.b64)
 
 
 def init_app(app) -> None:
