@@ -2,13 +2,18 @@
 
 import hashlib
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from service.access.policy import LOCK
+from service.db.locks import advisory_lock
 from tests.conftest import db_env, gatehouse
 from tests.scim.conftest import GROUP, USER, Scim, make_token, patch_op
+from tests.support.admin import step_up
+from tests.test_serve import _start, _stop, free_port, wait_ready
 
 POLICY = """\
 [[resources]]
@@ -159,3 +164,133 @@ def test_bad_input_is_one_line_and_changes_nothing(database, policy_env):
     assert nothing.returncode == 1 and nothing.stderr.startswith("gatehouse: error: no held policy change")
     assert nothing.stderr.count("\n") == 1
     assert rows(database, "SELECT (SELECT count(*) FROM journal), (SELECT count(*) FROM policy_runs)") == [(0, 0)]
+
+
+# --- the guard, at start and on apply; confirmed by the operator or by an admin's security key ---------------
+
+
+def three_with_vpn(database, path, env) -> str:
+    """Three members of vpn-users granted vpn by the file; return the version applied."""
+    people_in_group(database, "vpn-users", "ada", "bob", "cy")
+    version = write_policy(path, VPN_USERS)
+    assert apply(env).returncode == 0
+    assert rows(database, "SELECT count(*) FROM grants WHERE state = 'active'") == [(3,)]
+    return version
+
+
+def serve(env: dict, log: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    return _start("serve", {**env, "GATEHOUSE_PORT": str(port), "GATEHOUSE_WORKERS": "1"}, log), port
+
+
+def test_a_change_over_the_guard_is_held_at_start_serve_starts_and_the_operator_confirms(database, policy_env,
+                                                                                        tmp_path):
+    path, env = policy_env
+    three_with_vpn(database, path, env)
+    v2 = write_policy(path, "", share=0.10)  # the rule leaves: 3 of 3 grants would end
+    proc, port = serve(env, tmp_path / "serve.log")
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/readyz", proc).json()["status"] == "ready"
+    finally:
+        output = _stop(proc, tmp_path / "serve.log")
+    assert "held" in output and "would end 3 of 3 active grants" in output
+    assert rows(database, "SELECT count(*) FROM grants WHERE state = 'active'") == [(3,)]  # nothing ended
+    (run_id, state, actor), = rows(database, "SELECT id::text, state, actor FROM policy_runs WHERE version = %s",
+                                   (v2,))
+    assert (state, actor) == ("held", "service:start")
+    (outcome, reasons, detail), = rows(database, "SELECT outcome, reasons, detail FROM journal WHERE kind = 'admin' "
+                                                 "AND policy_version = %s", (v2,))
+    assert outcome == "held" and reasons[0]["code"] == "guard" and detail["run"] == run_id
+
+    # Applying the same file again reports the hold; it neither holds twice nor applies.
+    again = apply(env)
+    assert again.returncode == 3 and f"HELD (run {run_id})" in again.stdout, again.stdout + again.stderr
+    assert rows(database, "SELECT count(*) FROM policy_runs WHERE version = %s", (v2,)) == [(1,)]
+
+    done = apply(env, "--confirm")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("end ")] == [
+        "end vpn for ada", "end vpn for bob", "end vpn for cy"]
+    assert rows(database, "SELECT state, decided_by LIKE 'operator:%%' FROM policy_runs WHERE id = %s",
+                (run_id,)) == [("confirmed", True)]
+    assert rows(database, "SELECT count(*) FROM grants WHERE state = 'active'") == [(0,)]
+    assert rows(database, "SELECT count(*), min(policy_version) FROM journal WHERE kind = 'revoke'") == [(3, v2)]
+    assert rows(database, "SELECT outcome, detail->>'run' FROM journal WHERE detail->>'action' = 'policy.confirm'") == [
+        ("ok", run_id)]
+    assert apply(env, "--confirm").returncode == 1  # nothing held any more
+
+
+def test_the_cli_apply_holds_too_and_a_dry_run_says_so_with_exit_3(database, policy_env):
+    path, env = policy_env
+    three_with_vpn(database, path, env)
+    write_policy(path, "", share=0.10)
+    dry = apply(env, "--dry-run")
+    assert dry.returncode == 3 and "would be held: would end 3 of 3" in dry.stdout, dry.stdout + dry.stderr
+    assert rows(database, "SELECT count(*) FROM policy_runs") == [(1,)]
+    held = apply(env)
+    assert held.returncode == 3 and "HELD" in held.stdout and "would end vpn for ada" in held.stdout
+    assert rows(database, "SELECT state FROM policy_runs ORDER BY started_at") == [("applied",), ("held",)]
+    assert rows(database, "SELECT count(*) FROM grants WHERE state = 'active'") == [(3,)]
+    # A newer file supersedes the held change.
+    v3 = write_policy(path, VPN_USERS, share=0.10)
+    done = apply(env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = rows(database, "SELECT id::text, version, state, decided_by FROM policy_runs ORDER BY started_at")
+    assert [r[2] for r in runs] == ["applied", "discarded", "applied"]
+    assert runs[1][3] == f"run:{runs[2][0]}" and runs[2][1] == v3
+
+def test_an_admin_confirms_the_held_change_with_a_security_key(database, policy_env, web, signed_in):
+    path, env = policy_env
+    three_with_vpn(database, path, env)
+    v2 = write_policy(path, "", share=0.10)
+    assert apply(env).returncode == 3
+    (run_id,), = rows(database, "SELECT id::text FROM policy_runs WHERE state = 'held'")
+    dashboard = web.get("/admin").get_data(as_text=True)
+    assert 'id="held-policy"' in dashboard and "would end 3 of 3 active grants" in dashboard
+    page = web.get("/admin/access").get_data(as_text=True)
+    assert f'data-action="policy.confirm" data-run="{run_id}"' in page and v2[:12] in page
+    # An assertion made for another action does not release it.
+    r, _, _ = step_up(web, signed_in, "policy.discard", {"run": run_id}, use_action="policy.confirm")
+    assert r.status_code == 403 and r.json["code"] == "webauthn_wrong_action"
+    assert rows(database, "SELECT state FROM policy_runs WHERE id = %s", (run_id,)) == [("held",)]
+    r, _, _ = step_up(web, signed_in, "policy.confirm", {"run": run_id})
+    assert r.status_code == 200 and r.json["state"] == "confirmed", r.json
+    assert rows(database, "SELECT state, decided_by FROM policy_runs WHERE id = %s", (run_id,)) == [
+        ("confirmed", "admin:ada@example.com")]
+    assert rows(database, "SELECT count(*), min(actor), min(policy_version) FROM journal WHERE kind = 'revoke'") == [
+        (3, "admin:ada@example.com", v2)]
+    (detail,), = rows(database, "SELECT detail FROM journal WHERE detail->>'action' = 'policy.confirm'")
+    assert detail["run"] == run_id and detail["counts"]["ended"] == 3 and detail["credential_id"]
+    r, _, _ = step_up(web, signed_in, "policy.confirm", {"run": run_id})
+    assert r.status_code == 409  # confirmed already
+    assert 'id="held-policy"' not in web.get("/admin").get_data(as_text=True)
+
+
+def test_replicas_starting_together_apply_a_version_once(database, policy_env, tmp_path):
+    path, env = policy_env
+    people_in_group(database, "vpn-users", "ada", "bob")
+    version = write_policy(path, VPN_USERS)
+    started = []
+    # Another replica is in the middle of applying: both new ones must wait for it, then apply once between them.
+    with advisory_lock(database.app_url, LOCK, timeout=5) as held:
+        assert held is not None
+        try:
+            for name in ("a", "b"):
+                started.append((*serve(env, tmp_path / f"serve-{name}.log"), tmp_path / f"serve-{name}.log"))
+            time.sleep(3)  # both are up to the lock by now (they migrate nothing: two-URL mode)
+            assert rows(database, "SELECT count(*) FROM policy_runs") == [(0,)]
+            assert rows(database, "SELECT count(*) FROM grants") == [(0,)]
+        except BaseException:
+            for proc, _, log in started:
+                _stop(proc, log)
+            raise
+    try:
+        for proc, port, _ in started:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    finally:
+        for proc, _, log in started:
+            _stop(proc, log)
+    assert rows(database, "SELECT version, state, actor FROM policy_runs") == [(version, "applied", "service:start")]
+    assert rows(database, "SELECT count(*) FROM journal WHERE kind = 'grant' AND policy_version = %s",
+                (version,)) == [(2,)]
+    assert rows(database, "SELECT count(*) FROM journal WHERE detail->>'action' = 'policy.apply'") == [(1,)]
