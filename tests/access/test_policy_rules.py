@@ -294,3 +294,36 @@ def test_replicas_starting_together_apply_a_version_once(database, policy_env, t
     assert rows(database, "SELECT count(*) FROM journal WHERE kind = 'grant' AND policy_version = %s",
                 (version,)) == [(2,)]
     assert rows(database, "SELECT count(*) FROM journal WHERE detail->>'action' = 'policy.apply'") == [(1,)]
+
+
+def test_the_console_lists_file_rules_apart_and_cannot_remove_them(database, policy_env, web, signed_in):
+    path, env = policy_env
+    people_in_group(database, "Sales", "sam")
+    version = write_policy(path, VPN_USERS)
+    assert apply(env).returncode == 0
+    r, _, _ = step_up(web, signed_in, "rules.add", {"group": "sales", "resource": "wiki"})
+    assert r.status_code == 200, r.json
+    page = web.get("/admin/access").get_data(as_text=True)
+    file_part = page[page.index('id="file-rules"'):page.index('id="console-rules"')]
+    console_part = page[page.index('id="console-rules"'):]
+    assert "vpn-users" in file_part and "(no such group yet)" in file_part and version[:12] in file_part
+    assert "Sales" not in file_part and "vpn-users" not in console_part
+    assert 'data-action="rules.remove" data-group="Sales" data-resource="wiki"' in console_part
+    r, _, _ = step_up(web, signed_in, "rules.remove", {"group": "VPN-users", "resource": "vpn"})
+    assert r.status_code == 409 and "rule of the policy file" in r.json["detail"], r.json
+    assert rows(database, "SELECT group_name FROM policy_rules") == [("vpn-users",)]
+
+
+def test_an_admin_discards_the_held_change(database, policy_env, web, signed_in):
+    path, env = policy_env
+    three_with_vpn(database, path, env)
+    write_policy(path, "", share=0.10)
+    assert apply(env).returncode == 3
+    (run_id,), = rows(database, "SELECT id::text FROM policy_runs WHERE state = 'held'")
+    r, _, _ = step_up(web, signed_in, "policy.discard", {"run": run_id})
+    assert r.status_code == 200 and r.json["state"] == "discarded"
+    assert rows(database, "SELECT state, decided_by FROM policy_runs WHERE id = %s", (run_id,)) == [
+        ("discarded", "admin:ada@example.com")]
+    assert rows(database, "SELECT count(*) FROM grants WHERE state = 'active'") == [(3,)]
+    assert rows(database, "SELECT count(*) FROM journal WHERE detail->>'action' = 'policy.discard'") == [(1,)]
+    assert apply(env, "--confirm").returncode == 1  # nothing held to confirm
