@@ -38,23 +38,23 @@ def cli():
 def serve(host, port, workers, threads):
     """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
     from service import logs
-    from service.access.resources import sync_resources_at
     from service.bootstrap import load_policy
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
     policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
     database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
-    sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
-    _apply_policy(settings, database, policy)
+    _apply_policy(settings, database, policy)  # the policy's resources, then its rules
     _Gunicorn(settings, database, threads, policy).run()
 
 
 def _apply_policy(settings: Settings, database: db.Database, policy) -> None:
-    """The file's rules at start, once per version across replicas; a change over the guard is held, serve starts."""
+    """The file's resources and rules at start, once per version across replicas; a change over the guard is held
+    (its resources are synced all the same), and serve starts."""
     import logging
 
     from service.access import policy as access_policy
+    from service.access.resources import sync_resources_at
 
     log = logging.getLogger("service.access.policy")
     try:
@@ -62,6 +62,7 @@ def _apply_policy(settings: Settings, database: db.Database, policy) -> None:
                                              actor="service:start", timeout=settings.db_timeout)
     except access_policy.PolicyBusy as e:  # another replica is still at it; it journals what it does
         log.warning("policy not applied by this process: %s", e.message)
+        sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
         return
     if outcome.state != "held":  # a hold is logged as a warning where it is decided
         log.info("policy %s %s: %s", outcome.version[:12], outcome.state, outcome.message)
