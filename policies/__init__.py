@@ -3,6 +3,7 @@
 from policies.access import decide, unavailable
 from policies.loader import PolicyError, parse_policy
 from policies.model import (
+    AccessRule,
     Code,
     Decision,
     Facts,
@@ -19,6 +20,7 @@ from policies.model import (
 from policies.training import TrainingStatus, lapses_at, reminders_due, training_status
 
 __all__ = [
+    "AccessRule",
     "Code",
     "Decision",
     "Facts",

@@ -5,10 +5,21 @@ import re
 import tomllib
 from typing import Any
 
-from policies.model import ALL_RESOURCES, EVERYONE, Guard, Policy, Resource, Reviews, Target, TrainingRequirement
+from policies.model import (
+    ALL_RESOURCES,
+    EVERYONE,
+    AccessRule,
+    Guard,
+    Policy,
+    Resource,
+    Reviews,
+    Target,
+    TrainingRequirement,
+)
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 KINDS = ("vpn", "tool")
+MAX_GROUP_NAME = 256  # groups.display_name's limit
 MAX_DAYS = 36500  # a century: keeps date arithmetic far from datetime's limits
 
 
@@ -43,7 +54,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
 
 
 def _policy(doc: dict, version: str) -> Policy:
-    _keys(doc, "", required={"resources", "reviews", "guard"}, optional={"training", "targets"})
+    _keys(doc, "", required={"resources", "reviews", "guard"}, optional={"training", "targets", "rules"})
     tables = _tables(doc["resources"], "resources")
     resources = tuple(_resource(t, f"resources[{i}]") for i, t in enumerate(tables))
     _no_duplicates([r.key for r in resources], "resources[{}].key", "resource key")
@@ -52,7 +63,7 @@ def _policy(doc: dict, version: str) -> Policy:
     training = tuple(_training(t, f"training[{i}]", known) for i, t in enumerate(tables))
     _no_duplicates([t.course for t in training], "training[{}].course", "course")
     return Policy(version, resources, training, _reviews(doc["reviews"]), _guard(doc["guard"]),
-                  targets=_targets(doc.get("targets", []), known))
+                  targets=_targets(doc.get("targets", []), known), rules=_rules(doc.get("rules", []), known))
 
 
 # Outbound targets ([[targets]]): where a resource's access also lives. Per type, the keys it takes beyond
@@ -161,6 +172,27 @@ def _reminder_days(value: Any, path: str) -> tuple[int, ...]:
     days = [_days(d, f"{path}[{i}]", minimum=1) for i, d in enumerate(_list(value, path))]
     _no_duplicates(days, path + "[{}]", "reminder")
     return tuple(sorted(days, reverse=True))
+
+
+def _rules(value: Any, known: set[str]) -> tuple[AccessRule, ...]:
+    """[[rules]]: group → resources; one table per group (any case), each resource one the file names."""
+    rules = tuple(_rule(t, f"rules[{i}]", known) for i, t in enumerate(_tables(value, "rules")))
+    _no_duplicates([r.group.lower() for r in rules], "rules[{}].group", "group")
+    return rules
+
+
+def _rule(table: dict, path: str, known: set[str]) -> AccessRule:
+    _keys(table, path, required={"group", "resources"})
+    group = _str(table["group"], f"{path}.group")
+    if len(group) > MAX_GROUP_NAME or group != group.strip() or any(ord(c) < 32 or ord(c) == 127 for c in group):
+        raise _Fault(f"{path}.group", f"must be a group's name (1 to {MAX_GROUP_NAME} characters, no surrounding "
+                                      f"spaces or control characters), got {group!r}")
+    resources = _list(table["resources"], f"{path}.resources", nonempty=True)
+    for i, key in enumerate(resources):
+        if _str(key, f"{path}.resources[{i}]") not in known:
+            raise _Fault(f"{path}.resources[{i}]", f"names no resource in [[resources]]: {key!r}")
+    _no_duplicates(resources, path + ".resources[{}]", "resource")
+    return AccessRule(group, tuple(resources))
 
 
 def _reviews(value: Any) -> Reviews:

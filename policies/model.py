@@ -67,6 +67,14 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class AccessRule:
+    """From the policy file: members of `group` (by name, any case) hold each of `resources` while members."""
+
+    group: str
+    resources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Target:
     """A downstream system where a resource's access also lives (a tool over SCIM, an LDAP group, a webhook).
 
@@ -97,6 +105,7 @@ class Policy:
     reviews: Reviews
     guard: Guard
     targets: tuple[Target, ...] = ()
+    rules: tuple[AccessRule, ...] = ()
 
     def resource(self, key: str) -> Resource | None:
         """The resource named `key`, or None."""

@@ -14,6 +14,7 @@ import psycopg
 from policies import PolicyError
 from service import cli_db, db, endpoints
 from service.access import cli as access_cli
+from service.access import policy_cli
 from service.admins import cli as admins_cli
 from service.clients import cli as clients_cli
 from service.config import Settings, load_settings
@@ -39,16 +40,35 @@ def cli():
 def serve(host, port, workers, threads):
     """Serve HTTP with gunicorn once the schema is current (migrating first in embedded and one-URL mode)."""
     from service import logs
-    from service.access.resources import sync_resources_at
     from service.bootstrap import load_policy
 
     settings = load_settings(host=host, port=port, workers=workers)
     logs.configure(settings.log_level)
     policy = load_policy(settings.policy_file)  # an invalid policy stops start-up here (exit 2)
     database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
-    sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
+    _apply_policy(settings, database, policy)  # the policy's resources, then its rules
     endpoints.announce(database.app_url, settings.public_base_url, timeout=settings.db_timeout)
     _Gunicorn(settings, database, threads, policy).run()
+
+
+def _apply_policy(settings: Settings, database: db.Database, policy) -> None:
+    """The file's resources and rules at start, once per version across replicas; a change over the guard is held
+    (its resources are synced all the same), and serve starts."""
+    import logging
+
+    from service.access import policy as access_policy
+    from service.access.resources import sync_resources_at
+
+    log = logging.getLogger("service.access.policy")
+    try:
+        outcome = access_policy.apply_policy(database.app_url, policy, source=str(settings.policy_file),
+                                             actor="service:start", timeout=settings.db_timeout)
+    except access_policy.PolicyBusy as e:  # another replica is still at it; it journals what it does
+        log.warning("policy not applied by this process: %s", e.message)
+        sync_resources_at(database.app_url, policy, timeout=settings.db_timeout)
+        return
+    if outcome.state != "held":  # a hold is logged as a warning where it is decided
+        log.info("policy %s %s: %s", outcome.version[:12], outcome.state, outcome.message)
 
 
 class _Gunicorn:
@@ -129,7 +149,6 @@ def _fail(message: str, code: int) -> None:
 
 
 for _command in (cli_db.db_group, cli_db.journal_group, clients_cli.clients_group, admins_cli.admin_group,
-                 access_cli.access_group, directory_cli.sync_group, jobs_cli.worker_command, jobs_cli.jobs_group,
-                 training_cli.training_group, people_cli.people_group,
-                 outbox_cli.outbox_group):
+                 access_cli.access_group, policy_cli.policy_group, directory_cli.sync_group, jobs_cli.worker_command,
+                 jobs_cli.jobs_group, training_cli.training_group, people_cli.people_group, outbox_cli.outbox_group):
     cli.add_command(_command)

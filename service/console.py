@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, redirect, render_template, request
 
 from service import web
+from service.access import policy_store
 from service.access import store as grants
 from service.admins import store as admins
 from service.admins import webauthn
@@ -56,8 +57,10 @@ def console():
         per_resource = grants.grants_per_resource(conn)
         lapsing = outlook.lapsing_within(conn, web.services().policy, now, days=LAPSE_DAYS)
         failed = jobs.failed_runs(conn)
+        held_policy = policy_store.held(conn)
     return render_template("admin_console.html", me=principal, keys=keys, admins=everyone, clients=api_clients,
-                           held=held, by_source=by_source, per_resource=per_resource, lapsing=lapsing,
+                           held=held, held_policy=held_policy, by_source=by_source, per_resource=per_resource,
+                           lapsing=lapsing,
                            lapse_days=LAPSE_DAYS, failed=failed, csrf=sessions.csrf_token(web.services(), request),
                            b64=webauthn.b64)
 

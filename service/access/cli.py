@@ -1,4 +1,6 @@
-"""Command line for access: `gatehouse access explain USER RESOURCE`, the check in plain words (not journaled)."""
+"""Command line for access: `gatehouse access explain` (the check in plain words, not journaled) and the
+operator's `access grant|revoke|list`, journaled with the operator as actor through the use cases the console uses.
+"""
 import sys
 from datetime import UTC, datetime
 
@@ -8,14 +10,81 @@ import psycopg
 from policies import decide, training_status
 from service import db
 from service.access import facts as access
+from service.access import grants as grant_changes
+from service.access import store as grants
 from service.bootstrap import load_policy
-from service.cli_context import Context, pass_ctx
-from service.errors import DatabaseUnavailable
+from service.cli_context import Context, operator_actor, pass_ctx, table, when
+from service.errors import BadRequest, DatabaseUnavailable
+
+MAX_TEXT = 256
 
 
 @click.group("access")
 def access_group():
-    """Access decisions."""
+    """Access decisions and grants by hand."""
+
+
+def _text(value: str, what: str) -> str:
+    """A userName, resource key or reason as typed: printable, not blank, at most 256 characters."""
+    value = value.strip()
+    if not value or len(value) > MAX_TEXT or not value.isprintable():
+        raise BadRequest(f"{what} must be 1 to {MAX_TEXT} printable characters, got {value[:40]!r}")
+    return value
+
+
+def _change(ctx: Context, use_case, user: str, resource: str, reason: str) -> grants.Change:
+    """Run grant or revoke with its journal row in one transaction, as the operator."""
+    user, resource, reason = _text(user, "USER"), _text(resource, "RESOURCE"), _text(reason, "--reason")
+    try:
+        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+            return use_case(conn, user, resource, actor=operator_actor(), via="operator", reason=reason)
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"nothing was changed: {db.first_line(e)}") from None
+
+
+@access_group.command("grant")
+@click.argument("user")
+@click.argument("resource")
+@click.option("--reason", required=True, help="Why (journaled), e.g. a ticket number.")
+@pass_ctx
+def access_grant(ctx: Context, user: str, resource: str, reason: str):
+    """Give USER (a userName) RESOURCE now, whatever the grant's state was; journaled with you as actor."""
+    change = _change(ctx, grant_changes.grant, user, resource, reason)
+    click.echo(f"granted {change.resource} to {change.user_name}")
+
+
+@access_group.command("revoke")
+@click.argument("user")
+@click.argument("resource")
+@click.option("--reason", required=True, help="Why (journaled and kept on the grant).")
+@pass_ctx
+def access_revoke(ctx: Context, user: str, resource: str, reason: str):
+    """End USER's grant on RESOURCE; a group rule never brings it back. Journaled with you as actor."""
+    change = _change(ctx, grant_changes.revoke, user, resource, reason)
+    click.echo(f"revoked {change.resource} from {change.user_name}: {change.reason}")
+
+
+@access_group.command("list")
+@click.option("--user", help="Only this person's grants (userName).")
+@click.option("--resource", help="Only the grants on this resource (key).")
+@pass_ctx
+def access_list(ctx: Context, user: str | None, resource: str | None):
+    """Grants of every state: who, what, state, reason, given by, since."""
+    if user is not None and resource is not None:
+        raise click.UsageError("give --user or --resource, not both")
+    try:
+        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+            found = grants.list_grants(conn, user=user and _text(user, "--user"),
+                                       resource=resource and _text(resource, "--resource"))
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"the grants could not be read: {db.first_line(e)}") from None
+    if not found:
+        click.echo("no grants")
+        return
+    rows = [("USER", "RESOURCE", "STATE", "REASON", "BY", "SINCE")]
+    rows += [(g.user_name, g.resource, g.state, g.reason or "-", g.granted_by,
+              when(g.granted_at if g.state == "active" else g.updated_at)) for g in found]
+    table(rows)
 
 
 @access_group.command("explain")

@@ -1,17 +1,40 @@
-"""Grant changes with their journal rows: by hand (admin actions) and by group rules."""
+"""Grant changes with their journal rows: by hand (console admins, operators) and by group rules."""
+
+import dataclasses
 
 from service import journal
 from service.access import store as grants
 
 
-def record(conn, changes: list[grants.Change], *, actor: str, via: str, **detail) -> None:
-    """One journal row per grant that changed (kind grant or revoke), in the caller's transaction."""
+def record(conn, changes: list[grants.Change], *, actor: str, via: str, policy_version: str | None = None,
+           **detail) -> None:
+    """One journal row per grant that changed (kind grant or revoke), in the caller's transaction.
+
+    policy_version: of the policy file whose rules made the change; else each change's own (a file rule's).
+    """
     for change in changes:
         journal.append(conn, journal.Event(
             kind="grant" if change.state == "active" else "revoke", outcome=change.state, actor=actor,
             subject=change.person_id, resource=change.resource,
             reasons=({"code": via, "text": change.reason or f"granted by {via}"},),
-            detail={"user": change.user_name, "via": via, **detail}))
+            detail={"user": change.user_name, "via": via, **detail},
+            policy_version=policy_version or change.policy_version))
+
+
+def grant(conn, user: str, resource: str, *, actor: str, via: str, reason: str | None = None) -> grants.Change:
+    """Grant USER (a userName) RESOURCE by hand, journaled; the console's admins and the CLI's operators call this."""
+    change = grants.grant(conn, user, resource, by=actor)
+    if reason:  # the journal row's reason; an active grant row itself keeps none
+        change = dataclasses.replace(change, reason=reason)
+    record(conn, [change], actor=actor, via=via)
+    return change
+
+
+def revoke(conn, user: str, resource: str, *, actor: str, via: str, reason: str | None = None) -> grants.Change:
+    """Revoke USER's live grant on RESOURCE by hand, journaled with the reason (NotFound when there is none)."""
+    change = grants.revoke(conn, user, resource, reason=reason or f"revoked by {actor}")
+    record(conn, [change], actor=actor, via=via)
+    return change
 
 
 def apply_rules(conn, *, actor: str) -> list[grants.Change]:

@@ -1,6 +1,7 @@
 """Grants: who may use which resource, given by an admin or by a group rule."""
 
 import dataclasses
+from datetime import datetime
 
 import psycopg
 
@@ -18,23 +19,30 @@ class Change:
     resource: str
     state: str
     reason: str | None
+    policy_version: str | None = None  # of the policy file whose rule gave it
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    group_id: str
+    """A group → resource rule: made in the console (by group) or read from the policy file (by group name)."""
+
+    group_id: str | None  # None: a file rule naming a group that does not exist (yet)
     group: str
     resource: str
     created_by: str
+    source: str = "console"  # or "policy": the policy file's [[rules]]
+    policy_version: str | None = None
 
 
 def _ids(conn: psycopg.Connection, user: str, resource: str) -> tuple[str, str, str]:
-    row = conn.execute(
-        "SELECT p.id::text, p.user_name, r.id::text FROM people p, resources r "
-        "WHERE lower(p.user_name) = lower(%s) AND p.deleted_at IS NULL AND r.key = %s", (user, resource)).fetchone()
+    person = conn.execute("SELECT id::text, user_name FROM people WHERE lower(user_name) = lower(%s) "
+                          "AND deleted_at IS NULL", (user,)).fetchone()
+    if person is None:
+        raise NotFound(f"no person with userName {user!r}")
+    row = conn.execute("SELECT id::text FROM resources WHERE key = %s", (resource,)).fetchone()
     if row is None:
-        raise NotFound(f"no person {user!r} or no resource {resource!r}")
-    return row
+        raise NotFound(f"no resource {resource!r}")
+    return person[0], person[1], row[0]
 
 
 def grant(conn: psycopg.Connection, user: str, resource: str, *, by: str) -> Change:
@@ -57,15 +65,19 @@ def revoke(conn: psycopg.Connection, user: str, resource: str, *, reason: str) -
     return Change(person_id, user_name, resource, "revoked", reason)
 
 
+_RULES = """
+SELECT g.id::text, g.display_name, r.key, x.created_by, 'console', NULL FROM group_grant_rules x
+JOIN groups g ON g.id = x.group_id JOIN resources r ON r.id = x.resource_id
+UNION ALL
+SELECT g.id::text, coalesce(g.display_name, x.group_name), r.key, 'policy file', 'policy', x.policy_version
+FROM policy_rules x JOIN resources r ON r.id = x.resource_id LEFT JOIN groups g ON lower(g.display_name) = x.group_key
+ORDER BY 5, 2, 3
+"""
+
+
 def rules(conn: psycopg.Connection) -> list[Rule]:
-    return [
-        Rule(*r)
-        for r in conn.execute(
-            "SELECT g.id::text, g.display_name, r.key, x.created_by FROM group_grant_rules x "
-            "JOIN groups g ON g.id = x.group_id JOIN resources r ON r.id = x.resource_id "
-            "ORDER BY lower(g.display_name), r.key"
-        )
-    ]
+    """Every rule, the console's first, then the policy file's; by group name and resource."""
+    return [Rule(*r) for r in conn.execute(_RULES)]
 
 
 def add_rule(conn: psycopg.Connection, group: str, resource: str, *, by: str) -> Rule:
@@ -86,15 +98,59 @@ def remove_rule(conn: psycopg.Connection, group: str, resource: str) -> Rule:
         "AND lower(g.display_name) = lower(%s) AND r.key = %s RETURNING g.id::text, g.display_name, x.created_by",
         (group, resource)).fetchone()
     if row is None:
+        if conn.execute("SELECT 1 FROM policy_rules x JOIN resources r ON r.id = x.resource_id "
+                        "WHERE x.group_key = lower(%s) AND r.key = %s", (group, resource)).fetchone():
+            raise Conflict(f"{group} → {resource} is a rule of the policy file: remove it there and apply the policy")
         raise NotFound(f"no rule giving {resource} to {group}")
     return Rule(row[0], row[1], resource, row[2])
 
 
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """A grant as `gatehouse access list` shows it."""
+
+    user_name: str
+    resource: str
+    state: str
+    reason: str | None
+    granted_by: str
+    granted_at: datetime
+    updated_at: datetime
+
+
+_GRANTS = """
+SELECT p.user_name, r.key, g.state, g.reason, g.granted_by, g.granted_at, g.updated_at
+FROM grants g JOIN people p ON p.id = g.person_id JOIN resources r ON r.id = g.resource_id
+WHERE (%(user)s::text IS NULL OR lower(p.user_name) = lower(%(user)s))
+  AND (%(resource)s::text IS NULL OR r.key = %(resource)s)
+ORDER BY lower(p.user_name), r.key
+"""
+
+
+def list_grants(conn: psycopg.Connection, *, user: str | None = None, resource: str | None = None) -> list[Grant]:
+    """Grants of every state, of one person (by userName) or on one resource; NotFound for an unknown one."""
+    if user is not None and conn.execute("SELECT 1 FROM people WHERE lower(user_name) = lower(%s)",
+                                         (user,)).fetchone() is None:
+        raise NotFound(f"no person with userName {user!r}")
+    if resource is not None and conn.execute("SELECT 1 FROM resources WHERE key = %s", (resource,)).fetchone() is None:
+        raise NotFound(f"no resource {resource!r}")
+    return [Grant(*r) for r in conn.execute(_GRANTS, {"user": user, "resource": resource})]
+
+
+# Who a rule covers: members of a console rule's group, or of the group a file rule names (by lower name).
+_COVERED = """
+SELECT m.person_id, x.resource_id, NULL::text AS policy_version FROM group_grant_rules x
+JOIN group_members m ON m.group_id = x.group_id
+UNION ALL
+SELECT m.person_id, x.resource_id, x.policy_version FROM policy_rules x
+JOIN groups g ON lower(g.display_name) = x.group_key JOIN group_members m ON m.group_id = g.id
+"""
+
 _GRANT_BY_RULES = """
+WITH covered AS (""" + _COVERED + """)
 INSERT INTO grants (person_id, resource_id, state, granted_by)
-SELECT DISTINCT m.person_id, x.resource_id, 'active', 'rule'
-FROM group_grant_rules x JOIN group_members m ON m.group_id = x.group_id
-JOIN people p ON p.id = m.person_id AND p.active
+SELECT DISTINCT c.person_id, c.resource_id, 'active', 'rule'
+FROM covered c JOIN people p ON p.id = c.person_id AND p.active
 ON CONFLICT (person_id, resource_id) DO UPDATE SET state = 'active', reason = NULL, updated_at = now()
     WHERE grants.granted_by = 'rule' AND grants.state = 'revoked' AND grants.reason = %(left)s
 RETURNING person_id::text, resource_id
@@ -102,11 +158,19 @@ RETURNING person_id::text, resource_id
 
 # Rule grants whose holder is in no group that still has a rule for the resource.
 _REVOKE_ORPHANS = """
+WITH covered AS (""" + _COVERED + """)
 UPDATE grants g SET state = 'revoked', reason = %(left)s, updated_at = now()
 WHERE g.granted_by = 'rule' AND g.state <> 'revoked'
-  AND NOT EXISTS (SELECT 1 FROM group_grant_rules x JOIN group_members m ON m.group_id = x.group_id
-                  WHERE x.resource_id = g.resource_id AND m.person_id = g.person_id)
+  AND NOT EXISTS (SELECT 1 FROM covered c WHERE c.resource_id = g.resource_id AND c.person_id = g.person_id)
 RETURNING person_id::text, resource_id
+"""
+
+# The policy file version behind each new grant that a file rule covers.
+_VERSIONS = """
+WITH covered AS (""" + _COVERED + """)
+SELECT c.person_id::text, c.resource_id, max(c.policy_version) FROM covered c
+WHERE c.policy_version IS NOT NULL AND (c.person_id, c.resource_id) IN (SELECT * FROM unnest(%s::uuid[], %s::uuid[]))
+GROUP BY 1, 2
 """
 
 
@@ -125,7 +189,12 @@ def apply_rules(conn: psycopg.Connection) -> list[Change]:
     names = dict(conn.execute("SELECT id::text, user_name FROM people WHERE id = ANY(%s::uuid[])",
                               ([c[0] for c in changes],)).fetchall())
     keys = dict(conn.execute("SELECT id, key FROM resources WHERE id = ANY(%s)", ([c[1] for c in changes],)).fetchall())
-    return [Change(pid, names[pid], keys[rid], state, reason) for pid, rid, state, reason in changes]
+    versions = {}
+    if granted:
+        versions = {(pid, rid): v for pid, rid, v in conn.execute(_VERSIONS, ([g[0] for g in granted],
+                                                                               [g[1] for g in granted]))}
+    return [Change(pid, names[pid], keys[rid], state, reason, versions.get((pid, rid)))
+            for pid, rid, state, reason in changes]
 
 
 def resource_keys(conn: psycopg.Connection) -> list[str]:

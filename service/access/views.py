@@ -8,6 +8,8 @@ from flask import jsonify, render_template, request
 
 from service import web
 from service.access import grants as grant_changes
+from service.access import policy as access_policy
+from service.access import policy_store
 from service.access import store as grants
 from service.admins import webauthn
 from service.admins.stepup import Proof, requires_webauthn
@@ -27,28 +29,29 @@ def page():
     with web.connection() as conn:
         rules = grants.rules(conn)
         resources = grants.resource_keys(conn)
-    return render_template("admin_access.html", rules=rules, resources=resources,
-                           csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
+        held = policy_store.held(conn)
+    return render_template("admin_access.html", rules=[r for r in rules if r.source == "console"],
+                           file_rules=[r for r in rules if r.source == "policy"], resources=resources,
+                           held_policy=held, csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
 @bp.post("/api/grants/grant")
 @requires_webauthn("grants.grant")
 def grant(params, proof: Proof):
     with web.transaction() as conn:
-        change = grants.grant(conn, _text(params, "user"), _text(params, "resource"), by=proof.principal.actor)
+        change = grant_changes.grant(conn, _text(params, "user"), _text(params, "resource"),
+                                     actor=proof.principal.actor, via="admin")
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
     return jsonify(ok=True)
 
 
 @bp.post("/api/grants/revoke")
 @requires_webauthn("grants.revoke")
 def revoke(params, proof: Proof):
-    reason = _text(params, "reason") or f"revoked by {proof.principal.actor}"
     with web.transaction() as conn:
-        change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"), reason=reason)
+        change = grant_changes.revoke(conn, _text(params, "user"), _text(params, "resource"),
+                                      actor=proof.principal.actor, via="admin", reason=_text(params, "reason"))
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
-        grant_changes.record(conn, [change], actor=proof.principal.actor, via="admin")
     return jsonify(ok=True)
 
 
@@ -72,6 +75,27 @@ def rule_remove(params, proof: Proof):
         proof.record(conn, group=rule.group, resource=rule.resource)
         changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
     return jsonify(ok=True, revoked=len(changed))
+
+
+def _policy_decision(params, proof: Proof, decide):
+    """Confirm or discard the held policy change; its grant changes and the admin's journal row commit together."""
+    with web.transaction() as conn:
+        outcome = decide(conn, _text(params, "run"), actor=proof.principal.actor)
+        proof.record(conn, run=outcome.run_id, version=outcome.version, counts=outcome.counts())
+    return jsonify(ok=True, state=outcome.state, message=outcome.message)
+
+
+@bp.post("/api/policy/confirm")
+@requires_webauthn("policy.confirm")
+def policy_confirm(params, proof: Proof):
+    """Apply the held policy change: the file's rules it was held with, grants created and ended accordingly."""
+    return _policy_decision(params, proof, access_policy.confirm)
+
+
+@bp.post("/api/policy/discard")
+@requires_webauthn("policy.discard")
+def policy_discard(params, proof: Proof):
+    return _policy_decision(params, proof, access_policy.discard)
 
 
 def init_app(app) -> None:

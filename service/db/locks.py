@@ -36,3 +36,8 @@ def advisory_lock(url: str, name: str, *, timeout: float, wait: float = 0) -> It
             with suppress(psycopg.Error):
                 conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, name))
         conn.close()  # ends the session, and with it any lock still held
+
+
+def transaction_lock(conn: psycopg.Connection, name: str) -> None:
+    """Wait for the lock for `name` until the caller's transaction ends; it excludes advisory_lock(name) holders."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, name))

@@ -16,6 +16,8 @@ import uuid
 from collections import defaultdict
 
 from connectors.directory import LdapPerson, Snapshot, normalize_dn
+from policies import Guard
+from policies.rules import over_guard
 from service.identity.model import FIELDS, primary_email
 
 LDAP, LDAP_DN = "ldap", "ldap:dn"  # person_external_ids sources: the stable key, the normalized DN
@@ -118,7 +120,7 @@ def refusal(snapshot: Snapshot, loaded: Loaded, *, groups_configured: bool) -> t
 def hold_reason(p: Plan, *, share: float, count: int) -> str | None:
     """A message when the plan deactivates more than `share` of the people from LDAP or more than `count`."""
     out = p.deactivations()
-    if not out or (len(out) <= count and len(out) <= share * p.total):
+    if not over_guard(Guard(share, count), len(out), p.total):
         return None
     names = ", ".join(sorted(d.get("user_name") or d["dn"] for d in out)[:10]) + (", ..." if len(out) > 10 else "")
     disabled = sum(e["leaver"] for e in p.people)

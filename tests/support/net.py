@@ -1,8 +1,11 @@
 """Ports, readiness and data directories for the real servers the tests start (gatehouse serve, slapd, SMTP, OIDC)."""
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,3 +46,21 @@ def data_dir():
     if pid_file.exists():  # a failed test left the server running: stop it
         subprocess.run(["pkill", "-f", str(path / "postgres")], check=False)
     shutil.rmtree(path, ignore_errors=True)
+
+
+def start_gatehouse(command: str, env: dict, log_path: Path) -> subprocess.Popen:
+    """`gatehouse COMMAND` as a real process with only `env`'s GATEHOUSE_* settings, its output to log_path."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    full.update(env)
+    with log_path.open("w") as log:
+        return subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), command], env=full, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_gatehouse(proc: subprocess.Popen, log_path: Path) -> str:
+    """SIGTERM, a clean exit (0 or 143), and what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    output = log_path.read_text()
+    assert proc.returncode in (0, 143), output[-2000:]
+    return output
