@@ -36,12 +36,17 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Mail:
-    """One plain-text message."""
+    """One message: plain text, with an HTML alternative when given.
+
+    `message_id` (without brackets) makes a re-sent message the same message to the reader's mail client.
+    """
 
     to: tuple[str, ...]
     subject: str
     body: str
     cc: tuple[str, ...] = ()
+    html: str | None = None
+    message_id: str | None = None
 
 
 class Session:
@@ -102,9 +107,12 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
         message["Cc"] = ", ".join(mail.cc)
     message["Subject"] = mail.subject
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    domain = sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<{mail.message_id}@{domain}>" if mail.message_id else make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
     message.set_content(mail.body)
+    if mail.html:
+        message.add_alternative(mail.html, subtype="html")  # multipart/alternative, RFC 2046 §5.1.4
     return message
 
 
