@@ -62,10 +62,12 @@ class Session:
             refused = self._smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as e:
             raise MailError(f"every recipient was refused: {_first(e.recipients)}") from None
-        except (smtplib.SMTPServerDisconnected, OSError) as e:
+        except smtplib.SMTPServerDisconnected as e:
             raise MailUnavailable(f"the SMTP server went away: {e}") from None
-        except smtplib.SMTPException as e:
+        except smtplib.SMTPException as e:  # before OSError: SMTPException is one, and a refusal is no outage
             raise MailError(f"the SMTP server refused the message: {e}") from None
+        except OSError as e:
+            raise MailUnavailable(f"the SMTP server went away: {e}") from None
         if refused:
             raise MailError(f"some recipients were refused: {_first(refused)}")
 

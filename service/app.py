@@ -18,6 +18,7 @@ from service.config import Settings
 from service.db import tx
 from service.directory import views as directory_views
 from service.errors import GatehouseError
+from service.reviews import views as reviews_views
 
 log = logging.getLogger("gatehouse.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(access.bp)
     app.register_blueprint(training.bp)
     openapi.init_app(app)
-    for views in (console, admins_views, clients_views, directory_views, access_views):
+    for views in (console, admins_views, clients_views, directory_views, access_views, reviews_views):
         views.init_app(app)
     oauth.init_app(app)
     from service.auth import oidc

@@ -21,6 +21,7 @@ from service.db import migrate
 from service.directory import cli as directory_cli
 from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
 from service.jobs import cli as jobs_cli
+from service.reviews import cli as reviews_cli
 from service.training import cli as training_cli
 
 
@@ -123,5 +124,5 @@ def _fail(message: str, code: int) -> None:
 
 for _command in (cli_db.db_group, cli_db.journal_group, clients_cli.clients_group, admins_cli.admin_group,
                  access_cli.access_group, directory_cli.sync_group, jobs_cli.worker_command, jobs_cli.jobs_group,
-                 training_cli.training_group):
+                 training_cli.training_group, reviews_cli.reviews_group):
     cli.add_command(_command)

@@ -394,6 +394,7 @@ def _send(conn: psycopg.Connection, smtp: mail.Session, q: store.Outgoing) -> bo
         smtp.send(message)
     except mail.MailUnavailable as e:
         store.mark_failed(conn, [q.id], str(e))
+        _journal_delivery(conn, q, "mail_failed", error=str(e))
         raise
     except mail.MailError as e:
         store.mark_failed(conn, [q.id], str(e))
