@@ -5,7 +5,6 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 
 from service import bootstrap
 from service.app import create_app
@@ -138,13 +137,6 @@ def world_for(settings, database, smtp, tmp_path, *, share=0.9) -> World:
         clients.create(conn, name="vpn-gw", scopes=("access:check",), created_by="test")
         gateway = {"Authorization": f"Bearer {clients.issue_static_token(conn, 'vpn-gw').secret}"}
     return World(ids, grants, services, client, gateway, database, smtp)
-
-
-@pytest.fixture
-def world(settings, database, smtp, tmp_path):
-    w = world_for(settings, database, smtp, tmp_path)
-    yield w
-    w.services.close()
 
 
 def days(n: float) -> timedelta:

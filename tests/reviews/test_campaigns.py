@@ -3,8 +3,7 @@
 import psycopg
 
 from service.reviews import campaigns
-from tests.reviews.support import days, now, rows, used, world  # noqa: F401  (a fixture)
-from tests.smtpserver import smtp  # noqa: F401  (a fixture)
+from tests.reviews.support import days, now, rows, used, world_for
 
 
 def journal(database, kind: str, outcome: str | None = None) -> list[tuple]:
@@ -156,9 +155,7 @@ def link_decide(world, user: str, resource: str, choice: str, **extra):
     return world.client.post(world.path(link), data={**form, "decide": f"{item}:{choice}", **extra})
 
 
-def test_the_guard_holds_an_over_threshold_deadline_and_checks_keep_allowing(settings, database, smtp, tmp_path):  # noqa: F811
-    from tests.reviews.support import world_for
-
+def test_the_guard_holds_an_over_threshold_deadline_and_checks_keep_allowing(settings, database, smtp, tmp_path):
     w = world_for(settings, database, smtp, tmp_path, share=0.2)
     try:
         started = w.start(at=now() - days(14) + days(1) / 24)
