@@ -70,9 +70,10 @@ def test_a_mover_gets_a_review_by_the_new_manager(world):
         conn.execute("UPDATE people SET manager_id = %s WHERE user_name = 'carl'", (world.ids["mona"],))  # a first
     counts = jobs.movers(world.services, now=now())
     assert counts == {"campaigns": 1, "items": 2}
-    assert rows(world.database, "SELECT c.origin, p.user_name, v.user_name, c.due_at - c.started_at FROM review_items i "
-                                "JOIN review_campaigns c ON c.id = i.campaign_id JOIN people p ON p.id = i.person_id "
-                                "JOIN people v ON v.id = i.reviewer_id") == [("mover", "alice", "boss", days(7))] * 2
+    got = rows(world.database, "SELECT c.origin, p.user_name, v.user_name, c.due_at - c.started_at "
+                               "FROM review_items i JOIN review_campaigns c ON c.id = i.campaign_id "
+                               "JOIN people p ON p.id = i.person_id JOIN people v ON v.id = i.reviewer_id")
+    assert got == [("mover", "alice", "boss", days(7))] * 2
     assert jobs.movers(world.services, now=now()) == {"campaigns": 0, "items": 0}  # each move once
     world.deliver()
     assert len(world.links_of("boss")) == 1
