@@ -73,8 +73,11 @@ class Outcome:
 
 def resolve(conn: psycopg.Connection, token: str) -> tuple[reviews.Campaign, str]:
     """The campaign and reviewer a link names; Refused if it is forged, altered, or names no such pair."""
+    secret = reviews.secret(conn, links.SECRET_NAME, create=False)  # read only: no link exists without it
+    if secret is None:
+        raise Refused("this review link is not valid: no review links were issued")
     try:
-        campaign_id, reviewer_id = links.read(reviews.secret(conn, links.SECRET_NAME), token)
+        campaign_id, reviewer_id = links.read(secret, token)
     except links.LinkRefused as e:
         raise Refused(str(e)) from None
     campaign = reviews.campaign(conn, campaign_id)

@@ -104,11 +104,16 @@ ORDER BY p.id, r.key
 """
 
 
-def secret(conn: psycopg.Connection, name: str) -> bytes:
-    """A key the service keeps for itself (app_secrets), created on first use, the same for every replica."""
-    conn.execute("INSERT INTO app_secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                 (name, secrets.token_bytes(32)))
-    return conn.execute("SELECT value FROM app_secrets WHERE name = %s", (name,)).fetchone()[0]
+def secret(conn: psycopg.Connection, name: str, *, create: bool = True) -> bytes | None:
+    """A key the service keeps for itself (app_secrets), created on first use, the same for every replica.
+
+    create=False only reads (a page behind a GET writes nothing): None while no campaign has made it.
+    """
+    if create:
+        conn.execute("INSERT INTO app_secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                     (name, secrets.token_bytes(32)))
+    row = conn.execute("SELECT value FROM app_secrets WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
 
 
 def known_resources(conn: psycopg.Connection, keys: Sequence[str]) -> set[str]:

@@ -53,7 +53,7 @@ def review_page(token: str):
         with web.connection() as conn:
             campaign, reviewer_id = decisions.resolve(conn, token)
             shown = decisions.page(conn, services.policy, campaign, reviewer_id, now=now)
-            secret = reviews.secret(conn, links.SECRET_NAME)
+            secret = reviews.secret(conn, links.SECRET_NAME, create=False)
     except decisions.Refused as e:
         return _message(403, "Review link not valid", e.message)
     return _render(shown, token, secret, now)
@@ -85,11 +85,11 @@ def review_decide(token: str):
     services = web.services()
     now = _now()
     with web.connection() as conn:
-        secret = reviews.secret(conn, links.SECRET_NAME)
         try:
             campaign, reviewer_id = decisions.resolve(conn, token)
         except decisions.Refused as e:
             return _message(403, "Review link not valid", e.message)
+        secret = reviews.secret(conn, links.SECRET_NAME, create=False)
     if not _same_origin() or not links.csrf_ok(secret, token, request.form.get("csrf", "")):
         return _message(403, "Request refused", "This form did not come from your review page; nothing was changed. "
                                                 "Open the link from your e-mail again.")
@@ -142,8 +142,8 @@ def my_reviews():
     if principal is None or principal.kind != "person":
         return _message(401, "Sign in", "Sign in with your company account to see your reviews: /login")
     with web.connection() as conn:
-        secret = reviews.secret(conn, links.SECRET_NAME)
-        rows = conn.execute(
+        secret = reviews.secret(conn, links.SECRET_NAME, create=False)
+        rows = [] if secret is None else conn.execute(
             "SELECT DISTINCT c.id::text, c.key, c.due_at, c.state FROM review_items i JOIN review_campaigns c "
             "ON c.id = i.campaign_id WHERE (i.reviewer_id = %s OR i.second_stage_by = %s) "
             "ORDER BY c.due_at DESC", (principal.id, principal.id)).fetchall()

@@ -62,6 +62,7 @@ def test_mail_that_fails_is_retried_by_the_next_run(world):
 
 def state(database) -> list[tuple]:
     return rows(database, "SELECT (SELECT count(*) FROM journal), (SELECT json_agg(g ORDER BY g.id) FROM grants g), "
+                          "(SELECT count(*) FROM app_secrets), (SELECT count(*) FROM notifications), "
                           "(SELECT json_agg(i ORDER BY i.id) FROM review_items i), "
                           "(SELECT json_agg(c) FROM review_campaigns c)")
 

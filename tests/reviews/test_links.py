@@ -21,8 +21,10 @@ def mona(world):
     return world, world.path(link), _form(page.text)
 
 
-def test_a_forged_link_gets_a_clear_page(world):
-    world.start()
+@pytest.mark.parametrize("campaign", [True, False], ids=["with a campaign", "before any campaign"])
+def test_a_forged_link_gets_a_clear_page(world, campaign):
+    if campaign:
+        world.start()
     before = state(world.database)
     for token in ("nonsense", links.make(b"x" * 32, "c", "r")):
         page = world.client.get(f"/reviews/{token}")
