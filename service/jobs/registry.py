@@ -79,7 +79,7 @@ def configured(settings) -> dict[str, Job]:
     register(jobs, Job("training_sweep", training.sweep_job, every_minutes=60))
     if settings.smtp_host:
         register(jobs, Job("mail_deliver", training.deliver_job, every_minutes=1, run_at_start=True))
-    register(jobs, Job("reviews_deadline", reviews.deadline_job, every_minutes=1, run_at_start=True))
+    register(jobs, Job("reviews_deadline", reviews.deadline_job, every_minutes=1))
     register(jobs, Job("reviews_remind", reviews.remind_job, every_minutes=15))
     register(jobs, Job("reviews_movers", reviews.movers_job, every_minutes=5))
     register(jobs, Job("reviews_schedule", reviews.schedule_job, daily_at_hour=6))
