@@ -25,7 +25,9 @@ console = web.console_blueprint("console_reviews", __name__)
 PAGE_HEADERS = {
     # The token is in the URL: never sent on as a Referer, never cached, never framed.
     "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
+    # same-origin: a link elsewhere never gets the URL; our own form posts keep their Origin (no-referrer makes
+    # a browser send "Origin: null", which the origin check refuses).
+    "Referrer-Policy": "same-origin", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
 }
 
 

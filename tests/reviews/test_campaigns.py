@@ -76,7 +76,7 @@ def test_get_changes_nothing_post_decides_and_a_revoke_denies_at_once(world):
     before = state(world.database)
     page = world.client.get(world.path(link))
     assert page.status_code == 200 and "Alice" in page.text and "Bob" in page.text and "Carl" not in page.text
-    assert page.headers["Referrer-Policy"] == "no-referrer" and "no-store" in page.headers["Cache-Control"]
+    assert page.headers["Referrer-Policy"] == "same-origin" and "no-store" in page.headers["Cache-Control"]
     assert state(world.database) == before  # opening the link wrote nothing, not even a journal row
     form = _form(page.text)
     item = _item(world, "alice", "github")
