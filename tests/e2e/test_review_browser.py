@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from playwright.sync_api import expect
 
 import policies
 from policies import parse_policy
