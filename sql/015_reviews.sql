@@ -9,7 +9,7 @@ SET LOCAL lock_timeout = '10s';
 -- suspension lifted (training restored) is the same grant.
 ALTER TABLE grants ADD COLUMN epoch integer NOT NULL DEFAULT 1 CHECK (epoch > 0);
 
-CREATE FUNCTION grants_new_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION grants_new_epoch() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     NEW.epoch := OLD.epoch + 1;
     RETURN NEW;
@@ -85,7 +85,7 @@ CREATE TABLE review_movers (
     moved_at      timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE FUNCTION people_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION people_moved() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     INSERT INTO review_movers (person_id) VALUES (NEW.id)
         ON CONFLICT (person_id) DO UPDATE SET moved_at = now();
