@@ -36,12 +36,17 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Mail:
-    """One plain-text message."""
+    """One message: plain text, with an HTML alternative when given.
+
+    `message_id` (without brackets) makes a re-sent message the same message to the reader's mail client.
+    """
 
     to: tuple[str, ...]
     subject: str
     body: str
     cc: tuple[str, ...] = ()
+    html: str | None = None
+    message_id: str | None = None
 
 
 class Session:
@@ -57,10 +62,12 @@ class Session:
             refused = self._smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as e:
             raise MailError(f"every recipient was refused: {_first(e.recipients)}") from None
-        except (smtplib.SMTPServerDisconnected, OSError) as e:
+        except smtplib.SMTPServerDisconnected as e:
             raise MailUnavailable(f"the SMTP server went away: {e}") from None
-        except smtplib.SMTPException as e:
+        except smtplib.SMTPException as e:  # before OSError: SMTPException is one, and a refusal is no outage
             raise MailError(f"the SMTP server refused the message: {e}") from None
+        except OSError as e:
+            raise MailUnavailable(f"the SMTP server went away: {e}") from None
         if refused:
             raise MailError(f"some recipients were refused: {_first(refused)}")
 
@@ -102,9 +109,12 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
         message["Cc"] = ", ".join(mail.cc)
     message["Subject"] = mail.subject
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    domain = sender.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = f"<{mail.message_id}@{domain}>" if mail.message_id else make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
     message.set_content(mail.body)
+    if mail.html:
+        message.add_alternative(mail.html, subtype="html")  # multipart/alternative, RFC 2046 §5.1.4
     return message
 
 

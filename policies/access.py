@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from policies.model import Code, Decision, Facts, Person, Policy, Reason, ReviewItem, require_aware
+from policies.reviews import missed
 from policies.training import LAPSED, MISSING, training_status
 
 UNAVAILABLE_TEXT = "the facts could not be read; access is denied until they can"
@@ -80,7 +81,7 @@ def _review_reasons(items: tuple[ReviewItem, ...], now: datetime) -> tuple[Reaso
         if item.decision == "revoke":
             text = f"the manager revoked access in review {item.campaign}"
             reasons.append(Reason.of(Code.REVIEW_REVOKED, text, item.campaign))
-        elif item.decision is None and item.due_at <= now:
+        elif missed(item, now):  # undecided at the due instant, unless the guard holds the campaign
             text = f"review {item.campaign} was due at {_utc(item.due_at)} and not approved"
             reasons.append(Reason.of(Code.REVIEW_MISSED, text, item.campaign))
     return tuple(reasons)

@@ -20,6 +20,7 @@ from policies.model import (
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 KINDS = ("vpn", "tool")
 MAX_GROUP_NAME = 256  # groups.display_name's limit
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+")
 MAX_DAYS = 36500  # a century: keeps date arithmetic far from datetime's limits
 
 
@@ -62,7 +63,7 @@ def _policy(doc: dict, version: str) -> Policy:
     tables = _tables(doc.get("training", []), "training")
     training = tuple(_training(t, f"training[{i}]", known) for i, t in enumerate(tables))
     _no_duplicates([t.course for t in training], "training[{}].course", "course")
-    return Policy(version, resources, training, _reviews(doc["reviews"]), _guard(doc["guard"]),
+    return Policy(version, resources, training, _reviews(doc["reviews"], known), _guard(doc["guard"]),
                   targets=_targets(doc.get("targets", []), known), rules=_rules(doc.get("rules", []), known))
 
 
@@ -128,11 +129,22 @@ def _bounded(value: Any, path: str, low: int, high: int) -> int:
 
 
 def _resource(table: dict, path: str) -> Resource:
-    _keys(table, path, required={"key", "name", "kind"})
+    _keys(table, path, required={"key", "name", "kind"}, optional={"owners"})
     kind = _str(table["kind"], f"{path}.kind")
     if kind not in KINDS:
         raise _Fault(f"{path}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-    return Resource(_key(table["key"], f"{path}.key"), _str(table["name"], f"{path}.name"), kind)
+    return Resource(_key(table["key"], f"{path}.key"), _str(table["name"], f"{path}.name"), kind,
+                    _owners(table.get("owners", []), f"{path}.owners"))
+
+
+def _owners(value: Any, path: str) -> tuple[str, ...]:
+    """The resource owners' e-mail addresses: they review an item when no manager qualifies."""
+    owners = [_str(v, f"{path}[{i}]").strip().lower() for i, v in enumerate(_list(value, path))]
+    for i, owner in enumerate(owners):
+        if not EMAIL_PATTERN.fullmatch(owner):
+            raise _Fault(f"{path}[{i}]", f"must be an e-mail address, got {owner!r}")
+    _no_duplicates(owners, path + "[{}]", "owner")
+    return tuple(owners)
 
 
 def _training(table: dict, path: str, known: set[str]) -> TrainingRequirement:
@@ -195,28 +207,66 @@ def _rule(table: dict, path: str, known: set[str]) -> AccessRule:
     return AccessRule(group, tuple(resources))
 
 
-def _reviews(value: Any) -> Reviews:
+def _reviews(value: Any, known: set[str]) -> Reviews:
     table = _table(value, "reviews")
-    _keys(table, "reviews", required={"cadence_days", "due_days"})
+    _keys(table, "reviews", required={"cadence_days", "due_days"}, optional=set(REVIEW_OPTIONS))
     cadence = _days(table["cadence_days"], "reviews.cadence_days", minimum=1)
     due = _days(table["due_days"], "reviews.due_days", minimum=1)
     if due > cadence:
         raise _Fault("reviews.due_days", f"must not exceed reviews.cadence_days ({cadence}), got {due}")
-    return Reviews(cadence, due)
+    return Reviews(cadence, due, **_review_options(table, known))
+
+
+# The [reviews] settings besides cadence and due; each optional, with the default in policies.model.Reviews.
+REVIEW_OPTIONS = ("resources", "reminder_days", "escalate_days", "guard_share", "unused_days",
+                  "comment_required_for_revoke", "require_sso", "bulk_items", "bulk_seconds", "mover_due_days")
+
+
+def _review_options(table: dict, known: set[str]) -> dict:
+    options: dict[str, Any] = {}
+    if "resources" in table:
+        keys = [_str(k, f"reviews.resources[{i}]") for i, k in enumerate(_list(table["resources"],
+                                                                                "reviews.resources"))]
+        for i, key in enumerate(keys):
+            if key not in known:
+                raise _Fault(f"reviews.resources[{i}]", f"names no resource in [[resources]]: {key!r}")
+        _no_duplicates(keys, "reviews.resources[{}]", "resource")
+        options["resources"] = tuple(keys)
+    if "reminder_days" in table:
+        options["reminder_days"] = _reminder_days(table["reminder_days"], "reviews.reminder_days")
+    for name, minimum in (("escalate_days", 0), ("unused_days", 1), ("bulk_seconds", 0), ("mover_due_days", 1)):
+        if name in table:
+            options[name] = _days(table[name], f"reviews.{name}", minimum=minimum)
+    if "bulk_items" in table:
+        options["bulk_items"] = _int(table["bulk_items"], "reviews.bulk_items")
+        if options["bulk_items"] < 1:
+            raise _Fault("reviews.bulk_items", f"must be at least 1, got {options['bulk_items']}")
+    if "guard_share" in table:
+        options["guard_share"] = _share(table["guard_share"], "reviews.guard_share")
+    for name in ("comment_required_for_revoke", "require_sso"):
+        if name in table:
+            if not isinstance(table[name], bool):
+                raise _Fault(f"reviews.{name}", f"must be true or false, got {_type(table[name])}")
+            options[name] = table[name]
+    return options
+
+
+def _share(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Fault(path, f"must be a number, got {_type(value)}")
+    if not 0 < value <= 1:
+        raise _Fault(path, f"must be more than 0 and at most 1, got {value}")
+    return float(value)
 
 
 def _guard(value: Any) -> Guard:
     table = _table(value, "guard")
     _keys(table, "guard", required={"max_deactivation_share", "max_deactivations"})
-    share = table["max_deactivation_share"]
-    if isinstance(share, bool) or not isinstance(share, int | float):
-        raise _Fault("guard.max_deactivation_share", f"must be a number, got {_type(share)}")
-    if not 0 < share <= 1:
-        raise _Fault("guard.max_deactivation_share", f"must be more than 0 and at most 1, got {share}")
+    share = _share(table["max_deactivation_share"], "guard.max_deactivation_share")
     count = _int(table["max_deactivations"], "guard.max_deactivations")
     if count < 0:
         raise _Fault("guard.max_deactivations", f"must not be negative, got {count}")
-    return Guard(float(share), count)
+    return Guard(share, count)
 
 
 def _keys(table: dict, path: str, *, required: set[str], optional: frozenset[str] | set[str] = frozenset()) -> None:

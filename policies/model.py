@@ -10,6 +10,7 @@ EVERYONE = "everyone"
 ALL_RESOURCES = "*"
 GRANT_STATES = (None, "active", "suspended", "revoked")
 REVIEW_DECISIONS = (None, "approve", "revoke")
+CAMPAIGN_STATES = ("open", "held", "confirmed", "closed")
 
 
 def require_aware(value: datetime, what: str) -> None:
@@ -25,6 +26,7 @@ class Resource:
     key: str
     name: str
     kind: str
+    owners: tuple[str, ...] = ()  # e-mail addresses of the people who review it when no manager can
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,20 @@ class TrainingRequirement:
 
 @dataclass(frozen=True)
 class Reviews:
-    """Managers re-approve access every cadence_days, within due_days."""
+    """Managers re-approve access every cadence_days, within due_days; the rest tunes reminders, guard and stages."""
 
     cadence_days: int
     due_days: int
+    resources: tuple[str, ...] = ()  # what a scheduled campaign covers; empty: every resource
+    reminder_days: tuple[int, ...] = (7, 3, 1)  # before the due instant, to reviewers with open items
+    escalate_days: int = 3  # from this many days before the due instant, the reviewer's manager is copied
+    guard_share: float = 0.20  # a deadline missing more than this share of a campaign's items is held
+    unused_days: int = 60  # no allowed check in this window: the item is recommended for revocation
+    comment_required_for_revoke: bool = False
+    require_sso: bool = False  # deciding needs an SSO session as the reviewer, not only the link
+    bulk_items: int = 50  # approving more than this many items ...
+    bulk_seconds: int = 60  # ... within this many seconds of opening the page goes to a second stage
+    mover_due_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -136,11 +148,18 @@ class ReviewItem:
     campaign: str
     due_at: datetime
     decision: str | None = None
+    # The campaign's state and counts, so the guard is decided live at `now` (policies.reviews.held).
+    state: str = "open"
+    open_items: int = 0
+    total_items: int = 0
+    guard_share: float = 1.0
 
     def __post_init__(self):
         require_aware(self.due_at, "due_at")
         if self.decision not in REVIEW_DECISIONS:
             raise ValueError(f"review decision must be one of {REVIEW_DECISIONS}, got {self.decision!r}")
+        if self.state not in CAMPAIGN_STATES:
+            raise ValueError(f"campaign state must be one of {CAMPAIGN_STATES}, got {self.state!r}")
 
 
 @dataclass(frozen=True)

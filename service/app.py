@@ -23,6 +23,7 @@ from service.directory import views as directory_views
 from service.errors import GatehouseError
 from service.people import pages as people_pages
 from service.people import views as people_views
+from service.reviews import views as reviews_views
 from service.scim import api as scim
 from service.scim.api import error_response
 from service.scim.errors import ScimError
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(access.bp)
     app.register_blueprint(training.bp)
     openapi.init_app(app)
-    for views in (console, admins_views, clients_views, directory_views, access_views, people_views, people_pages):
+    for views in (console, admins_views, clients_views, directory_views, access_views, people_views, people_pages,
+                  reviews_views):
         views.init_app(app)
     oauth.init_app(app)
     oidc.init_app(app)

@@ -24,6 +24,7 @@ from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, Jou
 from service.jobs import cli as jobs_cli
 from service.outbox import cli as outbox_cli
 from service.people import cli as people_cli
+from service.reviews import cli as reviews_cli
 from service.training import cli as training_cli
 
 
@@ -150,5 +151,6 @@ def _fail(message: str, code: int) -> None:
 
 for _command in (cli_db.db_group, cli_db.journal_group, clients_cli.clients_group, admins_cli.admin_group,
                  access_cli.access_group, policy_cli.policy_group, directory_cli.sync_group, jobs_cli.worker_command,
-                 jobs_cli.jobs_group, training_cli.training_group, people_cli.people_group, outbox_cli.outbox_group):
+                 jobs_cli.jobs_group, training_cli.training_group, people_cli.people_group, outbox_cli.outbox_group,
+                 reviews_cli.reviews_group):
     cli.add_command(_command)

@@ -20,6 +20,9 @@ class Outgoing:
     cc: list[str]
     subject: str
     body: str
+    html: str | None = None
+    kind: str = ""
+    person_id: str | None = None
 
 
 # The import's own rule, wider than a check's default: learning systems often know only the employee number.
@@ -84,14 +87,27 @@ INSERT INTO training_reminders (person_id, course, lapses_at, days_before) VALUE
 ON CONFLICT DO NOTHING
 """
 _QUEUE = """
-INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body) VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body, html)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 """
-_UNSENT = """
-SELECT id::text, to_addrs, cc_addrs, subject, body FROM notifications
-WHERE sent_at IS NULL AND attempts < %s ORDER BY created_at, id LIMIT %s
+# Waiting, and not claimed by a run lately: a claim's lease doubles with each attempt (2, 4, ... 60 minutes), so a
+# failure is retried with backoff and a message a runner took is not taken again while that runner sends it.
+_CLAIMABLE = """
+sent_at IS NULL AND attempts < %(attempts)s
+AND (claimed_at IS NULL OR claimed_at < now() - least(interval '1 minute' * power(2, attempts), interval '1 hour'))
 """
-_SENT = "UPDATE notifications SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = %s"
-_FAILED = "UPDATE notifications SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s::uuid[])"
+_UNSENT = f"""
+SELECT id::text, to_addrs, cc_addrs, subject, body, html, kind, person_id::text FROM notifications
+WHERE {_CLAIMABLE} ORDER BY created_at, id LIMIT %(limit)s
+"""
+_CLAIM = f"UPDATE notifications SET claimed_at = now(), attempts = attempts + 1 WHERE id = %(id)s AND {_CLAIMABLE} " \
+    "RETURNING 1"
+_SENT = "UPDATE notifications SET sent_at = now(), last_error = NULL WHERE id = %s"
+# A failure after one or two attempts is retried by the next run (a blip); later ones wait out the claim's lease.
+_FAILED = """
+UPDATE notifications SET last_error = %s, claimed_at = CASE WHEN attempts <= 2 THEN NULL ELSE claimed_at END
+WHERE id = ANY(%s::uuid[])
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,21 +175,26 @@ def record_reminder(conn: psycopg.Connection, person_id: str, course: str, lapse
     conn.execute(_RECORD_REMINDER, (person_id, course, lapses_at, days_before))
 
 
-def queue_mail(conn: psycopg.Connection, kind: str, person_id: str, to: Sequence[str], cc: Sequence[str],
-               subject: str, body: str) -> None:
+def queue_mail(conn: psycopg.Connection, kind: str, person_id: str | None, to: Sequence[str], cc: Sequence[str],
+               subject: str, body: str, html: str | None = None) -> None:
     """Queue an e-mail in the outbox (sent after commit)."""
-    conn.execute(_QUEUE, (kind, person_id, to, cc, subject, body))
+    conn.execute(_QUEUE, (kind, person_id, list(to), list(cc), subject, body, html))
 
 
 def unsent_mail(conn: psycopg.Connection, attempts: int, limit: int) -> list[Outgoing]:
-    """Queued e-mail tried fewer than `attempts` times, oldest first, at most `limit`."""
-    return [Outgoing(*row) for row in conn.execute(_UNSENT, (attempts, limit)).fetchall()]
+    """Queued e-mail tried fewer than `attempts` times and not claimed lately, oldest first, at most `limit`."""
+    return [Outgoing(*row) for row in conn.execute(_UNSENT, {"attempts": attempts, "limit": limit}).fetchall()]
+
+
+def claim_mail(conn: psycopg.Connection, mail_id: str, attempts: int) -> bool:
+    """Take one e-mail for sending, in a transaction of its own; False if another run has it (or sent it)."""
+    with conn.transaction():
+        return conn.execute(_CLAIM, {"id": mail_id, "attempts": attempts}).fetchone() is not None
 
 
 def mark_sent(conn: psycopg.Connection, mail_id: str) -> None:
-    """Mark one e-mail sent, in a transaction of its own."""
-    with conn.transaction():
-        conn.execute(_SENT, (mail_id,))
+    """Mark one e-mail sent (in the caller's transaction, with its journal row)."""
+    conn.execute(_SENT, (mail_id,))
 
 
 def mark_failed(conn: psycopg.Connection, mail_ids: Sequence[str], error: str) -> None:

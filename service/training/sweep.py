@@ -18,7 +18,7 @@ import psycopg
 from connectors import mail
 from policies import Code, Policy, Reason
 from service import db, journal
-from service.errors import DatabaseUnavailable
+from service.errors import DatabaseUnavailable, Skipped
 from service.training import store
 from service.training.plan import (
     ACCEPTED,
@@ -36,8 +36,9 @@ from service.training.plan import (
     plan,
 )
 
-MAX_ATTEMPTS = 24  # an e-mail is retried on this many sweeps (a day, hourly), then left for an admin
+MAX_ATTEMPTS = 24  # an e-mail is tried this many times (with a growing pause, about a day), then left for an admin
 SWEEP_ACTOR = "job:training_sweep"
+MAIL_ACTOR = "job:mail_deliver"
 
 
 # --- training in ---------------------------------------------------------------------------------
@@ -254,29 +255,67 @@ def mail_config(settings) -> mail.SmtpConfig:
 
 
 def deliver(conn: psycopg.Connection, config: mail.SmtpConfig, *, limit: int = 500) -> dict:
-    """Send queued e-mail after commit, marking each sent; failures stay queued for the next sweep."""
-    queued = store.unsent_mail(conn, MAX_ATTEMPTS, limit)
-    done: list[str] = []
-    sent = 0
+    """Send queued e-mail after commit: claim each, send it, mark it sent with its journal row (kind notify).
+
+    A claim is taken in its own transaction before sending, so two runs (the mail job, a sweep, two workers)
+    never send one message twice; a runner that dies after its claim leaves the message to the claim's lease.
+    Failures stay queued for a later run.
+    """
+    pending = store.unsent_mail(conn, MAX_ATTEMPTS, limit)
+    sent = failed = 0
     try:
-        if queued:
+        if pending:
             with mail.session(config) as smtp:
-                for q in queued:
-                    sent += _send(conn, smtp, q.id, mail.Mail(tuple(q.to), q.subject, q.body, tuple(q.cc)))
-                    done.append(q.id)
-    except mail.MailUnavailable as e:  # the server is away: the rest wait for the next sweep
-        store.mark_failed(conn, [q.id for q in queued[len(done):]], str(e))
-    return {"mail_sent": sent, "mail_failed": len(queued) - sent}
+                while pending:
+                    q = pending.pop(0)
+                    if not store.claim_mail(conn, q.id, MAX_ATTEMPTS):
+                        continue  # another run has it
+                    try:
+                        ok = _send(conn, smtp, q)
+                    except mail.MailUnavailable:
+                        failed += 1
+                        raise
+                    sent, failed = sent + ok, failed + (not ok)
+    except mail.MailUnavailable as e:  # the server is away: the rest wait for a later run
+        rest = [q.id for q in pending if store.claim_mail(conn, q.id, MAX_ATTEMPTS)]
+        store.mark_failed(conn, rest, str(e))
+        failed += len(rest)
+    return {"mail_sent": sent, "mail_failed": failed}
 
 
-def _send(conn: psycopg.Connection, smtp: mail.Session, mail_id: str, message: mail.Mail) -> int:
-    """1 if the server took the message (marked sent), 0 if it refused it (marked failed)."""
+def _send(conn: psycopg.Connection, smtp: mail.Session, q: store.Outgoing) -> bool:
+    """True if the server took the message (marked sent, journaled); False if it refused it (marked failed)."""
+    message = mail.Mail(tuple(q.to), q.subject, q.body, tuple(q.cc), html=q.html, message_id=f"notification.{q.id}")
     try:
         smtp.send(message)
-    except mail.MailUnavailable:
+    except mail.MailUnavailable as e:
+        store.mark_failed(conn, [q.id], str(e))
+        _journal_delivery(conn, q, "mail_failed", error=str(e))
         raise
     except mail.MailError as e:
-        store.mark_failed(conn, [mail_id], str(e))
-        return 0
-    store.mark_sent(conn, mail_id)
-    return 1
+        store.mark_failed(conn, [q.id], str(e))
+        _journal_delivery(conn, q, "mail_failed", error=str(e))
+        return False
+    with conn.transaction():
+        store.mark_sent(conn, q.id)
+        _journal_delivery(conn, q, "mail_sent")
+    return True
+
+
+def _journal_delivery(conn: psycopg.Connection, q: store.Outgoing, outcome: str, **detail) -> None:
+    with conn.transaction():
+        journal.append(conn, journal.Event(kind="notify", outcome=outcome, actor=MAIL_ACTOR, subject=q.person_id,
+                                           detail={"notification": q.id, "mail": q.kind, "to": q.to, "cc": q.cc,
+                                                   "subject": q.subject, **detail}))
+
+
+def deliver_job(services) -> dict:
+    """The worker's mail_deliver job: the outbox, every minute."""
+    settings = services.settings
+    if not settings.smtp_host:
+        raise Skipped("no SMTP server configured (GATEHOUSE_SMTP_HOST)")
+    try:
+        with db.connect(services.database.app_url, timeout=settings.db_timeout, autocommit=True) as conn:
+            return deliver(conn, mail_config(settings))
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"mail delivery: {db.first_line(e)}") from None

@@ -248,3 +248,22 @@ def test_every_field_of_a_course_is_read():
     assert (security.course, security.name, security.validity_days, security.grace_days) == (
         "security-awareness", "Security awareness", 365, 14)
     assert security.gates == frozenset({"vpn"})
+
+
+def test_review_settings_and_resource_owners_are_read_and_checked():
+    policy = parse_policy(edited('key = "git"\nname = "Git"\nkind = "tool"\n',
+                                 'key = "git"\nname = "Git"\nkind = "tool"\nowners = ["Olivia@Example.com"]\n')
+                          .replace(b"due_days = 14\n", b"due_days = 14\nguard_share = 0.3\nreminder_days = [1, 7]\n"
+                                                       b"resources = [\"vpn\"]\nrequire_sso = true\n"), source=SOURCE)
+    assert policy.resource("git").owners == ("olivia@example.com",)
+    r = policy.reviews
+    assert (r.guard_share, r.reminder_days, r.resources, r.require_sso, r.unused_days) == (0.3, (7, 1), ("vpn",),
+                                                                                           True, 60)
+    for old, new, path in (('kind = "tool"\n', 'kind = "tool"\nowners = ["nobody"]\n', "resources[1].owners[0]"),
+                           ("due_days = 14\n", "due_days = 14\nguard_share = 0\n", "reviews.guard_share"),
+                           ("due_days = 14\n", 'due_days = 14\nresources = ["nope"]\n', "reviews.resources[0]"),
+                           ("due_days = 14\n", "due_days = 14\nrequire_sso = 1\n", "reviews.require_sso"),
+                           ("due_days = 14\n", "due_days = 14\nbulk_items = 0\n", "reviews.bulk_items")):
+        with pytest.raises(PolicyError) as caught:
+            parse_policy(edited(old, new), source=SOURCE)
+        assert caught.value.path == path

@@ -1,0 +1,1 @@
+"""Access reviews: campaigns over grants, e-mailed links for reviewers, decisions, reminders, the deadline."""

@@ -1,0 +1,254 @@
+"""Campaigns: start one (admin, operator, schedule, a mover), reach its deadline, hold it, confirm or extend it.
+
+Each use case takes a connection and `now`, writes its change with its journal rows (kind review) and the mail it
+queues in one transaction; the outbox sends after commit. Checks deny from the due instant by themselves (the
+facts carry each item and its campaign's counts: policies.reviews.held decides the guard at `now`).
+"""
+
+import dataclasses
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+
+from policies import Policy
+from policies.model import ReviewItem
+from policies.reviews import held, pick_reviewer
+from service import journal
+from service.errors import BadRequest, Conflict, NotFound
+from service.reviews import links, mails
+from service.reviews import store as reviews
+from service.training import store as outbox
+
+MISSED_PREFIX, REVOKED_PREFIX = "review_missed:", "review_revoked:"
+DEADLINE_ACTOR = "job:reviews_deadline"
+MAX_DUE_DAYS = 365
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    id: str
+    key: str
+    items: int
+    reviewers: int
+    admins_queue: int
+    due_at: datetime
+
+
+def parse_due(text: str) -> int:
+    """'14d' or '14' → 14 (days); BadRequest otherwise."""
+    value = text.strip().lower().removesuffix("d")
+    if not value.isdigit() or not 1 <= int(value) <= MAX_DUE_DAYS:
+        raise BadRequest(f"due must be a number of days between 1 and {MAX_DUE_DAYS} (e.g. 14d), got {text!r}")
+    return int(value)
+
+
+def start(conn: psycopg.Connection, policy: Policy, *, resources: Sequence[str], due_days: int, now: datetime,
+          origin: str, actor: str, base_url: str, key: str | None = None,
+          people: Sequence[str] | None = None) -> Started:
+    """Snapshot the active grants of `resources`, pick a reviewer per item, queue one mail per reviewer."""
+    resources = sorted(set(resources))
+    unknown = [r for r in resources if policy.resource(r) is None]
+    if not resources or unknown:
+        raise BadRequest(f"unknown resource {unknown[0]!r}" if unknown else "name at least one resource")
+    if not 1 <= due_days <= MAX_DUE_DAYS:
+        raise BadRequest(f"due must be between 1 and {MAX_DUE_DAYS} days, got {due_days}")
+    key = key or _new_key(conn, now, origin)
+    if reviews.key_taken(conn, key):
+        raise Conflict(f"a campaign {key!r} exists already")
+    due_at = now + timedelta(days=due_days)
+    candidates = reviews.snapshot(conn, resources, people=people)
+    owners = _owners(conn, policy, resources)
+    rows, queued = [], []
+    for c in candidates:
+        reviewer, route = pick_reviewer(c.person_id, c.chain, owners.get(c.resource, ()))
+        rows.append((c.grant_id, c.epoch, c.person_id, c.resource_id, reviewer, route, c.snapshot))
+        if reviewer is None:
+            queued.append(c)
+    campaign_id = reviews.create_campaign(conn, key=key, origin=origin, resources=resources, started_at=now,
+                                          due_at=due_at, guard_share=policy.reviews.guard_share, created_by=actor,
+                                          policy_version=policy.version)
+    reviews.insert_items(conn, campaign_id, rows)
+    sent = queue_requests(conn, campaign_id, key, due_at, base_url)
+    for c in queued:  # nobody may review these: the admins' console lists them
+        journal.append(conn, journal.Event(kind="review", outcome="admins_queue", actor=actor, subject=c.person_id,
+                                           resource=c.resource, policy_version=policy.version,
+                                           detail={"campaign": key, "grant": c.grant_id, "user": c.snapshot["user"],
+                                                   "why": "no active manager, manager's manager or resource owner "
+                                                          "other than the person"}))
+    journal.append(conn, journal.Event(kind="review", outcome="started", actor=actor, policy_version=policy.version,
+                                       detail={"campaign": key, "origin": origin, "resources": resources,
+                                               "due_at": due_at.isoformat(), "items": len(rows), "reviewers": sent,
+                                               "admins_queue": len(queued)}))
+    return Started(campaign_id, key, len(rows), sent, len(queued), due_at)
+
+
+def _new_key(conn: psycopg.Connection, now: datetime, origin: str) -> str:
+    prefix = "mover" if origin == "mover" else f"{now:%Y}q{(now.month - 1) // 3 + 1}"
+    return f"{prefix}-{now:%m%d}-{secrets.token_hex(3)}"
+
+
+def _owners(conn: psycopg.Connection, policy: Policy, resources: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    emails = {r: policy.resource(r).owners for r in resources}
+    found = reviews.people_by_email(conn, [e for owners in emails.values() for e in owners])
+    return {r: tuple(found[e] for e in owners if e in found) for r, owners in emails.items()}
+
+
+def queue_requests(conn: psycopg.Connection, campaign_id: str, key: str, due_at: datetime, base_url: str,
+                   *, only: Sequence[str] | None = None) -> int:
+    """One mail per reviewer (or those `only`) with how many people and grants wait, and their link."""
+    count = 0
+    secret = reviews.secret(conn, links.SECRET_NAME)
+    base = base_url.rstrip("/")
+    with conn.cursor() as cur:
+        params = []
+        for r in reviews.reviewers(conn, campaign_id, ids=only):
+            count += 1
+            if not r.email:
+                continue
+            url = f"{base}/reviews/{links.make(secret, campaign_id, r.id)}"
+            subject, text, html = mails.request(r.name, r.people, r.open_items, key, due_at, url)
+            params.append(("review_request", r.id, [r.email], [], subject, text, html))
+        cur.executemany("INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body, html) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s)", params)
+    return count
+
+
+# --- the deadline --------------------------------------------------------------------------------
+
+
+def as_item(c: reviews.Campaign) -> ReviewItem:
+    """The campaign as the guard sees it (policies.reviews.held)."""
+    return ReviewItem(c.key, c.due_at, None, c.state, c.items_open, c.items_total, c.guard_share)
+
+
+def deadline(conn: psycopg.Connection, policy: Policy, *, now: datetime, base_url: str) -> dict:
+    """Each due campaign in its own transaction: held by the guard (journaled, admins mailed), or its undecided
+    items missed, their grants revoked (one journal row each), reviewers and people told; then closed."""
+    counts = {"campaigns": 0, "held": 0, "revoked": 0}
+    for due in reviews.due_campaigns(conn, now):
+        with conn.transaction():
+            c = reviews.campaign(conn, due.id, lock=True)
+            if c.state not in ("open", "confirmed") or c.due_at > now:
+                continue  # another runner or an admin got there first
+            counts["campaigns"] += 1
+            if held(as_item(c), now):
+                _hold(conn, c, now, base_url, policy)
+                counts["held"] += 1
+            else:
+                counts["revoked"] += _revoke_missed(conn, c, now, actor=c.confirmed_by or DEADLINE_ACTOR,
+                                                    policy=policy)
+    return counts
+
+
+def _hold(conn, c: reviews.Campaign, now: datetime, base_url: str, policy: Policy) -> None:
+    reviews.set_state(conn, c.id, "held", held_at=now)
+    admins = [r[0] for r in conn.execute("SELECT email FROM admins WHERE active ORDER BY email")]
+    if admins:
+        subject, text, html = mails.held(c.key, c.items_open, c.items_total,
+                                         f"{base_url.rstrip('/')}/admin/reviews/{c.key}")
+        outbox.queue_mail(conn, "review_held", None, admins, [], subject, text, html)
+    journal.append(conn, journal.Event(
+        kind="review", outcome="held", actor=DEADLINE_ACTOR, policy_version=policy.version,
+        detail={"campaign": c.key, "undecided": c.items_open, "items": c.items_total, "guard_share": c.guard_share,
+                "admins_mailed": admins}))
+
+
+def _revoke_missed(conn, c: reviews.Campaign, now: datetime, *, actor: str, policy: Policy) -> int:
+    missed = {i.id: i for i in reviews.mark_missed(conn, c.id, now)}
+    revoked = reviews.revoke_missed(conn, c.id, MISSED_PREFIX + c.key)
+    reviews.set_state(conn, c.id, "closed", closed_at=now)
+    told: set[str] = set()
+    events = []
+    for item_id, person_id, resource in revoked:
+        item = missed.get(item_id)
+        _tell_missed(conn, c.key, item, resource, told)
+        events.append(journal.Event(
+            kind="revoke", outcome="review_missed", actor=actor, subject=person_id, resource=resource,
+            policy_version=policy.version,
+            reasons=({"code": MISSED_PREFIX + c.key, "text": f"review {c.key} was due at {mails.at(c.due_at)} "
+                                                              "and not approved"},),
+            detail={"campaign": c.key, "item": item_id, "grant": item.grant_id if item else None,
+                    "reviewer": item.reviewer_id if item else None}))
+    events.append(journal.Event(kind="review", outcome="closed", actor=actor, policy_version=policy.version,
+                                detail={"campaign": c.key, "missed": len(missed), "revoked": len(revoked)}))
+    for event in events:  # last: the journal's head stays locked until commit
+        journal.append(conn, event)
+    return len(revoked)
+
+
+def _tell_missed(conn, key: str, item: reviews.Item | None, resource: str, told: set[str]) -> None:
+    """The person and the reviewer, each once per campaign."""
+    if item is None or item.person_id in told:
+        return
+    told.add(item.person_id)  # one mail per person, whatever the number of their grants
+    person = reviews.person(conn, item.person_id)
+    if person and person[1]:
+        subject, text, html = mails.missed(person[0], key, resource, reviewer=False)
+        outbox.queue_mail(conn, "review_missed", item.person_id, [person[1]], [], subject, text, html)
+    if item.reviewer_id and item.reviewer_id not in told:
+        told.add(item.reviewer_id)
+        reviewer = reviews.person(conn, item.reviewer_id)
+        if reviewer and reviewer[1]:
+            subject, text, html = mails.missed(reviewer[0], key, resource, reviewer=True)
+            outbox.queue_mail(conn, "review_missed", item.reviewer_id, [reviewer[1]], [], subject, text, html)
+
+
+def confirm(conn: psycopg.Connection, ref: str, *, now: datetime, actor: str) -> reviews.Campaign:
+    """An admin confirms a held campaign: its undecided items are missed from now, the deadline job revokes."""
+    c = _locked(conn, ref)
+    if c.state != "held":
+        raise Conflict(f"campaign {c.key} is {c.state}, not held")
+    reviews.set_state(conn, c.id, "confirmed", confirmed_by=actor)
+    journal.append(conn, journal.Event(kind="review", outcome="confirmed", actor=actor,
+                                       detail={"campaign": c.key, "undecided": c.items_open}))
+    return c
+
+
+def extend(conn: psycopg.Connection, ref: str, *, days: int, now: datetime, actor: str) -> datetime:
+    """Move a campaign's due instant `days` from now (held or open); reviewers can decide again until then."""
+    c = _locked(conn, ref)
+    if c.state not in ("open", "held"):
+        raise Conflict(f"campaign {c.key} is {c.state}; only an open or held campaign can be extended")
+    if not 1 <= days <= MAX_DUE_DAYS:
+        raise BadRequest(f"days must be between 1 and {MAX_DUE_DAYS}, got {days}")
+    due_at = max(now, c.due_at) + timedelta(days=days) if c.state == "open" else now + timedelta(days=days)
+    reviews.set_state(conn, c.id, "open", due_at=due_at, held_at=None)
+    journal.append(conn, journal.Event(kind="review", outcome="extended", actor=actor,
+                                       detail={"campaign": c.key, "from": c.due_at.isoformat(),
+                                               "to": due_at.isoformat(), "was": c.state}))
+    return due_at
+
+
+def _locked(conn, ref: str) -> reviews.Campaign:
+    c = reviews.campaign(conn, ref, lock=True)
+    if c is None:
+        raise NotFound(f"no campaign {ref!r}")
+    return c
+
+
+# --- the schedule and movers ---------------------------------------------------------------------
+
+
+def scheduled(conn: psycopg.Connection, policy: Policy, *, now: datetime, base_url: str) -> Started | None:
+    """Start the policy's campaign when the last scheduled one began cadence_days ago or more (or never)."""
+    last = reviews.last_started(conn, "schedule")
+    if last is not None and now - last < timedelta(days=policy.reviews.cadence_days):
+        return None
+    resources = policy.reviews.resources or tuple(r.key for r in policy.resources)
+    return start(conn, policy, resources=resources, due_days=policy.reviews.due_days, now=now, origin="schedule",
+                 actor="job:reviews_schedule", base_url=base_url)
+
+
+def movers(conn: psycopg.Connection, policy: Policy, *, now: datetime, base_url: str) -> list[Started]:
+    """People whose manager or department changed: their grants, reviewed by the new manager, one campaign each."""
+    started = []
+    resources = [r.key for r in policy.resources]
+    for person_id in reviews.take_movers(conn):
+        if not reviews.snapshot(conn, resources, people=[person_id]):
+            continue
+        started.append(start(conn, policy, resources=resources, due_days=policy.reviews.mover_due_days, now=now,
+                             origin="mover", actor="job:reviews_movers", base_url=base_url, people=[person_id]))
+    return started
+

@@ -1,0 +1,372 @@
+"""Access reviews in the database: campaigns, their items, reminders, movers, the link key. No Flask here."""
+
+import dataclasses
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+
+@dataclasses.dataclass(frozen=True)
+class Campaign:
+    id: str
+    key: str
+    origin: str
+    resources: list[str]
+    started_at: datetime
+    due_at: datetime
+    state: str
+    guard_share: float
+    items_total: int
+    items_open: int
+    created_by: str
+    held_at: datetime | None
+    confirmed_by: str | None
+    closed_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """An active grant at the start, with what the reviewer is picked from."""
+
+    grant_id: str
+    epoch: int
+    person_id: str
+    resource_id: str
+    resource: str
+    snapshot: dict
+    chain: tuple[tuple[str | None, bool], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    """One item as a page, the deadline or an export sees it."""
+
+    id: str
+    campaign_id: str
+    grant_id: str
+    grant_epoch: int
+    person_id: str
+    resource: str
+    reviewer_id: str | None
+    route: str
+    snapshot: dict
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+    evidence: dict | None
+    second_stage_by: str | None
+    second_stage_why: str | None
+    missed_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reviewer:
+    id: str
+    name: str
+    email: str | None
+    manager_email: str | None
+    open_items: int
+    people: int
+
+
+_CAMPAIGN_COLUMNS = ("id::text, key, origin, resources, started_at, due_at, state, guard_share, items_total, "
+                     "items_open, created_by, held_at, confirmed_by, closed_at")
+
+_ITEM_COLUMNS = ("i.id::text, i.campaign_id::text, i.grant_id::text, i.grant_epoch, i.person_id::text, r.key, "
+                 "i.reviewer_id::text, i.route, i.snapshot, i.decision, i.decided_by, i.decided_at, i.comment, "
+                 "i.evidence, i.second_stage_by::text, i.second_stage_why, i.missed_at")
+
+# -- snapshot -- the active grants of live, active people on the listed resources, with each person's manager and
+# manager's manager (whether they are active) and how the grant came (the groups whose rule grants it).
+_SNAPSHOT = """
+SELECT g.id::text, g.epoch, p.id::text, r.id::text, r.key,
+       p.user_name, coalesce(p.display_name, concat_ws(' ', p.given_name, p.family_name), p.user_name),
+       p.title, p.department, p.started_at, g.granted_by, g.granted_at, rg.groups,
+       m.id::text, coalesce(m.active AND m.deleted_at IS NULL, false),
+       mm.id::text, coalesce(mm.active AND mm.deleted_at IS NULL, false)
+FROM grants g
+JOIN resources r ON r.id = g.resource_id
+JOIN people p ON p.id = g.person_id AND p.deleted_at IS NULL AND p.active
+LEFT JOIN people m ON m.id = p.manager_id
+LEFT JOIN people mm ON mm.id = m.manager_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(gr.display_name ORDER BY gr.display_name) AS groups
+    FROM group_grant_rules x JOIN group_members gm ON gm.group_id = x.group_id AND gm.person_id = p.id
+    JOIN groups gr ON gr.id = x.group_id
+    WHERE x.resource_id = r.id AND g.granted_by = 'rule'
+) rg ON true
+WHERE g.state = 'active' AND r.key = ANY(%(resources)s) {only}
+ORDER BY p.id, r.key
+"""
+
+
+def secret(conn: psycopg.Connection, name: str, *, create: bool = True) -> bytes | None:
+    """A key the service keeps for itself (app_secrets), created on first use, the same for every replica.
+
+    create=False only reads (a page behind a GET writes nothing): None while no campaign has made it.
+    """
+    if create:
+        conn.execute("INSERT INTO app_secrets (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                     (name, secrets.token_bytes(32)))
+    row = conn.execute("SELECT value FROM app_secrets WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def known_resources(conn: psycopg.Connection, keys: Sequence[str]) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT key FROM resources WHERE key = ANY(%s)", (list(keys),))}
+
+
+def snapshot(conn: psycopg.Connection, resources: Sequence[str], *, people: Sequence[str] | None = None
+             ) -> list[Candidate]:
+    """What a campaign over `resources` covers now (only `people`, when given)."""
+    only = "AND p.id = ANY(%(people)s::uuid[])" if people is not None else ""
+    rows = conn.execute(_SNAPSHOT.format(only=only), {"resources": list(resources), "people": list(people or ())})
+    out = []
+    for (grant_id, epoch, pid, rid, key, user, name, title, dept, started, by, granted_at, groups, m, m_active,
+         mm, mm_active) in rows:
+        via = f"group rule ({', '.join(groups)})" if groups else ("group rule" if by == "rule" else f"admin ({by})")
+        snap = {"user": user, "name": name, "title": title, "department": dept, "started_at": started.isoformat(),
+                "resource": key, "granted_by": by, "granted_at": granted_at.isoformat(), "via": via}
+        out.append(Candidate(grant_id, epoch, pid, rid, key, snap, ((m, m_active), (mm, mm_active))))
+    return out
+
+
+def people_by_email(conn: psycopg.Connection, emails: Sequence[str]) -> dict[str, str]:
+    """Live, active people by lower-case primary e-mail."""
+    rows = conn.execute("SELECT lower(primary_email), id::text FROM people WHERE lower(primary_email) = ANY(%s) "
+                        "AND active AND deleted_at IS NULL", ([e.lower() for e in emails],))
+    return dict(rows.fetchall())
+
+
+def key_taken(conn: psycopg.Connection, key: str) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM review_campaigns WHERE key = %s)", (key,)).fetchone()[0]
+
+
+def create_campaign(conn: psycopg.Connection, *, key: str, origin: str, resources: Sequence[str],
+                    started_at: datetime, due_at: datetime, guard_share: float, created_by: str,
+                    policy_version: str) -> str:
+    return conn.execute(
+        "INSERT INTO review_campaigns (key, origin, resources, started_at, due_at, guard_share, created_by, "
+        "policy_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
+        (key, origin, list(resources), started_at, due_at, guard_share, created_by, policy_version)).fetchone()[0]
+
+
+def insert_items(conn: psycopg.Connection, campaign_id: str, rows: Sequence[tuple]) -> None:
+    """Rows of (grant_id, epoch, person_id, resource_id, reviewer_id, route, snapshot dict), by COPY; then counts."""
+    columns = "campaign_id, grant_id, grant_epoch, person_id, resource_id, reviewer_id, route, snapshot"
+    with conn.cursor().copy(f"COPY review_items ({columns}) FROM STDIN") as copy:
+        for grant_id, epoch, pid, rid, reviewer, route, snap in rows:
+            copy.write_row((campaign_id, grant_id, epoch, pid, rid, reviewer, route, Jsonb(snap)))
+    conn.execute("UPDATE review_campaigns SET items_total = %s, items_open = %s WHERE id = %s",
+                 (len(rows), len(rows), campaign_id))
+
+
+def campaign(conn: psycopg.Connection, ref: str, *, lock: bool = False) -> Campaign | None:
+    """The campaign with this key (or id)."""
+    where = "id = %s::uuid" if _is_uuid(ref) else "key = %s"
+    row = conn.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM review_campaigns WHERE {where}"
+                       + (" FOR UPDATE" if lock else ""), (ref,)).fetchone()
+    return Campaign(*row) if row else None
+
+
+def campaigns(conn: psycopg.Connection, *, states: Sequence[str] | None = None) -> list[Campaign]:
+    where = "WHERE state = ANY(%s)" if states else ""
+    rows = conn.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM review_campaigns {where} ORDER BY started_at DESC, key",
+                        (list(states),) if states else ())
+    return [Campaign(*r) for r in rows]
+
+
+def due_campaigns(conn: psycopg.Connection, now: datetime) -> list[Campaign]:
+    """Campaigns whose deadline the job has to act on: open and due, or confirmed by an admin."""
+    rows = conn.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM review_campaigns WHERE state IN ('open', 'confirmed') "
+                        "AND due_at <= %s ORDER BY due_at", (now,))
+    return [Campaign(*r) for r in rows]
+
+
+def last_started(conn: psycopg.Connection, origin: str) -> datetime | None:
+    return conn.execute("SELECT max(started_at) FROM review_campaigns WHERE origin = %s", (origin,)).fetchone()[0]
+
+
+def items(conn: psycopg.Connection, campaign_id: str, *, reviewer_id: str | None = None, ids: Sequence[str] = (),
+          undecided: bool = False, lock: bool = False) -> list[Item]:
+    """Items of a campaign: a reviewer's (theirs and those routed to them for a second stage), some, or all."""
+    where, params = ["i.campaign_id = %(c)s"], {"c": campaign_id}
+    if reviewer_id is not None:
+        where.append("(i.reviewer_id = %(r)s OR i.second_stage_by = %(r)s)")
+        params["r"] = reviewer_id
+    if ids:
+        where.append("i.id = ANY(%(ids)s::uuid[])")
+        params["ids"] = list(ids)
+    if undecided:
+        where.append("i.decision IS NULL")
+    query = (f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
+             f"WHERE {' AND '.join(where)} ORDER BY i.snapshot->>'name', r.key, i.id")
+    rows = conn.execute(query + (" FOR UPDATE OF i" if lock else ""), params)
+    return [Item(*r) for r in rows]
+
+
+def admin_queue(conn: psycopg.Connection) -> list[Item]:
+    """Undecided items of live campaigns that no reviewer qualified for."""
+    rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
+                        "JOIN review_campaigns c ON c.id = i.campaign_id "
+                        "WHERE i.reviewer_id IS NULL AND i.decision IS NULL AND c.state IN ('open', 'held') "
+                        "ORDER BY c.due_at, i.snapshot->>'name'")
+    return [Item(*r) for r in rows]
+
+
+def decide(conn: psycopg.Connection, item_id: str, decision: str, *, by: str, at: datetime, comment: str | None,
+           evidence: dict) -> bool:
+    """Record a decision on an undecided item; False if it was decided already (a replayed POST)."""
+    row = conn.execute("UPDATE review_items SET decision = %s, decided_by = %s, decided_at = %s, comment = %s, "
+                       "evidence = %s WHERE id = %s AND decision IS NULL RETURNING 1",
+                       (decision, by, at, comment, Jsonb(evidence), item_id)).fetchone()
+    return row is not None
+
+
+def route_second_stage(conn: psycopg.Connection, item_id: str, to: str, why: str, evidence: dict) -> bool:
+    row = conn.execute("UPDATE review_items SET second_stage_by = %s, second_stage_why = %s, evidence = %s "
+                       "WHERE id = %s AND decision IS NULL AND second_stage_by IS NULL RETURNING 1",
+                       (to, why, Jsonb(evidence), item_id)).fetchone()
+    return row is not None
+
+
+def count_decided(conn: psycopg.Connection, campaign_id: str, n: int) -> None:
+    conn.execute("UPDATE review_campaigns SET items_open = items_open - %s WHERE id = %s", (n, campaign_id))
+
+
+def revoke_grant(conn: psycopg.Connection, grant_id: str, epoch: int, reason: str) -> bool:
+    """Revoke the grant at the item's epoch (never a later grant); False if it is not live at that epoch."""
+    row = conn.execute("UPDATE grants SET state = 'revoked', reason = %s, updated_at = now() "
+                       "WHERE id = %s AND epoch = %s AND state <> 'revoked' RETURNING 1",
+                       (reason, grant_id, epoch)).fetchone()
+    return row is not None
+
+
+def mark_missed(conn: psycopg.Connection, campaign_id: str, at: datetime) -> list[Item]:
+    """Mark every undecided item missed; the items so marked."""
+    ids = [r[0] for r in conn.execute(
+        "UPDATE review_items SET missed_at = %s WHERE campaign_id = %s AND decision IS NULL AND missed_at IS NULL "
+        "RETURNING id::text", (at, campaign_id))]
+    return items(conn, campaign_id, ids=ids) if ids else []
+
+
+def revoke_missed(conn: psycopg.Connection, campaign_id: str, reason: str) -> list[tuple[str, str, str]]:
+    """Revoke, in one statement, the grants of the campaign's missed items at their epoch: (item, person, resource)."""
+    rows = conn.execute(
+        "UPDATE grants g SET state = 'revoked', reason = %s, updated_at = now() FROM review_items i "
+        "WHERE i.campaign_id = %s AND i.missed_at IS NOT NULL AND i.decision IS NULL AND g.id = i.grant_id "
+        "AND g.epoch = i.grant_epoch AND g.state <> 'revoked' "
+        "RETURNING i.id::text, i.person_id::text, (SELECT key FROM resources WHERE id = g.resource_id)",
+        (reason, campaign_id))
+    return rows.fetchall()
+
+
+def set_state(conn: psycopg.Connection, campaign_id: str, state: str, **fields) -> None:
+    sets = ", ".join(["state = %(state)s"] + [f"{k} = %({k})s" for k in fields])
+    allowed = {"held_at", "confirmed_by", "closed_at", "due_at"}
+    assert set(fields) <= allowed, fields
+    conn.execute(f"UPDATE review_campaigns SET {sets} WHERE id = %(id)s", {"state": state, "id": campaign_id,
+                                                                            **fields})
+
+
+def reviewers(conn: psycopg.Connection, campaign_id: str, *, ids: Sequence[str] | None = None) -> list[Reviewer]:
+    """Each reviewer of the campaign (first stage or second), with their open items and how many people."""
+    only = "WHERE x.rid = ANY(%(ids)s::uuid[])" if ids is not None else ""
+    rows = conn.execute(f"""
+        WITH x AS (
+            SELECT coalesce(second_stage_by, reviewer_id) AS rid, person_id, decision FROM review_items
+            WHERE campaign_id = %(c)s AND (reviewer_id IS NOT NULL OR second_stage_by IS NOT NULL)
+        )
+        SELECT p.id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, m.primary_email,
+               count(*) FILTER (WHERE x.decision IS NULL), count(DISTINCT x.person_id)
+        FROM x JOIN people p ON p.id = x.rid LEFT JOIN people m ON m.id = p.manager_id AND m.deleted_at IS NULL
+        {only}
+        GROUP BY p.id, m.primary_email ORDER BY p.id""", {"c": campaign_id, "ids": list(ids or ())})
+    return [Reviewer(*r) for r in rows]
+
+
+def person(conn: psycopg.Connection, person_id: str) -> tuple[str, str | None, str | None] | None:
+    """(name, e-mail, manager id) of a live person."""
+    return conn.execute("SELECT coalesce(display_name, given_name, user_name), primary_email, manager_id::text "
+                        "FROM people WHERE id = %s AND deleted_at IS NULL", (person_id,)).fetchone()
+
+
+def person_by_user(conn: psycopg.Connection, user: str) -> str | None:
+    row = conn.execute("SELECT id::text FROM people WHERE lower(user_name) = lower(%s) AND deleted_at IS NULL "
+                       "AND active", (user,)).fetchone()
+    return row[0] if row else None
+
+
+def record_reminder(conn: psycopg.Connection, campaign_id: str, reviewer_id: str, days: Sequence[int]) -> bool:
+    """Record reminder offsets as sent; False if another runner recorded the first of them already."""
+    first = conn.execute("INSERT INTO review_reminders (campaign_id, reviewer_id, days_before) VALUES (%s, %s, %s) "
+                         "ON CONFLICT DO NOTHING RETURNING 1", (campaign_id, reviewer_id, days[0])).fetchone()
+    for d in days[1:]:
+        conn.execute("INSERT INTO review_reminders (campaign_id, reviewer_id, days_before) VALUES (%s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", (campaign_id, reviewer_id, d))
+    return first is not None
+
+
+def reminders_sent(conn: psycopg.Connection, campaign_id: str) -> dict[str, list[int]]:
+    sent: dict[str, list[int]] = {}
+    for rid, d in conn.execute("SELECT reviewer_id::text, days_before FROM review_reminders WHERE campaign_id = %s",
+                               (campaign_id,)):
+        sent.setdefault(rid, []).append(d)
+    return sent
+
+
+def take_movers(conn: psycopg.Connection) -> list[str]:
+    """The people who moved since the last run (removed from the queue in the caller's transaction)."""
+    return [r[0] for r in conn.execute("DELETE FROM review_movers RETURNING person_id::text")]
+
+
+def last_use(conn: psycopg.Connection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """The last allowed check of each (person id, resource key), from the journal."""
+    if not pairs:
+        return {}
+    rows = conn.execute("""
+        SELECT x.pid, x.res, (SELECT max(j.ts) FROM journal j WHERE j.subject = x.pid AND j.resource = x.res
+                              AND j.kind = 'check' AND j.outcome = 'allow')
+        FROM unnest(%s::text[], %s::text[]) AS x (pid, res)""", ([p for p, _ in pairs], [r for _, r in pairs]))
+    return {(p, r): ts for p, r, ts in rows if ts is not None}
+
+
+def completions(conn: psycopg.Connection, person_ids: Sequence[str]) -> dict[str, dict[str, datetime]]:
+    out: dict[str, dict[str, datetime]] = {}
+    for pid, course, at in conn.execute(
+            "SELECT person_id::text, course, max(completed_at) FROM training_completions "
+            "WHERE person_id = ANY(%s::uuid[]) GROUP BY person_id, course", (list(person_ids),)):
+        out.setdefault(pid, {})[course] = at
+    return out
+
+
+def progress(conn: psycopg.Connection, campaign_id: str) -> list[tuple[datetime, int]]:
+    """Decisions per day: (day, count), for the progress chart."""
+    return conn.execute("SELECT date_trunc('day', decided_at), count(*) FROM review_items WHERE campaign_id = %s "
+                        "AND decided_at IS NOT NULL GROUP BY 1 ORDER BY 1", (campaign_id,)).fetchall()
+
+
+def counts_by(conn: psycopg.Connection, campaign_id: str) -> list[tuple]:
+    """Per (resource, reviewer): open, approved, revoked, missed."""
+    return conn.execute("""
+        SELECT r.key, coalesce(p.user_name, '(admins)'),
+               count(*) FILTER (WHERE i.decision IS NULL AND i.missed_at IS NULL),
+               count(*) FILTER (WHERE i.decision = 'approve'), count(*) FILTER (WHERE i.decision = 'revoke'),
+               count(*) FILTER (WHERE i.missed_at IS NOT NULL)
+        FROM review_items i JOIN resources r ON r.id = i.resource_id
+        LEFT JOIN people p ON p.id = coalesce(i.second_stage_by, i.reviewer_id)
+        WHERE i.campaign_id = %s GROUP BY 1, 2 ORDER BY 1, 2""", (campaign_id,)).fetchall()
+
+
+def _is_uuid(ref: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        return False
+    return True
