@@ -11,7 +11,7 @@ from flask import Blueprint, redirect, render_template, request
 
 from service import web
 from service.access import policy_store
-from service.access import store as grants
+from service.access import store as grant_store
 from service.admins import store as admins
 from service.admins import webauthn
 from service.auth import sessions
@@ -54,7 +54,7 @@ def console():
         api_clients = clients.list_all(conn)
         held = sync.list_runs(conn, state="held")
         by_source = profile.people_by_source(conn)
-        per_resource = grants.grants_per_resource(conn)
+        per_resource = grant_store.grants_per_resource(conn)
         lapsing = outlook.lapsing_within(conn, web.services().policy, now, days=LAPSE_DAYS)
         failed = jobs.failed_runs(conn)
         held_policy = policy_store.held(conn)

@@ -10,8 +10,8 @@ import psycopg
 from policies import decide, training_status
 from service import db
 from service.access import facts as access
-from service.access import grants as grant_changes
-from service.access import store as grants
+from service.access import grants
+from service.access import store as grant_store
 from service.bootstrap import load_policy
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
 from service.errors import BadRequest, DatabaseUnavailable
@@ -32,7 +32,7 @@ def _text(value: str, what: str) -> str:
     return value
 
 
-def _change(ctx: Context, use_case, user: str, resource: str, reason: str) -> grants.Change:
+def _change(ctx: Context, use_case, user: str, resource: str, reason: str) -> grant_store.Change:
     """Run grant or revoke with its journal row in one transaction, as the operator."""
     user, resource, reason = _text(user, "USER"), _text(resource, "RESOURCE"), _text(reason, "--reason")
     try:
@@ -49,7 +49,7 @@ def _change(ctx: Context, use_case, user: str, resource: str, reason: str) -> gr
 @pass_ctx
 def access_grant(ctx: Context, user: str, resource: str, reason: str):
     """Give USER (a userName) RESOURCE now, whatever the grant's state was; journaled with you as actor."""
-    change = _change(ctx, grant_changes.grant, user, resource, reason)
+    change = _change(ctx, grants.grant, user, resource, reason)
     click.echo(f"granted {change.resource} to {change.user_name}")
 
 
@@ -60,7 +60,7 @@ def access_grant(ctx: Context, user: str, resource: str, reason: str):
 @pass_ctx
 def access_revoke(ctx: Context, user: str, resource: str, reason: str):
     """End USER's grant on RESOURCE; a group rule never brings it back. Journaled with you as actor."""
-    change = _change(ctx, grant_changes.revoke, user, resource, reason)
+    change = _change(ctx, grants.revoke, user, resource, reason)
     click.echo(f"revoked {change.resource} from {change.user_name}: {change.reason}")
 
 
@@ -74,7 +74,7 @@ def access_list(ctx: Context, user: str | None, resource: str | None):
         raise click.UsageError("give --user or --resource, not both")
     try:
         with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-            found = grants.list_grants(conn, user=user and _text(user, "--user"),
+            found = grant_store.list_grants(conn, user=user and _text(user, "--user"),
                                        resource=resource and _text(resource, "--resource"))
     except psycopg.OperationalError as e:
         raise DatabaseUnavailable(f"the grants could not be read: {db.first_line(e)}") from None

@@ -17,9 +17,9 @@ import psycopg
 from policies import Policy
 from policies.rules import RuleChanges, diff_rules, hold_reason, rule_pairs
 from service import journal
-from service.access import grants as grant_changes
+from service.access import grants
 from service.access import policy_store as store
-from service.access import store as grants
+from service.access import store as grant_store
 from service.access.resources import sync_resources
 from service.db import first_line
 from service.db.locks import advisory_lock, transaction_lock
@@ -46,7 +46,7 @@ class Outcome:
     version: str
     run_id: str | None
     rules: RuleChanges
-    changes: tuple[grants.Change, ...]
+    changes: tuple[grant_store.Change, ...]
     message: str
     held: bool = False  # a dry run: whether the real run would be held
 
@@ -80,12 +80,12 @@ def _apply(conn: psycopg.Connection, policy: Policy, *, source: str, actor: str,
         active = store.active_grants(conn)
         with conn.transaction() as attempt:  # a savepoint: a held change or a dry run leaves nothing of it
             store.write_rules(conn, diff, version)
-            changes = tuple(grants.apply_rules(conn))
+            changes = tuple(grant_store.apply_rules(conn))
             ending = [f"{c.user_name} → {c.resource}" for c in changes if c.state != "active"]
             reason = hold_reason(policy.guard, ending=ending, active=active)
             if dry_run or reason:
                 raise psycopg.Rollback(attempt)
-            grant_changes.record(conn, list(changes), actor=actor, via=VIA, policy_version=version, run=run_id)
+            grants.record(conn, list(changes), actor=actor, via=VIA, policy_version=version, run=run_id)
         if dry_run:
             outcome = Outcome("dry-run", version, None, diff, changes, "would be held: " + reason if reason
                               else _summary(diff, changes), held=bool(reason))
@@ -129,8 +129,8 @@ def confirm(conn: psycopg.Connection, run_id: str, *, actor: str) -> Outcome:
     run = _held(conn, run_id)
     diff = diff_rules([tuple(p) for p in run.rules], store.current_rules(conn))
     store.write_rules(conn, diff, run.version)
-    changes = tuple(grants.apply_rules(conn))
-    grant_changes.record(conn, list(changes), actor=actor, via=VIA, policy_version=run.version, run=run.id)
+    changes = tuple(grant_store.apply_rules(conn))
+    grants.record(conn, list(changes), actor=actor, via=VIA, policy_version=run.version, run=run.id)
     store.decide_run(conn, run.id, state="confirmed", actor=actor)
     return Outcome("confirmed", run.version, run.id, diff, changes, "applied: " + _summary(diff, changes))
 

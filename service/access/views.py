@@ -7,10 +7,9 @@ and journal rows commit with the change.
 from flask import jsonify, render_template, request
 
 from service import web
-from service.access import grants as grant_changes
+from service.access import grants, policy_store
 from service.access import policy as access_policy
-from service.access import policy_store
-from service.access import store as grants
+from service.access import store as grant_store
 from service.admins import webauthn
 from service.admins.stepup import Proof, requires_webauthn
 from service.auth import sessions
@@ -27,8 +26,8 @@ def _text(params, key: str) -> str:
 @require_role("admin")
 def page():
     with web.connection() as conn:
-        rules = grants.rules(conn)
-        resources = grants.resource_keys(conn)
+        rules = grant_store.rules(conn)
+        resources = grant_store.resource_keys(conn)
         held = policy_store.held(conn)
     return render_template("admin_access.html", rules=[r for r in rules if r.source == "console"],
                            file_rules=[r for r in rules if r.source == "policy"], resources=resources,
@@ -39,7 +38,7 @@ def page():
 @requires_webauthn("grants.grant")
 def grant(params, proof: Proof):
     with web.transaction() as conn:
-        change = grant_changes.grant(conn, _text(params, "user"), _text(params, "resource"),
+        change = grants.grant(conn, _text(params, "user"), _text(params, "resource"),
                                      actor=proof.principal.actor, via="admin")
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
     return jsonify(ok=True)
@@ -49,7 +48,7 @@ def grant(params, proof: Proof):
 @requires_webauthn("grants.revoke")
 def revoke(params, proof: Proof):
     with web.transaction() as conn:
-        change = grant_changes.revoke(conn, _text(params, "user"), _text(params, "resource"),
+        change = grants.revoke(conn, _text(params, "user"), _text(params, "resource"),
                                       actor=proof.principal.actor, via="admin", reason=_text(params, "reason"))
         proof.record(conn, subject=change.person_id, resource=change.resource, user=change.user_name)
     return jsonify(ok=True)
@@ -60,9 +59,9 @@ def revoke(params, proof: Proof):
 def rule_add(params, proof: Proof):
     """Members of the group get the resource, now and whenever they join."""
     with web.transaction() as conn:
-        rule = grants.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
+        rule = grant_store.add_rule(conn, _text(params, "group"), _text(params, "resource"), by=proof.principal.actor)
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+        changed = grants.apply_rules(conn, actor=proof.principal.actor)
     return jsonify(ok=True, granted=len(changed))
 
 
@@ -71,9 +70,9 @@ def rule_add(params, proof: Proof):
 def rule_remove(params, proof: Proof):
     """Members keep the resource only if another rule or an admin grants it."""
     with web.transaction() as conn:
-        rule = grants.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
+        rule = grant_store.remove_rule(conn, _text(params, "group"), _text(params, "resource"))
         proof.record(conn, group=rule.group, resource=rule.resource)
-        changed = grant_changes.apply_rules(conn, actor=proof.principal.actor)
+        changed = grants.apply_rules(conn, actor=proof.principal.actor)
     return jsonify(ok=True, revoked=len(changed))
 
 

@@ -22,7 +22,7 @@ import psycopg
 from connectors.directory import Snapshot
 from connectors.ldap import LdapConfig, LdapError, ad_preset, openldap_preset, read_directory
 from service import journal
-from service.access import grants as grant_changes
+from service.access import grants
 from service.db import first_line
 from service.db.locks import advisory_lock
 from service.directory import store as sync
@@ -182,7 +182,7 @@ def _decide_and_write(services, run: "_Run", snapshot: Snapshot, groups_configur
         run.record("held", counts, superseded, message=held, reasons=({"code": "guard", "text": held},))
         return RunResult(run.id, run.kind, "held", counts, held, p, run.seconds)
     sync.apply(conn, p, run_id=run.id, actor=actor)
-    grant_changes.apply_rules(conn, actor=actor)  # group → resource rules follow the new memberships
+    grants.apply_rules(conn, actor=actor)  # group → resource rules follow the new memberships
     run.lap("write")
     sync.save_state(conn, p.high_water, full=full)
     superseded = sync.finish_run(conn, run.id, state="applied", counts=counts, high_water=p.high_water)
@@ -232,7 +232,7 @@ def confirm(conn: psycopg.Connection, run_id: str, *, actor: str) -> RunResult:
     try:
         with conn.transaction():  # a savepoint: a stale plan leaves nothing behind
             sync.apply(conn, p, run_id=run.id, actor=actor)
-            grant_changes.apply_rules(conn, actor=actor)
+            grants.apply_rules(conn, actor=actor)
     except (sync.StaleWrite, psycopg.errors.IntegrityError) as e:
         raise Stale(f"run {run.id} no longer applies ({first_line(e)}): discard it and sync again") from None
     sync.decide_run(conn, run.id, state="confirmed", actor=actor)

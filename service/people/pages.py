@@ -11,7 +11,7 @@ from flask import abort, g, render_template, request
 from policies import decide, training_status
 from service import journal, web
 from service.access import facts as access_facts
-from service.access import store as grants
+from service.access import store as grant_store
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.identity import people, profile, roles
@@ -78,7 +78,7 @@ def _started(conn, person_id: str) -> datetime:
 def _grants(conn, person: people.Person, policy, now: datetime) -> list[tuple]:
     """Each grant with the answer a gateway would get now and its reasons (decide, as the check does)."""
     shown = []
-    for held in grants.grants_of(conn, person.id):
+    for held in grant_store.grants_of(conn, person.id):
         facts = access_facts.load_facts(conn, person.user_name, held.resource, identifiers=("user_name",)).facts
         shown.append((held, decide(facts, policy, now)))
     return shown

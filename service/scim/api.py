@@ -12,7 +12,7 @@ import logging
 from flask import Blueprint, Response, g, request
 
 from service import journal, web
-from service.access import grants as grant_changes
+from service.access import grants
 from service.auth.guards import authorize_scope
 from service.errors import GatehouseError
 from service.identity import groups, people
@@ -384,7 +384,7 @@ def create_group():
         group = groups.create(conn, display_name=name, external_id=external_id, members=members, source="scim")
         _record(conn, "created", {"resource": "Group", "group": group.id, "display_name": name,
                                   "members": [m.person_id for m in group.members]})
-        grant_changes.apply_rules(conn, actor=g.principal.actor)
+        grants.apply_rules(conn, actor=g.principal.actor)
     return _group_out(group, 201)
 
 
@@ -396,7 +396,7 @@ def _apply_group(group_id: str, make_values, status: int):
         updated, changes = groups.replace(conn, group, display_name=name, external_id=external_id, members=members)
         if changes:
             _record(conn, "updated", {"resource": "Group", "group": group.id, "changes": changes})
-            grant_changes.apply_rules(conn, actor=g.principal.actor)
+            grants.apply_rules(conn, actor=g.principal.actor)
     return _group_out(updated) if status == 200 else scim_response(None, 204, etag=updated.etag)
 
 
@@ -423,5 +423,5 @@ def delete_group(group_id):
         _check_version(group.etag)
         groups.delete(conn, group)
         _record(conn, "deleted", {"resource": "Group", "group": group.id, "display_name": group.display_name})
-        grant_changes.apply_rules(conn, actor=g.principal.actor)
+        grants.apply_rules(conn, actor=g.principal.actor)
     return scim_response(None, 204)

@@ -2,7 +2,7 @@
 
 import psycopg
 
-from service.access import store as grants
+from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
 from tests.conftest import db_env, gatehouse
 from tests.support.factories import add_grant, add_person, rows
@@ -16,7 +16,7 @@ def test_list_retry_and_discard_dead_letters(database, make_services, monkeypatc
     add_grant(database, add_person(database, "hal"), "github")
     assert deliver_due(services)["dead"] == 1
     with psycopg.connect(database.app_url) as conn:
-        grants.revoke(conn, "hal", "github", reason="leaver")
+        grant_store.revoke(conn, "hal", "github", reason="leaver")
     assert deliver_due(services)["dead"] == 1  # dead letters do not hold up the next change
     (first, second), = [tuple(r[0] for r in rows(database, "SELECT id FROM outbox ORDER BY id"))]
     env = db_env(database)

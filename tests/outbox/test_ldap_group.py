@@ -2,7 +2,7 @@
 
 import psycopg
 
-from service.access import store as grants
+from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.ldapserver import ROOT_DN, ROOT_PW, group_dn, group_ldif, user_dn
@@ -26,12 +26,12 @@ def test_revocation_removes_the_member_and_restoration_adds_it_back(ldap, databa
     add_grant(database, person, "vpn")
     assert deliver_due(services)["confirmed"] == 1  # already a member: "already there" is a success
     with psycopg.connect(database.app_url) as conn:
-        grants.revoke(conn, "user005", "vpn", reason="leaver")
+        grant_store.revoke(conn, "user005", "vpn", reason="leaver")
     assert deliver_due(services)["confirmed"] == 1
     assert members(ldap) == []
     assert ldap.dns(f"(&(cn=vpn-users)(member={user_dn(6)}))") == [group_dn("vpn-users")]  # only theirs
     with psycopg.connect(database.app_url) as conn:
-        grants.grant(conn, "user005", "vpn", by="admin:ada")
+        grant_store.grant(conn, "user005", "vpn", by="admin:ada")
     deliver_due(services)
     assert members(ldap) == [group_dn("vpn-users")]
     assert rows(database, "SELECT op, state FROM outbox ORDER BY id") == [

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from service.access import store as grants
+from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
@@ -43,7 +43,7 @@ def test_a_revocation_deactivates_the_remote_user_and_a_restoration_reactivates_
     alice = add_person(database, "alice")
     add_grant(database, alice, "github")
     assert deliver_due(services)["confirmed"] == 1  # the grant: alice is active already, nothing to change
-    change(database, grants.revoke, "alice", "github", reason="leaver")
+    change(database, grant_store.revoke, "alice", "github", reason="leaver")
     assert deliver_due(services) == {"confirmed": 1, "retry": 0, "dead": 0, "skipped": 0}
     assert tool.user(remote)["active"] is False
     assert states(database) == [("enable", "confirmed", 1), ("disable", "confirmed", 1)]
@@ -51,7 +51,7 @@ def test_a_revocation_deactivates_the_remote_user_and_a_restoration_reactivates_
     journal = rows(database, "SELECT outcome, subject, detail->>'op', detail->'answer'->>'remote' FROM journal "
                              "WHERE kind = 'outbound' ORDER BY seq")
     assert journal[2:] == [("sent", alice, "disable", "patched"), ("confirmed", alice, "disable", None)]
-    change(database, grants.grant, "alice", "github", by="admin:ada")
+    change(database, grant_store.grant, "alice", "github", by="admin:ada")
     deliver_due(services)
     assert tool.user(remote)["active"] is True
     assert states(database)[-1] == ("enable", "confirmed", 1)
@@ -64,7 +64,7 @@ def test_a_target_down_during_a_revocation_gets_it_once_when_back(database, make
     services = make_services([scim_target(tool.url)])
     bob = add_person(database, "bob")
     add_grant(database, bob, "github", state="active")
-    change(database, grants.revoke, "bob", "github", reason="review")
+    change(database, grant_store.revoke, "bob", "github", reason="review")
     assert deliver_due(services)["retry"] == 1
     assert states(database) == [("enable", "intent", 1), ("disable", "intent", 0)]  # the disable waits its turn
     (wait,), = rows(database, "SELECT next_attempt_at - now() FROM outbox WHERE op = 'enable'")
@@ -141,7 +141,7 @@ def _revoked_carol(database):
         conn.execute("INSERT INTO grants (person_id, resource_id, state, reason, granted_by) SELECT %s, id, "
                      "'revoked', 'x', 'test' FROM resources WHERE key = 'github'", (carol,))
         conn.execute("UPDATE grants SET state = 'active' WHERE person_id = %s", (carol,))
-    change(database, grants.revoke, "carol", "github", reason="leaver")
+    change(database, grant_store.revoke, "carol", "github", reason="leaver")
     (row_id,), = rows(database, "SELECT id FROM outbox WHERE op = 'disable'")
     return row_id
 

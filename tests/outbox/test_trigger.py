@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from policies import parse_policy
-from service.access import store as grants
+from service.access import store as grant_store
 from service.access.resources import sync_resources
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.policy import policy_toml, resource
@@ -46,11 +46,11 @@ def test_a_revocation_by_the_app_writes_one_row_per_target_in_its_transaction(ta
     assert outbox(targeted) == [("gh-hook", "alice", "github", "enable", "grant", None, "intent"),
                                 ("gh-scim", "alice", "github", "enable", "grant", None, "intent")]
     with psycopg.connect(targeted.app_url) as conn:
-        grants.revoke(conn, "alice", "github", reason="left the team")
+        grant_store.revoke(conn, "alice", "github", reason="left the team")
         conn.rollback()  # a rolled-back change leaves no row
     assert len(outbox(targeted)) == 2
     with psycopg.connect(targeted.app_url) as conn:
-        grants.revoke(conn, "alice", "github", reason="left the team")
+        grant_store.revoke(conn, "alice", "github", reason="left the team")
     assert outbox(targeted)[2:] == [("gh-hook", "alice", "github", "disable", "revoke", "left the team", "intent"),
                                     ("gh-scim", "alice", "github", "disable", "revoke", "left the team", "intent")]
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from connectors.webhook import REPLAY_WINDOW, verify_signature
-from service.access import store as grants
+from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
@@ -63,7 +63,7 @@ def test_a_signed_event_is_accepted_once_and_a_replay_is_refused(receiver, datab
     frank = add_person(database, "frank")
     add_grant(database, frank, "github")
     with psycopg.connect(database.app_url) as conn:
-        grants.revoke(conn, "frank", "github", reason="leaver")
+        grant_store.revoke(conn, "frank", "github", reason="leaver")
     assert deliver_due(services)["confirmed"] == 1
     deliver_due(services)
     assert [(e["type"], e["user"], e["cause"], e["reason"]) for e in handler.accepted] == [

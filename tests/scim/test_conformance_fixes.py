@@ -2,7 +2,7 @@
 
 import psycopg
 
-from service.access import store as grants
+from service.access import store as grant_store
 from tests.scim.conftest import ENTERPRISE, GROUP, USER, make_token, owner_rows, patch_op
 
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -70,7 +70,7 @@ def test_removing_active_fails_closed_a_leaver_returned_without_active(client, s
                          "ON CONFLICT (key) DO NOTHING RETURNING 1")
     uid = scim.post("Users", user("leaver", active=True))[1]["id"]
     with psycopg.connect(database.app_url) as conn:
-        grants.grant(conn, "leaver", "wiki", by="test")
+        grant_store.grant(conn, "leaver", "wiki", by="test")
     status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "remove", "path": "active"}))
     assert status == 200 and "active" not in body
     assert "active" not in scim.get(f"Users/{uid}")[1]

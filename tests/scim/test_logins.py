@@ -49,8 +49,8 @@ def test_an_access_check_names_the_person_by_any_variant_of_their_login(client, 
                          "ON CONFLICT (key) DO NOTHING RETURNING 1")
     scim.post("Users", user("Zoé"))
     with psycopg.connect(database.app_url) as conn:
-        from service.access import store as grants
-        grants.grant(conn, "Zoé", "wiki", by="test")
+        from service.access import store as grant_store
+        grant_store.grant(conn, "Zoé", "wiki", by="test")
     gateway = {"Authorization": f"Bearer {make_token(database, 'gw', scopes=('access:check',))}"}
     for name in ("ZOÉ", "ｚｏé", "Zoe\u0301 "):
         answer = client.post("/api/v1/access/check", json={"user": name, "resource": "wiki"}, headers=gateway)

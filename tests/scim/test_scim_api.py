@@ -6,7 +6,7 @@ import threading
 import psycopg
 import pytest
 
-from service.access import store as grants
+from service.access import store as grant_store
 from tests.scim.conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
 
 
@@ -230,7 +230,7 @@ def test_a_person_known_from_ldap_is_joined_not_duplicated(scim, database):
 def _grant(database, user_name: str, resource: str, state: str = "active", reason: str | None = None) -> None:
     """A grant made the way an admin makes one (store.grants.grant), then put in the state wanted."""
     with psycopg.connect(database.app_url) as conn:
-        change = grants.grant(conn, user_name, resource, by="test")
+        change = grant_store.grant(conn, user_name, resource, by="test")
         conn.execute("UPDATE grants SET state = %s, reason = %s WHERE person_id = %s AND resource_id = "
                      "(SELECT id FROM resources WHERE key = %s)", (state, reason, change.person_id, resource))
 
