@@ -84,6 +84,7 @@ PATHS.update({
     "/scim/v2/Schemas/{schema_id}": {"get": _scim("One schema")},
     "/scim/v2/ResourceTypes": {"get": _scim("The resource types")},
     "/scim/v2/ResourceTypes/{type_id}": {"get": _scim("One resource type")},
+    "/scim/v2/.search": {"post": _scim("Search every resource type (Users, then Groups)", body=True)},
     **_scim_resource("User"),
     **_scim_resource("Group"),
 })

@@ -42,7 +42,7 @@ def _resources(database) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize("broken, where", [
     (DEFAULT.read_text().replace("grace_days = 14", "grace_days = -1"), "training[0].grace_days: must be between"),
     (DEFAULT.read_text().replace('gates = ["vpn"]', 'gates = ["vnp"]'), "training[0].gates[0]: names no resource"),
-    (DEFAULT.read_text().replace("[guard]", "[guard]\nlimit = 3"), "guard.limit: unknown key"),
+    (DEFAULT.read_text().replace("\n[guard]\n", "\n[guard]\nlimit = 3\n"), "guard.limit: unknown key"),
     (DEFAULT.read_text().replace('kind = "vpn"', 'kind = "vpn'), "invalid TOML: "),
 ])
 def test_an_invalid_policy_stops_serve_with_one_line_naming_the_file_and_key(database, tmp_path, broken, where):
