@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from datetime import UTC
 
 import click
-import psycopg
 
 from service import db
 from service.config import Settings, load_settings
+from service.db import tx
 
 
 class Context:
@@ -46,9 +46,18 @@ class Context:
             self._database = self.raw_database
         return self._database
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
-        """A connection as the app role (no command but `db` needs the owner); unreachable: DatabaseUnavailable."""
-        return db.connect(self.database.app_url, timeout=self.settings.db_timeout, autocommit=autocommit)
+    @contextmanager
+    def connection(self, *, what: str = "database not reachable", autocommit: bool = False):
+        """A connection as the app role; a database that fails, at once or midway: DatabaseUnavailable."""
+        with tx.direct(self.database.app_url, timeout=self.settings.db_timeout, what=what,
+                       autocommit=autocommit) as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self, *, what: str = "nothing was changed"):
+        """One transaction of a command: its changes and their journal rows, or none."""
+        with self.connection(what=what) as conn, conn.transaction():
+            yield conn
 
     @contextmanager
     def services(self, database: db.Database | None = None):

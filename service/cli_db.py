@@ -125,7 +125,7 @@ def journal_verify(ctx: Context, anchors: tuple):
     """
     from service import journal
 
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         result = journal.verify(conn, expect=anchors)
     if result.ok:
         click.echo(f"OK {result.count} {result.head}")

@@ -35,11 +35,8 @@ def _text(value: str, what: str) -> str:
 def _change(ctx: Context, use_case, user: str, resource: str, reason: str) -> grant_store.Change:
     """Run grant or revoke with its journal row in one transaction, as the operator."""
     user, resource, reason = _text(user, "USER"), _text(resource, "RESOURCE"), _text(reason, "--reason")
-    try:
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
-            return use_case(conn, user, resource, actor=operator_actor(), via="operator", reason=reason)
-    except psycopg.OperationalError as e:
-        raise DatabaseUnavailable(f"nothing was changed: {db.first_line(e)}") from None
+    with ctx.transaction() as conn:
+        return use_case(conn, user, resource, actor=operator_actor(), via="operator", reason=reason)
 
 
 @access_group.command("grant")
@@ -72,12 +69,9 @@ def access_list(ctx: Context, user: str | None, resource: str | None):
     """Grants of every state: who, what, state, reason, given by, since."""
     if user is not None and resource is not None:
         raise click.UsageError("give --user or --resource, not both")
-    try:
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
-            found = grant_store.list_grants(conn, user=user and _text(user, "--user"),
-                                       resource=resource and _text(resource, "--resource"))
-    except psycopg.OperationalError as e:
-        raise DatabaseUnavailable(f"the grants could not be read: {db.first_line(e)}") from None
+    with ctx.connection(what="the grants could not be read") as conn:
+        found = grant_store.list_grants(conn, user=user and _text(user, "--user"),
+                                   resource=resource and _text(resource, "--resource"))
     if not found:
         click.echo("no grants")
         return
@@ -95,7 +89,7 @@ def access_explain(ctx: Context, user: str, resource: str):
     """Say whether USER may use RESOURCE now, why, and the dates that matter; exit 1 on deny (not journaled)."""
     policy = load_policy(ctx.settings.policy_file)
     try:
-        with ctx.connect() as conn:
+        with ctx.connection() as conn:
             facts = access.load_facts(conn, user, resource, identifiers=ctx.settings.check_identifiers).facts
     except psycopg.Error as e:
         raise DatabaseUnavailable(f"the facts could not be read: {db.first_line(e)}") from None

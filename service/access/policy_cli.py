@@ -3,14 +3,12 @@
 import sys
 
 import click
-import psycopg
 
-from service import db, journal
+from service import journal
 from service.access import policy as access_policy
 from service.access.resources import sync_resources
 from service.bootstrap import load_policy
 from service.cli_context import Context, operator_actor, pass_ctx
-from service.errors import DatabaseUnavailable
 
 HELD_EXIT = 3  # as `gatehouse sync ldap`: the change was held for confirmation
 
@@ -51,17 +49,14 @@ def policy_apply(ctx: Context, dry_run: bool, confirm: bool):
 
 
 def _confirm(ctx: Context, policy, actor: str) -> access_policy.Outcome:
-    try:
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
-            sync_resources(conn, policy)
-            run = access_policy.held_for(conn, policy.version)
-            outcome = access_policy.confirm(conn, run.id, actor=actor)
-            journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor, policy_version=run.version,
-                                               detail={"action": "policy.confirm", "run": run.id,
-                                                       "counts": outcome.counts()}))
-            return outcome
-    except psycopg.OperationalError as e:
-        raise DatabaseUnavailable(f"nothing was changed: {db.first_line(e)}") from None
+    with ctx.transaction() as conn:
+        sync_resources(conn, policy)
+        run = access_policy.held_for(conn, policy.version)
+        outcome = access_policy.confirm(conn, run.id, actor=actor)
+        journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor, policy_version=run.version,
+                                           detail={"action": "policy.confirm", "run": run.id,
+                                                   "counts": outcome.counts()}))
+        return outcome
 
 
 def change_lines(outcome: access_policy.Outcome) -> list[str]:

@@ -19,7 +19,7 @@ def admin_group():
 def admin_enroll(ctx: Context, email: str, display_name: str | None):
     """Make EMAIL an admin (if needed) and print a single-use enrollment URL, valid 15 minutes."""
     actor = operator_actor()
-    with ctx.connect() as conn, conn.transaction():
+    with ctx.connection() as conn, conn.transaction():
         admin = admins.admin_by_email(conn, email)
         if admin is None or not admin.active:
             admin = admins.create_admin(conn, email, display_name=display_name, created_by=actor)

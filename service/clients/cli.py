@@ -15,7 +15,7 @@ def clients_group():
 
 def _client_change(ctx: Context, action: str, change):
     """Run `change(conn)` and journal it in one transaction; detail never holds a secret or token."""
-    with ctx.connect() as conn, conn.transaction():
+    with ctx.connection() as conn, conn.transaction():
         result, detail = change(conn)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(),
                                            detail={"action": action, **detail}))
@@ -41,7 +41,7 @@ def clients_create(ctx: Context, name, scopes):
 @pass_ctx
 def clients_list(ctx: Context):
     """List clients: name, client_id, scopes, created, last used, revoked."""
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         found = clients.list_all(conn)
     if not found:
         click.echo("no clients")

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 
 import psycopg
 
-from service.db.pool import first_line
+from service.db.pool import connect, first_line
 from service.errors import DatabaseUnavailable
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=None)
@@ -22,6 +22,17 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("gatehouse_request_id", default=
 def current_request_id() -> str | None:
     """The id of the web request being served in this thread, or None (the worker, the CLI)."""
     return REQUEST_ID.get()
+
+
+@contextlib.contextmanager
+def direct(url: str, *, timeout: float, what: str = "database not reachable",
+           autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """One connection of its own (the CLI's), with the same meaning for a database that fails as the pool's."""
+    try:
+        with connect(url, timeout=timeout, autocommit=autocommit) as conn:
+            yield conn
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(f"{what}: {first_line(e)}") from None
 
 
 @contextlib.contextmanager

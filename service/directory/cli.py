@@ -53,7 +53,7 @@ def sync_ldap(ctx: Context, full: bool, dry_run: bool):
 
     logs.configure("ERROR")  # the outcome is printed below; a failed run's warning would repeat it
     with ctx.services() as services:
-        with ctx.connect() as conn:
+        with ctx.connection() as conn:
             progress = _Progress(sync.expected_entries(conn, "full" if full else "incremental"))
         try:
             result = ldapsync.run_sync(services, full=full, dry_run=dry_run, on_progress=progress,
@@ -100,7 +100,7 @@ def _decide(ctx: Context, run_id: str, action: str) -> None:
 
     actor = operator_actor()
     decide = ldapsync.confirm if action == "sync.confirm" else ldapsync.discard
-    with ctx.connect() as conn, conn.transaction():
+    with ctx.connection() as conn, conn.transaction():
         result = decide(conn, run_id, actor=actor)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=actor, detail={
             "action": action, "run": result.run_id, "counts": result.counts}))
@@ -131,7 +131,7 @@ def sync_runs(ctx: Context, limit: int):
     from service.directory import store as sync
     from service.directory import sync as ldapsync
 
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         runs = sync.list_runs(conn, limit=limit)
     if not runs:
         click.echo("no sync runs")

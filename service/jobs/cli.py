@@ -39,7 +39,7 @@ def jobs_list(ctx: Context):
     if not registry:
         click.echo("no jobs configured")
         return
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         last = last_runs(conn)
     rows = [("NAME", "SCHEDULE", "LAST RUN", "OUTCOME")]
     for name, job in registry.items():

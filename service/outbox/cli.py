@@ -19,7 +19,7 @@ def outbox_group():
 @pass_ctx
 def outbox_list(ctx: Context, state: str | None, limit: int):
     """Outbox rows, newest first: target, person, operation, state, attempts, next attempt, last error."""
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         found = store.rows(conn, state=state, limit=limit)
     if not found:
         click.echo("no outbox rows")
@@ -34,7 +34,7 @@ def outbox_list(ctx: Context, state: str | None, limit: int):
 @pass_ctx
 def outbox_targets(ctx: Context):
     """Per target: backlog, oldest pending, sent but unconfirmed, dead letters, last confirmation."""
-    with ctx.connect() as conn:
+    with ctx.connection() as conn:
         found = store.summary(conn)
     rows = [("TARGET", "TYPE", "ENABLED", "BACKLOG", "OLDEST PENDING", "UNCONFIRMED", "DEAD", "LAST CONFIRMED")]
     table(rows + [(k, t, "yes" if on else "no", n, when(oldest), sent, dead, when(last))
@@ -46,7 +46,7 @@ def outbox_targets(ctx: Context):
 @pass_ctx
 def outbox_retry(ctx: Context, row_id: int):
     """Send a dead letter again (due now, attempts from zero); refused if a later change supersedes it."""
-    with ctx.connect() as conn, conn.transaction():
+    with ctx.connection() as conn, conn.transaction():
         row = store.retry(conn, row_id, actor=operator_actor(), via="cli")
     click.echo(f"outbox row {row.id} ({row.op} {row.user_name} at {row.target}) queued again")
 
@@ -56,6 +56,6 @@ def outbox_retry(ctx: Context, row_id: int):
 @pass_ctx
 def outbox_discard(ctx: Context, row_id: int):
     """Give up on an unfinished row: it is never delivered; the journal says who decided."""
-    with ctx.connect() as conn, conn.transaction():
+    with ctx.connection() as conn, conn.transaction():
         row = store.discard(conn, row_id, actor=operator_actor(), via="cli")
     click.echo(f"outbox row {row.id} ({row.op} {row.user_name} at {row.target}) discarded")

@@ -2,7 +2,7 @@
 
 import click
 
-from service import db, journal
+from service import journal
 from service.cli_context import Context, operator_actor, pass_ctx
 from service.identity import roles
 
@@ -19,7 +19,7 @@ def role_group():
 
 def _change(ctx: Context, action: str, change) -> roles.RoleChange:
     """Run `change(conn)` and journal it in one transaction."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+    with ctx.transaction() as conn:
         result, detail = change(conn)
         journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(),
                                            subject=result.person_id, detail={"action": action, **detail}))

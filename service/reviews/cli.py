@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 import click
 
-from service import db
 from service.cli_context import Context, operator_actor, pass_ctx, table, when
 from service.errors import NotFound
 from service.reviews import campaigns
@@ -27,7 +26,7 @@ def start(ctx: Context, resources: str, due: str | None, key: str | None):
     with ctx.services() as services:
         due_days = campaigns.parse_due(due) if due else services.policy.reviews.due_days
         keys = [r.strip() for r in resources.split(",") if r.strip()]
-        with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+        with ctx.transaction() as conn:
             started = campaigns.start(conn, services.policy, resources=keys, due_days=due_days,
                                       now=datetime.now(UTC), origin="operator", actor=operator_actor(),
                                       base_url=ctx.settings.public_base_url, key=key)
@@ -39,7 +38,7 @@ def start(ctx: Context, resources: str, due: str | None, key: str | None):
 @pass_ctx
 def list_(ctx: Context):
     """Every campaign, newest first."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connection() as conn:
         found = reviews.campaigns(conn)
     rows = [("CAMPAIGN", "STATE", "ORIGIN", "RESOURCES", "DUE", "OPEN", "ITEMS")]
     rows += [(c.key, c.state, c.origin, ",".join(c.resources), when(c.due_at), c.items_open, c.items_total)
@@ -52,7 +51,7 @@ def list_(ctx: Context):
 @pass_ctx
 def show(ctx: Context, campaign: str):
     """A campaign's counts per resource and reviewer."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connection() as conn:
         c = _campaign(conn, campaign)
         per = reviews.counts_by(conn, c.id)
     click.echo(f"campaign {c.key}: {c.state}, due {when(c.due_at)}, {c.items_open} of {c.items_total} undecided")
@@ -66,7 +65,7 @@ def export(ctx: Context, campaign: str):
     """Every item with its decision and evidence, as CSV on stdout."""
     from service.reviews.views import export_csv
 
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn:
+    with ctx.connection() as conn:
         c = _campaign(conn, campaign)
         sys.stdout.write(export_csv(reviews.items(conn, c.id)))
 
@@ -77,7 +76,7 @@ def export(ctx: Context, campaign: str):
 @pass_ctx
 def extend(ctx: Context, campaign: str, days: str):
     """Move a campaign's deadline later (a held campaign opens again)."""
-    with db.connect(ctx.database.app_url, timeout=ctx.settings.db_timeout) as conn, conn.transaction():
+    with ctx.transaction() as conn:
         due_at = campaigns.extend(conn, campaign, days=campaigns.parse_due(days), now=datetime.now(UTC),
                                   actor=operator_actor())
     click.echo(f"campaign {campaign}: due {when(due_at)}")

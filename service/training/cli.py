@@ -37,7 +37,7 @@ def training_import(ctx: Context, file: Path, source: str | None):
     good = [(n, raw) for n, raw in lines if isinstance(raw, dict)]
     results = {n: planning.Result(n, planning.INVALID, raw) for n, raw in lines if not isinstance(raw, dict)}
     try:
-        with ctx.connect(autocommit=True) as conn:
+        with ctx.connection(autocommit=True) as conn:
             for chunk, done in _chunks(good):
                 found = training.record_completions(conn, [raw for _, raw in chunk], policy=policy,
                                                     now=datetime.now(UTC), actor=operator_actor())
