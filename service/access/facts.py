@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 
 from policies import Facts, Person, ReviewItem
+from service.db.query import one, scalar
 from service.identity import people
 
 # -- load_facts -- the person the reference names (store.people.matching, through the identifiers a gateway may
@@ -112,7 +113,7 @@ class Member:
 
 def load_facts(conn: psycopg.Connection, user: str, resource: str, *, identifiers: Collection[str]) -> Loaded:
     """Everything decide() needs about `user` (found through `identifiers`) and `resource`, in one query."""
-    row = conn.execute(_load_facts(frozenset(identifiers)), {"user": user, "resource": resource}).fetchone()
+    row = one(conn, _load_facts(frozenset(identifiers)), {"user": user, "resource": resource})
     person_id, active, deleted, started_at, department, ambiguous, known, grant, reason, *rest = row
     courses, completed, campaigns, due, decisions = rest
     person = None if person_id is None else _person(active, started_at, department, deleted=deleted)
@@ -124,7 +125,7 @@ def load_facts(conn: psycopg.Connection, user: str, resource: str, *, identifier
 
 def resource_exists(conn: psycopg.Connection, resource: str) -> bool:
     """Whether a resource with this key exists."""
-    return conn.execute(_RESOURCE_EXISTS, (resource,)).fetchone()[0]
+    return scalar(conn, _RESOURCE_EXISTS, (resource,))
 
 
 def load_members(conn: psycopg.Connection, resource: str) -> list[Member]:

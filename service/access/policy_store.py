@@ -8,6 +8,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from policies.rules import Pair, RuleChanges
+from service.db.query import scalar
 from service.errors import Conflict
 
 
@@ -56,7 +57,7 @@ def write_rules(conn: psycopg.Connection, changes: RuleChanges, version: str) ->
 
 def active_grants(conn: psycopg.Connection) -> int:
     """Active grants now: what the guard's share is of."""
-    return conn.execute("SELECT count(*) FROM grants WHERE state = 'active'").fetchone()[0]
+    return scalar(conn, "SELECT count(*) FROM grants WHERE state = 'active'")
 
 
 def in_force(conn: psycopg.Connection) -> str | None:

@@ -2,6 +2,7 @@
 
 import dataclasses
 from datetime import datetime
+from uuid import UUID
 
 import psycopg
 
@@ -182,13 +183,14 @@ def apply_rules(conn: psycopg.Connection) -> list[Change]:
     """
     granted = conn.execute(_GRANT_BY_RULES, {"left": LEFT_GROUP}).fetchall()
     revoked = conn.execute(_REVOKE_ORPHANS, {"left": LEFT_GROUP}).fetchall()
-    changes = [(pid, rid, "active", None) for pid, rid in granted]
+    changes: list[tuple[str, UUID, str, str | None]] = [(pid, rid, "active", None) for pid, rid in granted]
     changes += [(pid, rid, "revoked", LEFT_GROUP) for pid, rid in revoked]
     if not changes:
         return []
-    names = dict(conn.execute("SELECT id::text, user_name FROM people WHERE id = ANY(%s::uuid[])",
-                              ([c[0] for c in changes],)).fetchall())
-    keys = dict(conn.execute("SELECT id, key FROM resources WHERE id = ANY(%s)", ([c[1] for c in changes],)).fetchall())
+    names: dict[str, str] = dict(conn.execute(
+        "SELECT id::text, user_name FROM people WHERE id = ANY(%s::uuid[])", ([c[0] for c in changes],)))
+    keys: dict[UUID, str] = dict(conn.execute(
+        "SELECT id, key FROM resources WHERE id = ANY(%s)", ([c[1] for c in changes],)))
     versions = {}
     if granted:
         versions = {(pid, rid): v for pid, rid, v in conn.execute(_VERSIONS, ([g[0] for g in granted],

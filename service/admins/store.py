@@ -9,6 +9,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from service.admins.webauthn import CHALLENGE_SECONDS, NewKey, describe_kind
+from service.db.query import one, scalar
 from service.errors import BadRequest, Conflict, NotFound
 
 ENROLLMENT_MINUTES = 15
@@ -96,10 +97,10 @@ def create_admin(conn: psycopg.Connection, email: str, *, display_name: str | No
         handle = secrets.token_bytes(32)
         conn.execute("UPDATE admins SET active = true, user_handle = %s WHERE id = %s", (handle, existing.id))
         return dataclasses.replace(existing, active=True, user_handle=handle)
-    row = conn.execute(
+    row = one(conn,
         "INSERT INTO admins (email, display_name, user_handle, created_by) VALUES (%s, %s, %s, %s) "
         "RETURNING id::text, email, display_name, user_handle, active",
-        (email, display_name, secrets.token_bytes(32), created_by)).fetchone()
+        (email, display_name, secrets.token_bytes(32), created_by))
     return Admin(*row)
 
 
@@ -108,7 +109,7 @@ def remove_admin(conn: psycopg.Connection, email: str) -> Admin:
     admin = admin_by_email(conn, email)
     if admin is None or not admin.active:
         raise NotFound(f"no admin {email}")
-    others = conn.execute("SELECT count(*) FROM admins WHERE active AND id <> %s", (admin.id,)).fetchone()[0]
+    others = scalar(conn, "SELECT count(*) FROM admins WHERE active AND id <> %s", (admin.id,))
     if not others:
         raise Conflict("the last admin cannot be removed")
     # First, so that an enrollment holding the admin row FOR SHARE (add_key) finishes before

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from service.db.query import scalar
+
 _PERSON = """
 SELECT p.id::text, p.user_name, p.active AND p.deleted_at IS NULL,
        coalesce((SELECT array_agg(r.role) FROM person_roles r WHERE r.person_id = p.id), '{}'),
@@ -166,7 +168,7 @@ def touch_token(conn: psycopg.Connection, token_hash: bytes) -> None:
 def flask_secret(conn: psycopg.Connection, candidate: bytes) -> bytes:
     """The key that signs Flask's flow cookie and sign-in challenges: stored once, the same for every worker."""
     conn.execute("INSERT INTO app_secrets (name, value) VALUES ('flask', %s) ON CONFLICT DO NOTHING", (candidate,))
-    return conn.execute("SELECT value FROM app_secrets WHERE name = 'flask'").fetchone()[0]
+    return scalar(conn, "SELECT value FROM app_secrets WHERE name = 'flask'")
 
 
 # -- sessions -- a browser session: its token's hash, whose it is and its CSRF token (service/auth/sessions.py).

@@ -6,6 +6,7 @@ from contextlib import contextmanager, suppress
 import psycopg
 
 from service.db.pool import connect
+from service.db.query import scalar
 
 LOCK_CLASS = 0x67617465  # "gate": first key of Gatehouse's two-key advisory locks (the migration lock has one key)
 
@@ -29,7 +30,7 @@ def advisory_lock(url: str, name: str, *, timeout: float, wait: float = 0) -> It
                 locked = False
             conn.execute("SELECT set_config('lock_timeout', '0', false)")
         else:
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name)).fetchone()[0]
+            locked = scalar(conn, "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, name))
         yield conn if locked else None
     finally:
         if locked and not conn.broken:  # release now: a closed session's lock lingers until its backend exits

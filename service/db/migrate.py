@@ -13,6 +13,7 @@ from importlib import resources
 import psycopg
 
 from service.db.pool import Database, connect, first_line
+from service.db.query import scalar
 from service.errors import MigrationError, MigrationsPending
 
 LOCK_KEY = 0x6761746568  # "gateh": one advisory lock for all migrators
@@ -66,9 +67,9 @@ def available() -> list[Migration]:
 
 def status(conn: psycopg.Connection) -> Status:
     """What is applied and what is pending; refuses a database edited files disagree with."""
-    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
+    exists = scalar(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL")
     rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall() if exists else []
-    applied = dict(rows)
+    applied: dict[int, str] = dict(rows)
     files = available()
     for m in files:
         if m.version in applied and applied[m.version] != m.checksum:
@@ -112,7 +113,7 @@ def prepare_for_service(database: Database, *, timeout: float) -> Database:
     else:
         database = dataclasses.replace(database, owner_url=None)
     with connect(database.app_url, timeout=timeout, autocommit=True) as conn:
-        if not database.embedded and conn.execute(_OWNS_DATABASE).fetchone()[0]:
+        if not database.embedded and scalar(conn, _OWNS_DATABASE):
             migrate(dataclasses.replace(database, owner_url=database.app_url))
         state = status(conn)
     if not state.current:

@@ -10,6 +10,7 @@ import logging
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_DB = "gatehouse"
 EMBEDDED_OWNER = "gatehouse_owner"
 _embedded_lock = threading.Lock()
-_embedded: dict[Path, object] = {}
+_embedded: dict[Path, Any] = {}  # pgserver.PostgresServer, imported only when used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Database:
 
 def role_of(url: str) -> str:
     """The user name a connection string logs in as."""
-    return conninfo_to_dict(url).get("user") or ""
+    return str(conninfo_to_dict(url).get("user") or "")
 
 
 def resolve(settings: Settings) -> Database:
@@ -83,7 +84,7 @@ def embedded(data_dir: Path, app_role: str) -> Database:
                 raise DatabaseUnavailable(f"the embedded PostgreSQL in {pgdata} did not start: {e}") from None
             _embedded[pgdata] = server
     info = server.get_postmaster_info()
-    at = {"host": str(info.socket_dir), "port": info.port}
+    at: dict[str, Any] = {"host": str(info.socket_dir), "port": info.port}
     ensure_roles_and_database(url(**at, dbname="postgres", user="postgres"),
                               owner=EMBEDDED_OWNER, app=app_role, dbname=EMBEDDED_DB)
     return Database(

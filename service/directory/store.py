@@ -192,7 +192,7 @@ def apply(conn: psycopg.Connection, plan, *, run_id: str, actor: str) -> None:
     """Write the plan and one journal row per person (and group, and conflict), in the caller's transaction."""
     creates = [e for e in plan.people if e["op"] == "create"]
     updates = [e for e in plan.people if e["op"] not in ("create", "groups")]
-    encoded = {}
+    encoded: dict[int, str] = {}
     _copy(conn, sql.SQL("COPY people ({}, source) FROM STDIN").format(_WRITTEN),
           (_row(e, encoded) + (SOURCE,) for e in creates))
     if updates:

@@ -7,6 +7,7 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 
+from service.db.query import required, scalar
 from service.errors import BadRequest, Conflict, GatehouseError
 
 _COLUMNS = sql.SQL("g.id::text, g.display_name, g.external_id, g.source, g.version, g.created_at, g.updated_at")
@@ -40,7 +41,8 @@ class Group:
 
 def _group(row, with_members: bool) -> Group:
     members = tuple(Member(pid, display) for pid, display in row[7]) if with_members else None
-    return Group(*row[:7], members)
+    group_id, display_name, external_id, source, version, created_at, updated_at = row[:7]
+    return Group(group_id, display_name, external_id, source, version, created_at, updated_at, members)
 
 
 def _select(where: sql.Composable, with_members: bool) -> sql.Composed:
@@ -61,7 +63,7 @@ def get(conn: psycopg.Connection, group_id: str, *, lock: bool = False, with_mem
 def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict, *, offset: int, limit: int,
            with_members: bool = True) -> tuple[int, list[Group]]:
     condition = where if where is not None else sql.SQL("true")
-    total = conn.execute(sql.SQL("SELECT count(*) FROM groups g WHERE {}").format(condition), params).fetchone()[0]
+    total = scalar(conn, sql.SQL("SELECT count(*) FROM groups g WHERE {}").format(condition), params)
     if limit <= 0 or offset >= total:
         return total, []
     query = _select(condition, with_members) + sql.SQL(" ORDER BY g.created_at, g.id OFFSET %(_o)s LIMIT %(_l)s")
@@ -115,23 +117,25 @@ def create(conn: psycopg.Connection, *, display_name: str, external_id: str | No
     """A new group with its members, each (person id, display as sent or None)."""
     _check_members(conn, members)
     try:  # no savepoint: a refusal aborts the caller's transaction
-        group_id = conn.execute(
+        group_id = scalar(conn,
             "INSERT INTO groups (display_name, external_id, source) VALUES (%s, %s, %s) RETURNING id::text",
-            (display_name, external_id, source)).fetchone()[0]
+            (display_name, external_id, source))
         _write_members(conn, group_id, members)
     except _REFUSALS as e:
         raise _refused(e, display_name) from None
-    return get(conn, group_id)
+    return required(get(conn, group_id), f"group {group_id}")
 
 
 def replace(conn: psycopg.Connection, group: Group, *, display_name: str, external_id: str | None,
             members: list[tuple[str, str | None]]) -> tuple[Group, dict]:
     """Set name, external id and members (with their displays); return the group and what changed."""
     ids = _check_members(conn, members)
+    if group.members is None:
+        raise ValueError("replacing a group's members needs them loaded")
     before = {m.person_id: m.display for m in group.members}
     added, removed = [i for i in ids if i not in before], sorted(set(before) - set(ids))
     redisplayed = [pid for pid, display in members if pid in before and display and display != before[pid]]
-    changes = {}
+    changes: dict[str, list] = {}
     if display_name != group.display_name:
         changes["display_name"] = [group.display_name, display_name]
     if external_id != group.external_id:
@@ -153,7 +157,7 @@ def replace(conn: psycopg.Connection, group: Group, *, display_name: str, extern
                                         if pid in added or pid in redisplayed])
     except _REFUSALS as e:
         raise _refused(e, display_name) from None
-    return get(conn, group.id), changes
+    return required(get(conn, group.id), f"group {group.id}"), changes
 
 
 def delete(conn: psycopg.Connection, group: Group) -> None:

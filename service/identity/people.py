@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from service.db.query import required, scalar
 from service.errors import BadRequest, Conflict, GatehouseError
 from service.identity.model import FIELDS, primary_email
 
@@ -113,7 +114,7 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
         rows = conn.execute(query, {**params, "_offset": offset, "_limit": limit}).fetchall()
     if rows:
         return rows[0][-1], [Person(*r[:-1]) for r in rows]
-    total = conn.execute(sql.SQL("SELECT count(*) FROM people p WHERE {}").format(condition), params).fetchone()[0]
+    total = scalar(conn, sql.SQL("SELECT count(*) FROM people p WHERE {}").format(condition), params)
     return total, []
 
 
@@ -304,12 +305,12 @@ def create(conn: psycopg.Connection, fields: Fields, *, source: str, ext_source:
               "sources": Jsonb({f: ext_source for f in FIELDS}),
               "scim_owner": ext_source if ext_source.startswith("scim:") else None}
     try:
-        person_id = conn.execute(_INSERT, params).fetchone()[0]
+        person_id = scalar(conn, _INSERT, params)
         if fields.external_id:
             link_external_id(conn, person_id, ext_source, fields.external_id)
     except REFUSALS as e:
         raise _refused(e, fields) from None
-    person = get(conn, person_id)
+    person = required(get(conn, person_id), f"person {person_id}")
     adopt_pending_reports(conn, person)
     return person
 
@@ -345,11 +346,11 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
         if "external_id" in changes and fields.external_id is None:
             conn.execute("DELETE FROM person_external_ids WHERE person_id = %s AND source = %s",
                          (person.id, ext_source))
-        elif "external_id" in changes:
+        elif "external_id" in changes and fields.external_id is not None:
             link_external_id(conn, person.id, ext_source, fields.external_id)
     except REFUSALS as e:
         raise _refused(e, fields) from None
-    updated = get(conn, person.id)
+    updated = required(get(conn, person.id), f"person {person.id}")
     if _IDENTITY & changes.keys():
         adopt_pending_reports(conn, updated)
     return updated, changes

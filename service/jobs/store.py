@@ -6,6 +6,8 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from service.db.query import scalar
+
 
 def mark_interrupted(conn: psycopg.Connection, job: str) -> None:
     """Close the job's runs still marked running: the caller holds the job's lock, so their runner died."""
@@ -15,8 +17,8 @@ def mark_interrupted(conn: psycopg.Connection, job: str) -> None:
 
 def start_run(conn: psycopg.Connection, job: str, trigger: str, runner: str) -> str:
     """Record a run as running; its id."""
-    return conn.execute("INSERT INTO job_runs (job, trigger, runner, outcome) VALUES (%s, %s, %s, 'running') "
-                        "RETURNING id::text", (job, trigger, runner)).fetchone()[0]
+    return scalar(conn, "INSERT INTO job_runs (job, trigger, runner, outcome) VALUES (%s, %s, %s, 'running') "
+                        "RETURNING id::text", (job, trigger, runner))
 
 
 def finish_run(conn: psycopg.Connection, run_id: str, finished: datetime, outcome: str, counts: dict,

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from service.db import first_line
+from service.db.query import one, required
 from service.db.tx import current_request_id
 from service.errors import DatabaseUnavailable, JournalBroken
 
@@ -103,7 +104,7 @@ def append(conn: psycopg.Connection, event: Event) -> Receipt:
     Append last in a transaction: the chain's head stays locked until commit.
     """
     try:
-        seq, ts, digest = conn.execute(_INSERT, event.params()).fetchone()
+        seq, ts, digest = one(conn, _INSERT, event.params())
     except psycopg.Error as e:
         broken = _broken(e)
         if broken is None:
@@ -124,8 +125,8 @@ def check_tail(conn: psycopg.Connection) -> None:
 
     Two index lookups: cheap enough for every /readyz.
     """
-    head_seq, last_seq = conn.execute(
-        "SELECT h.seq, coalesce((SELECT max(j.seq) FROM public.journal j), 0) FROM public.journal_head h").fetchone()
+    head_seq, last_seq = one(conn,
+        "SELECT h.seq, coalesce((SELECT max(j.seq) FROM public.journal j), 0) FROM public.journal_head h")
     if last_seq < head_seq:
         raise JournalBroken(f"the journal's head is at seq {head_seq} but its last row is {last_seq}: "
                             "run gatehouse journal verify")
@@ -190,7 +191,7 @@ class JournalWriter:
             raise DatabaseUnavailable("the journal did not commit in time")
         if pending.error is not None:
             raise pending.error
-        return pending.receipt
+        return required(pending.receipt, "the journal's receipt")
 
     def close(self) -> None:
         """Flush what is queued and stop the flushers."""
@@ -251,7 +252,7 @@ class JournalWriter:
                 p.receipt = Receipt(seq, ts, digest.hex())
         except Exception as e:  # any failure: every waiter in the batch is told, none is lost silently
             log.warning("journal batch of %d failed: %s", len(batch), first_line(e))
-            error = _broken(e)
+            error: JournalBroken | DatabaseUnavailable | None = _broken(e)
             if error is None and holder[0] is not None:  # the connection may be at fault: start anew
                 holder[0].close()
                 holder[0] = None
@@ -313,7 +314,7 @@ def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tup
         result = _walk(conn, batch)
         if not result.ok:
             return result
-        head_seq, head_hash = conn.execute("SELECT seq, encode(hash, 'hex') FROM public.journal_head").fetchone()
+        head_seq, head_hash = one(conn, "SELECT seq, encode(hash, 'hex') FROM public.journal_head")
         if head_seq != result.count:
             return Verification(False, result.count, result.head, result.count + 1,
                                 f"the chain ends at seq {result.count} but its head says {head_seq}")
@@ -321,8 +322,8 @@ def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tup
             return Verification(False, result.count, result.head, result.count,
                                 "hash does not match the one the head recorded")
         expect = list(expect)
-        found = dict(conn.execute("SELECT seq, encode(hash, 'hex') FROM public.journal WHERE seq = ANY(%s)",
-                                  ([seq for seq, _ in expect],)).fetchall())
+        found: dict[int, str] = dict(conn.execute(
+            "SELECT seq, encode(hash, 'hex') FROM public.journal WHERE seq = ANY(%s)", ([seq for seq, _ in expect],)))
     for seq, digest in expect:
         if found.get(seq) != digest:
             why = f"hash is {found[seq]}" if seq in found else "row is missing"

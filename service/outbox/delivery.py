@@ -15,6 +15,7 @@ from pathlib import Path
 from connectors.outbound import Account, DeliveryError, Outcome, Target
 from policies import Target as TargetPolicy
 from service import db
+from service.db.query import scalar
 from service.errors import ConfigError
 from service.outbox import store
 
@@ -135,7 +136,7 @@ def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: Deliver
                        detail={**detail, "permanent": e.permanent})
             return "dead"
         wait = backoff(policy, attempt, e.after)
-        at = conn.execute("SELECT now()").fetchone()[0] + timedelta(seconds=wait)
+        at = scalar(conn, "SELECT now()") + timedelta(seconds=wait)
         store.move(conn, current, outcome="failed", actor=ACTOR, state=current.state, attempts=attempt,
                    next_attempt_at=at, error=e.message, detail={**detail, "next_attempt_at": at.isoformat()})
     return "retry"

@@ -10,6 +10,7 @@ from datetime import datetime
 import psycopg
 
 from service import journal
+from service.db.query import one, scalar
 from service.errors import Conflict, NotFound
 
 COLUMNS = ("o.id, o.idempotency_key::text, o.target, o.person_id::text, o.user_name, o.resource, o.op, o.cause, "
@@ -66,13 +67,13 @@ def get(conn: psycopg.Connection, row_id: int, *, lock: bool = False) -> Row:
 
 def account(conn: psycopg.Connection, row: Row) -> tuple[str | None, str | None, str | None]:
     """The person's primary e-mail, LDAP DN and the target's remote id for them (each may be None)."""
-    found = conn.execute(
+    email, dn, remote_id = one(conn,
         "SELECT p.primary_email, x.external_id, a.remote_id FROM (SELECT %(pid)s::uuid AS id) k "
         "LEFT JOIN people p ON p.id = k.id "
         "LEFT JOIN person_external_ids x ON x.person_id = k.id AND x.source = 'ldap:dn' "
         "LEFT JOIN outbound_accounts a ON a.person_id = k.id AND a.target = %(target)s",
-        {"pid": row.person_id, "target": row.target}).fetchone()
-    return found
+        {"pid": row.person_id, "target": row.target})
+    return email, dn, remote_id
 
 
 def remember_remote_id(conn: psycopg.Connection, row: Row, remote_id: str) -> None:
@@ -102,8 +103,8 @@ def move(conn: psycopg.Connection, row: Row, *, outcome: str, actor: str, state:
 
 def later_row(conn: psycopg.Connection, row: Row) -> int | None:
     """The id of a later row of the same person and target, if any: retrying this one would undo it."""
-    found = conn.execute("SELECT max(id) FROM outbox WHERE person_id = %s AND target = %s AND id > %s "
-                         "AND state <> 'discarded'", (row.person_id, row.target, row.id)).fetchone()
+    found = one(conn, "SELECT max(id) FROM outbox WHERE person_id = %s AND target = %s AND id > %s "
+                         "AND state <> 'discarded'", (row.person_id, row.target, row.id))
     return found[0]
 
 
@@ -116,7 +117,7 @@ def retry(conn: psycopg.Connection, row_id: int, *, actor: str, **detail) -> Row
     if later is not None:
         raise Conflict(f"outbox row {row_id} is superseded by row {later} of the same person and target: discard it")
     move(conn, row, outcome="retry", actor=actor, state="intent", attempts=0,
-         next_attempt_at=conn.execute("SELECT now()").fetchone()[0], detail=detail)
+         next_attempt_at=scalar(conn, "SELECT now()"), detail=detail)
     return get(conn, row_id)
 
 

@@ -14,6 +14,7 @@ from service.access import facts as access_facts
 from service.access import store as grant_store
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
+from service.db.query import scalar
 from service.identity import people, profile, roles
 from service.training import store as training
 
@@ -72,7 +73,7 @@ def _person(person_id: str):
 
 
 def _started(conn, person_id: str) -> datetime:
-    return conn.execute("SELECT started_at FROM people WHERE id = %s", (person_id,)).fetchone()[0]
+    return scalar(conn, "SELECT started_at FROM people WHERE id = %s", (person_id,))
 
 
 def _grants(conn, person: people.Person, policy, now: datetime) -> list[tuple]:

@@ -8,6 +8,8 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
+from service.db.query import scalar
+
 
 @dataclasses.dataclass(frozen=True)
 class Campaign:
@@ -143,16 +145,16 @@ def people_by_email(conn: psycopg.Connection, emails: Sequence[str]) -> dict[str
 
 
 def key_taken(conn: psycopg.Connection, key: str) -> bool:
-    return conn.execute("SELECT EXISTS (SELECT 1 FROM review_campaigns WHERE key = %s)", (key,)).fetchone()[0]
+    return scalar(conn, "SELECT EXISTS (SELECT 1 FROM review_campaigns WHERE key = %s)", (key,))
 
 
 def create_campaign(conn: psycopg.Connection, *, key: str, origin: str, resources: Sequence[str],
                     started_at: datetime, due_at: datetime, guard_share: float, created_by: str,
                     policy_version: str) -> str:
-    return conn.execute(
+    return scalar(conn,
         "INSERT INTO review_campaigns (key, origin, resources, started_at, due_at, guard_share, created_by, "
         "policy_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
-        (key, origin, list(resources), started_at, due_at, guard_share, created_by, policy_version)).fetchone()[0]
+        (key, origin, list(resources), started_at, due_at, guard_share, created_by, policy_version))
 
 
 def insert_items(conn: psycopg.Connection, campaign_id: str, rows: Sequence[tuple]) -> None:
@@ -188,13 +190,13 @@ def due_campaigns(conn: psycopg.Connection, now: datetime) -> list[Campaign]:
 
 
 def last_started(conn: psycopg.Connection, origin: str) -> datetime | None:
-    return conn.execute("SELECT max(started_at) FROM review_campaigns WHERE origin = %s", (origin,)).fetchone()[0]
+    return scalar(conn, "SELECT max(started_at) FROM review_campaigns WHERE origin = %s", (origin,))
 
 
 def items(conn: psycopg.Connection, campaign_id: str, *, reviewer_id: str | None = None, ids: Sequence[str] = (),
           undecided: bool = False, lock: bool = False) -> list[Item]:
     """Items of a campaign: a reviewer's (theirs and those routed to them for a second stage), some, or all."""
-    where, params = ["i.campaign_id = %(c)s"], {"c": campaign_id}
+    where, params = ["i.campaign_id = %(c)s"], dict[str, object](c=campaign_id)
     if reviewer_id is not None:
         where.append("(i.reviewer_id = %(r)s OR i.second_stage_by = %(r)s)")
         params["r"] = reviewer_id
