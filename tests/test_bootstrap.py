@@ -18,7 +18,7 @@ from service.bootstrap import load_policy
 from service.clients import store as clients
 from service.config import Settings
 from service.errors import ConfigError
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.net import free_port, wait_ready
 from tests.support.policy import policy_toml, resource
 

@@ -3,7 +3,7 @@
 import psycopg
 import pytest
 
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 
 
 @pytest.mark.parametrize("command, table", [

@@ -6,7 +6,7 @@ import pytest
 
 from service.config import Settings, load_settings
 from service.errors import ConfigError
-from tests.conftest import gatehouse
+from tests.support.cli import gatehouse
 
 
 def test_defaults():

@@ -3,8 +3,8 @@ And the front page at `/`, which says what to do next."""
 
 import pytest
 
-from tests.conftest import db_env, gatehouse
 from tests.support.admin import ORIGIN, make_app, new_enrollment
+from tests.support.cli import db_env, gatehouse
 
 COMMANDS = [("jobs", "list"), ("access", "explain", "bob", "vpn"), ("admin", "enroll", "ada@example.com"),
             ("clients", "list"), ("people", "role", "add", "ada@example.com", "hr"), ("journal", "verify"),

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from service.db import migrate
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.net import free_port, start_gatehouse, stop_gatehouse, wait_ready
 
 

@@ -18,7 +18,7 @@ from service.app import create_app
 from service.clients import store as clients
 from service.config import Settings
 from service.db import migrate
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.factories import add_completion, add_grant, add_person, allowed_person
 
 YEAR = timedelta(days=365)
@@ -93,13 +93,13 @@ def test_people_are_found_by_user_name_or_primary_email_in_any_case(database, ht
 
 
 def _scim(client, database):
-    from tests.scim.conftest import Scim, make_token
+    from tests.support.scim import Scim, make_token
 
     return Scim(client, make_token(database, "okta"))
 
 
 def _scim_user(user_name: str, employee_number: str | None = None, email: str | None = None) -> dict:
-    from tests.scim.conftest import ENTERPRISE, USER
+    from tests.support.scim import ENTERPRISE, USER
 
     body = {"schemas": [USER, ENTERPRISE], "userName": user_name, "active": True}
     if employee_number:

@@ -5,8 +5,9 @@ import re
 import psycopg
 import pytest
 
-from tests.scim.conftest import GROUP, USER, Scim, make_token, patch_op
 from tests.support.admin import enroll, make_app, step_up
+from tests.support.factories import rows
+from tests.support.scim import GROUP, USER, Scim, make_token, patch_op
 from tests.support.softauthn import SoftAuthenticator
 
 
@@ -21,11 +22,6 @@ def admin(settings, database):
                      "ON CONFLICT (key) DO NOTHING")
     yield web, key
     services.close()
-
-
-def rows(database, query, params=()):
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def person(database, user_name):

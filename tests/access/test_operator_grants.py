@@ -3,12 +3,8 @@
 import psycopg
 import pytest
 
-from tests.conftest import db_env, gatehouse
-
-
-def rows(database, query, params=()):
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
+from tests.support.cli import db_env, gatehouse
+from tests.support.factories import rows
 
 
 @pytest.fixture

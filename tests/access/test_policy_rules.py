@@ -10,10 +10,11 @@ import pytest
 
 from service.access.policy import LOCK
 from service.db.locks import advisory_lock
-from tests.conftest import db_env, gatehouse
-from tests.scim.conftest import GROUP, USER, Scim, make_token, patch_op
 from tests.support.admin import step_up
+from tests.support.cli import db_env, gatehouse
+from tests.support.factories import rows
 from tests.support.net import free_port, start_gatehouse, stop_gatehouse, wait_ready
+from tests.support.scim import GROUP, USER, Scim, make_token, patch_op
 
 POLICY = """\
 [[resources]]
@@ -42,11 +43,6 @@ def write_policy(path: Path, rules: str = "", share: float = 1.0) -> str:
     data = POLICY.format(share=share, rules=rules).encode()
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
-
-
-def rows(database, query, params=()):
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def people_in_group(database, group: str, *names: str) -> list[str]:

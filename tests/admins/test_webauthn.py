@@ -10,8 +10,8 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import db_env, gatehouse
 from tests.support.admin import ORIGIN, csrf_of, enroll, make_app, new_enrollment, step_up
+from tests.support.cli import db_env, gatehouse
 from tests.support.softauthn import SoftAuthenticator, TestCA
 
 YUBIKEY = uuid.UUID("cb69481e-8ff7-4039-93ec-0a2729a154a8").bytes

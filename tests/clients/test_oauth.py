@@ -14,7 +14,7 @@ from service.auth.guards import require_scope
 from service.auth.principal import SCOPES
 from service.clients import store as clients
 from service.errors import BadRequest, Conflict, NotFound
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 
 
 @pytest.fixture

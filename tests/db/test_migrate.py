@@ -8,7 +8,7 @@ import pytest
 
 from service.db import migrate
 from service.errors import MigrationError
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.migrations import migrate_before
 
 

@@ -11,8 +11,9 @@ from service.auth import store as auth_store
 from service.auth.principal import Principal
 from service.db import tx
 from service.errors import DatabaseUnavailable
-from tests.scim.conftest import Scim, make_token, owner_rows
 from tests.support.admin import ORIGIN
+from tests.support.factories import rows
+from tests.support.scim import Scim, make_token
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_journal_rows_name_their_request_and_the_next_request_starts_without_one
     status, body, _ = scim.post("Users", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                                           "userName": "ada@example.com"}, headers={"X-Request-Id": "rid-scim-1"})
     assert status == 201
-    rows = owner_rows(database, "SELECT request_id FROM journal WHERE kind = 'sync' AND subject = %s", (body["id"],))
-    assert rows == [("rid-scim-1",)]
+    found = rows(database, "SELECT request_id FROM journal WHERE kind = 'sync' AND subject = %s", (body["id"],))
+    assert found == [("rid-scim-1",)]
     assert tx.current_request_id() is None  # the test client's thread serves the next request with none
     assert journal.Event(kind="admin", outcome="ok", actor="cli").request_id is None

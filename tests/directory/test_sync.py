@@ -8,9 +8,10 @@ import pytest
 from service import bootstrap
 from service.directory import sync as ldapsync
 from service.identity import people
-from tests.conftest import db_env, gatehouse
 from tests.support.admin import enroll, make_app, step_up
-from tests.support.ldap import COUNT, ldap_env, ldap_settings, rows
+from tests.support.cli import db_env, gatehouse
+from tests.support.factories import rows
+from tests.support.ldap import COUNT, ldap_env, ldap_settings
 from tests.support.ldapserver import BLIND_DN, BLIND_PW, PEOPLE, person_ldif, user_dn
 from tests.support.softauthn import SoftAuthenticator
 

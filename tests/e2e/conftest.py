@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import db_env
+from tests.support.browser import ARGS, CHROMIUM
+from tests.support.cli import db_env
 from tests.support.net import free_port, wait_ready
-
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", "/usr/bin/chromium") if Path(p).exists()), None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -54,7 +51,3 @@ def browser_page(tmp_path):
         browser.close()
 
 
-def shots_dir(tmp_path) -> Path:
-    path = Path(os.environ.get("GATEHOUSE_SCREENSHOTS") or tmp_path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path

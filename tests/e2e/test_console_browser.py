@@ -8,8 +8,8 @@ GATEHOUSE_SCREENSHOTS (default: the test's tmp dir).
 import psycopg
 from playwright.sync_api import expect
 
-from tests.conftest import db_env, gatehouse
-from tests.e2e.conftest import shots_dir
+from tests.support.browser import shots_dir
+from tests.support.cli import db_env, gatehouse
 
 
 def test_enroll_sign_in_and_create_a_client_in_a_real_browser(server, browser_page, database, tmp_path):

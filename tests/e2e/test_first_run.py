@@ -11,8 +11,8 @@ from pathlib import Path
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import gatehouse
-from tests.e2e.conftest import shots_dir
+from tests.support.browser import shots_dir
+from tests.support.cli import gatehouse
 from tests.support.net import free_port, wait_ready
 
 

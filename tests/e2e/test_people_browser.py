@@ -5,8 +5,8 @@ import psycopg
 from playwright.sync_api import expect
 
 from service.auth import store as auth_store
-from tests.conftest import db_env, gatehouse
-from tests.e2e.conftest import shots_dir
+from tests.support.browser import shots_dir
+from tests.support.cli import db_env, gatehouse
 from tests.support.people import seed_staff, sql
 
 

@@ -12,8 +12,9 @@ import psycopg
 import policies
 from policies import parse_policy
 from service.reviews import campaigns
-from tests.e2e.conftest import shots_dir
-from tests.reviews.support import add_grant, add_person, rows
+from tests.reviews.support import add_grant, add_person
+from tests.support.browser import shots_dir
+from tests.support.factories import rows
 
 
 def test_a_reviewer_revokes_by_keyboard_in_a_real_browser(server, browser_page, database, tmp_path):

@@ -6,8 +6,8 @@ import psycopg
 import pytest
 
 from service.auth import store as auth_store
-from tests.conftest import db_env, gatehouse
 from tests.support.admin import ORIGIN, step_up
+from tests.support.cli import db_env, gatehouse
 from tests.support.people import seed_staff
 from tests.support.people import sql as _sql
 

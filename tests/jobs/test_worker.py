@@ -15,8 +15,9 @@ import psycopg
 
 from service.db import locks
 from service.jobs import registry, worker
-from tests.conftest import db_env, gatehouse
-from tests.support.ldap import COUNT, ldap_env, ldap_settings, rows
+from tests.support.cli import db_env, gatehouse
+from tests.support.factories import rows
+from tests.support.ldap import COUNT, ldap_env, ldap_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

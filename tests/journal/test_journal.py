@@ -10,7 +10,7 @@ import pytest
 from service import journal
 from service.errors import DatabaseUnavailable, JournalBroken
 from service.journal import Event, JournalWriter
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 
 
 def _event(i: int = 0, **kw) -> Event:

@@ -4,7 +4,7 @@ import psycopg
 
 from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
 

@@ -1,51 +1,11 @@
 """parse_policy: the default file loads; every fault names the file and the key."""
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
-import policies
 from policies import PolicyError, parse_policy
-
-DEFAULT = Path(policies.__file__).with_name("default.toml")
-SOURCE = "etc/policy.toml"
-VALID = """\
-[[resources]]
-key = "vpn"
-name = "Corporate VPN"
-kind = "vpn"
-
-[[resources]]
-key = "git"
-name = "Git"
-kind = "tool"
-
-[[training]]
-course = "security-awareness"
-name = "Security awareness"
-validity_days = 365
-grace_days = 14
-gates = ["vpn"]
-applies_to = "everyone"
-reminder_days = [7, 30, 1]
-
-[[training]]
-course = "privacy"
-name = "Privacy"
-validity_days = 730
-grace_days = 0
-gates = ["*"]
-applies_to = ["hr", "legal"]
-
-[reviews]
-cadence_days = 90
-due_days = 14
-
-[guard]
-max_deactivation_share = 0.10
-max_deactivations = 50
-"""
+from tests.support.policy import DEFAULT, SOURCE, VALID
 
 
 def edited(old: str, new: str, count: int = 1) -> bytes:

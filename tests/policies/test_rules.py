@@ -4,7 +4,7 @@ import pytest
 
 from policies import AccessRule, Guard, PolicyError, parse_policy
 from policies.rules import RuleChanges, diff_rules, hold_reason, over_guard, rule_pairs
-from tests.policies.test_loader import DEFAULT, SOURCE, VALID
+from tests.support.policy import DEFAULT, SOURCE, VALID
 
 RULES = """
 [[rules]]

@@ -13,6 +13,7 @@ from service.clients import store as clients
 from service.reviews import campaigns
 from service.training import sweep as outbox
 from tests.support.admin import ORIGIN
+from tests.support.factories import rows
 
 POLICY = """\
 [[resources]]
@@ -43,11 +44,6 @@ LINK = re.compile(r"http://localhost:8080/reviews/[A-Za-z0-9._-]+")
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def rows(database, query: str, params=()) -> list[tuple]:
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def add_person(database, user: str, *, manager=None, active=True, department="eng") -> str:

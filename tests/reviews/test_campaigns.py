@@ -3,7 +3,8 @@
 import psycopg
 
 from service.reviews import campaigns
-from tests.reviews.support import days, now, rows, used, world_for
+from tests.reviews.support import days, now, used, world_for
+from tests.support.factories import rows
 
 
 def journal(database, kind: str, outcome: str | None = None) -> list[tuple]:

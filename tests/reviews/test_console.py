@@ -3,8 +3,9 @@
 import psycopg
 
 from service.reviews import jobs
-from tests.reviews.support import add_grant, add_person, days, now, rows
+from tests.reviews.support import add_grant, add_person, days, now
 from tests.support.admin import ORIGIN, csrf_of, step_up
+from tests.support.factories import rows
 
 
 def people(database):

@@ -6,8 +6,9 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from service.reviews import links
-from tests.reviews.support import days, now, rows, used
+from tests.reviews.support import days, now, used
 from tests.reviews.test_campaigns import _form, _item, state
+from tests.support.factories import rows
 
 ORIGIN = {"Origin": "http://localhost:8080"}
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from service.errors import BadRequest, Conflict
 from service.identity import groups, people
-from tests.scim.conftest import ENTERPRISE, GROUP, USER, owner_rows, patch_op
+from tests.support.factories import rows
+from tests.support.scim import ENTERPRISE, GROUP, USER, patch_op
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
@@ -19,7 +20,7 @@ def user(user_name: str, **extra) -> dict:
 
 
 def _counts(database):
-    return owner_rows(database, "SELECT (SELECT count(*) FROM people), (SELECT count(*) FROM groups), "
+    return rows(database, "SELECT (SELECT count(*) FROM people), (SELECT count(*) FROM groups), "
                                 "(SELECT count(*) FROM journal)")[0]
 
 

@@ -12,7 +12,7 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 from werkzeug.serving import make_server
 
-from tests.scim.conftest import make_token
+from tests.support.scim import make_token
 
 pytestmark = pytest.mark.slow
 

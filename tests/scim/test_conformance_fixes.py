@@ -3,7 +3,8 @@
 import psycopg
 
 from service.access import store as grant_store
-from tests.scim.conftest import ENTERPRISE, GROUP, USER, make_token, owner_rows, patch_op
+from tests.support.factories import rows
+from tests.support.scim import ENTERPRISE, GROUP, USER, make_token, patch_op
 
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
@@ -39,7 +40,7 @@ def test_name_formatted_is_kept_as_sent(scim, database):
         status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": op, "path": "name", "value": name}))
         assert (status, body["name"]) == (200, name)
     assert scim.get(f"Users/{uid}")[1]["name"] == name
-    assert owner_rows(database, "SELECT formatted_name FROM people") == [("Ms. Barbara J Jensen, III",)]
+    assert rows(database, "SELECT formatted_name FROM people") == [("Ms. Barbara J Jensen, III",)]
     # never derived: a person with no formatted name has none
     assert "formatted" not in scim.post("Users", user("ann", name={"givenName": "Ann"}))[1]["name"]
 
@@ -60,13 +61,13 @@ def test_a_patch_removes_external_id(scim, database):
     status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "remove", "path": "externalId"}))
     assert status == 200 and "externalId" not in body
     assert "externalId" not in scim.get(f"Users/{uid}")[1]
-    assert owner_rows(database, "SELECT count(*) FROM person_external_ids") == [(0,)]
-    (detail,), = owner_rows(database, "SELECT detail FROM journal WHERE outcome = 'updated'")
+    assert rows(database, "SELECT count(*) FROM person_external_ids") == [(0,)]
+    (detail,), = rows(database, "SELECT detail FROM journal WHERE outcome = 'updated'")
     assert detail["changes"] == {"external_id": ["00u1", None]}
 
 
 def test_removing_active_fails_closed_a_leaver_returned_without_active(client, scim, database):
-    owner_rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool') "
+    rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool') "
                          "ON CONFLICT (key) DO NOTHING RETURNING 1")
     uid = scim.post("Users", user("leaver", active=True))[1]["id"]
     with psycopg.connect(database.app_url) as conn:
@@ -74,9 +75,9 @@ def test_removing_active_fails_closed_a_leaver_returned_without_active(client, s
     status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "remove", "path": "active"}))
     assert status == 200 and "active" not in body
     assert "active" not in scim.get(f"Users/{uid}")[1]
-    assert owner_rows(database, "SELECT active, active_assigned FROM people") == [(False, False)]
-    assert owner_rows(database, "SELECT state, reason FROM grants") == [("revoked", "leaver: deactivated")]
-    (detail,), = owner_rows(database, "SELECT detail FROM journal WHERE outcome = 'deactivated'")
+    assert rows(database, "SELECT active, active_assigned FROM people") == [(False, False)]
+    assert rows(database, "SELECT state, reason FROM grants") == [("revoked", "leaver: deactivated")]
+    (detail,), = rows(database, "SELECT detail FROM journal WHERE outcome = 'deactivated'")
     assert detail["leaver"] is True and detail["revoked"] == ["wiki"] and detail["changes"]["active"] == [True, None]
     gateway = {"Authorization": f"Bearer {make_token(database, 'gw', scopes=('access:check',))}"}
     answer = client.post("/api/v1/access/check", json={"user": "leaver", "resource": "wiki"}, headers=gateway)
@@ -84,7 +85,7 @@ def test_removing_active_fails_closed_a_leaver_returned_without_active(client, s
     # assigning it again brings it back
     status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "replace", "path": "active", "value": True}))
     assert (status, body["active"]) == (200, True)
-    assert owner_rows(database, "SELECT active, active_assigned FROM people") == [(True, True)]
+    assert rows(database, "SELECT active, active_assigned FROM people") == [(True, True)]
 
 
 def test_group_members_are_returned_as_sent(scim, database):
@@ -100,7 +101,7 @@ def test_group_members_are_returned_as_sent(scim, database):
     # a display equal to the person's own is not frozen: it follows a rename of the person
     scim.put(f"Groups/{gid}", {"schemas": [GROUP], "displayName": "team",
                                "members": [{"value": people[0]["id"], "display": "Member 0"}]})
-    assert owner_rows(database, "SELECT display FROM group_members") == [(None,)]
+    assert rows(database, "SELECT display FROM group_members") == [(None,)]
     scim.patch(f"Users/{people[0]['id']}", patch_op({"op": "replace", "path": "displayName", "value": "Renamed"}))
     assert scim.get(f"Groups/{gid}")[1]["members"][0]["display"] == "Renamed"
 

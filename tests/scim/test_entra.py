@@ -1,6 +1,7 @@
 """Microsoft Entra ID's provisioning sequence, replayed through the real endpoints."""
 
-from tests.scim.conftest import ENTERPRISE, GROUP, USER, make_token, owner_rows, patch_op
+from tests.support.factories import rows
+from tests.support.scim import ENTERPRISE, GROUP, USER, make_token, patch_op
 
 
 def entra_user(upn: str, object_id: str) -> dict:
@@ -12,7 +13,7 @@ def entra_user(upn: str, object_id: str) -> dict:
 
 
 def test_entra_sequence(client, database):
-    from tests.scim.conftest import Scim
+    from tests.support.scim import Scim
 
     entra = Scim(client, make_token(database, "entra"))
     # Entra probes with filters on userName, externalId and the work e-mail.
@@ -38,7 +39,7 @@ def test_entra_sequence(client, database):
     # Deactivation, sometimes sent as op Add with a string boolean.
     status, body, _ = entra.patch(f"Users/{uid}", patch_op({"op": "Add", "path": "active", "value": "False"}))
     assert status == 200 and body["active"] is False
-    assert owner_rows(database, "SELECT active FROM people WHERE id = %s", (uid,)) == [(False,)]
+    assert rows(database, "SELECT active FROM people WHERE id = %s", (uid,)) == [(False,)]
     # Groups: filter by displayName without members; PATCH answered 204.
     status, group, _ = entra.post("Groups", {"schemas": [GROUP], "displayName": "Engineers", "externalId": "g-1"})
     assert status == 201

@@ -7,8 +7,9 @@ import pytest
 
 from service.db import migrate
 from service.errors import MigrationError
-from tests.scim.conftest import USER, Scim, make_token, owner_rows, patch_op
+from tests.support.factories import rows
 from tests.support.migrations import migrate_before
+from tests.support.scim import USER, Scim, make_token, patch_op
 
 
 def user(user_name: str, **extra) -> dict:
@@ -20,7 +21,7 @@ def test_names_that_are_one_name_are_one_person_409_uniqueness(scim, database, o
     assert scim.post("Users", user("Zoe"))[0] == 201
     status, body, _ = scim.post("Users", user(other))
     assert (status, body["scimType"]) == (409, "uniqueness"), body
-    assert owner_rows(database, "SELECT user_name FROM people") == [("Zoe",)]  # stored as sent
+    assert rows(database, "SELECT user_name FROM people") == [("Zoe",)]  # stored as sent
 
 
 def test_accents_are_not_folded_but_composition_is(scim, database):
@@ -29,7 +30,7 @@ def test_accents_are_not_folded_but_composition_is(scim, database):
     assert scim.post("Users", user("Zoe"))[0] == 201  # without the accent: another name
     assert scim.post("Users", user("STRASSE"))[0] == 201
     assert scim.post("Users", user("straße"))[1]["scimType"] == "uniqueness"  # full case folding
-    assert sorted(owner_rows(database, "SELECT login_key FROM person_logins")) == [
+    assert sorted(rows(database, "SELECT login_key FROM person_logins")) == [
         ("strasse",), ("zoe",), ("zo\u00e9",)]
 
 
@@ -40,12 +41,12 @@ def test_a_rename_to_another_persons_name_is_409_and_to_ones_own_variant_is_fine
     assert (status, body["scimType"]) == (409, "uniqueness")
     status, body, _ = scim.patch(f"Users/{zoe}", patch_op({"op": "replace", "path": "userName", "value": "zoe"}))
     assert (status, body["userName"]) == (200, "zoe")
-    assert sorted(owner_rows(database, "SELECT login_key, logins->>'userName' FROM person_logins")) == [
+    assert sorted(rows(database, "SELECT login_key, logins->>'userName' FROM person_logins")) == [
         ("ann", "ann"), ("zoe", "zoe")]
 
 
 def test_an_access_check_names_the_person_by_any_variant_of_their_login(client, scim, database):
-    owner_rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool') "
+    rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool') "
                          "ON CONFLICT (key) DO NOTHING RETURNING 1")
     scim.post("Users", user("Zoé"))
     with psycopg.connect(database.app_url) as conn:
@@ -91,18 +92,18 @@ def test_with_ownership_on_a_client_changes_only_its_own_people(app, client, dat
     with app.app_context():
         services = web.services()
     monkeypatch.setattr(services, "settings", dataclasses.replace(services.settings, scim_ownership=True))
-    before = owner_rows(database, "SELECT id::text, user_name, active, deleted_at, version FROM people ORDER BY 2")
+    before = rows(database, "SELECT id::text, user_name, active, deleted_at, version FROM people ORDER BY 2")
     for status, body, _ in (
         okta.patch(f"Users/{theirs}", patch_op({"op": "replace", "path": "active", "value": False})),
         okta.put(f"Users/{theirs}", user("theirs", title="x")),
         okta.delete(f"Users/{theirs}"),
     ):
         assert status == 403 and body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"], body
-    assert owner_rows(database, "SELECT id::text, user_name, active, deleted_at, version FROM people ORDER BY 2") \
+    assert rows(database, "SELECT id::text, user_name, active, deleted_at, version FROM people ORDER BY 2") \
         == before
     assert okta.patch(f"Users/{mine}", patch_op({"op": "replace", "path": "title", "value": "ok"}))[0] == 200
     assert okta.get(f"Users/{theirs}")[0] == 200  # reading is not changing
-    assert owner_rows(database, "SELECT user_name, scim_owner FROM people ORDER BY 1") == [
+    assert rows(database, "SELECT user_name, scim_owner FROM people ORDER BY 1") == [
         ("mine", "scim:okta"), ("theirs", "scim:entra")]
     # off (the default): anyone may
     monkeypatch.setattr(services, "settings", dataclasses.replace(services.settings, scim_ownership=False))

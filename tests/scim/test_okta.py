@@ -1,6 +1,7 @@
 """Okta's provisioning sequence, replayed through the real endpoints (as Okta's SCIM docs describe it)."""
 
-from tests.scim.conftest import GROUP, PATCH_OP, USER, owner_rows, patch_op
+from tests.support.factories import rows
+from tests.support.scim import GROUP, PATCH_OP, USER, patch_op
 
 
 def okta_user(login: str, **extra) -> dict:
@@ -12,9 +13,9 @@ def okta_user(login: str, **extra) -> dict:
 
 
 def seed_grant(database, person_id: str, key: str = "vpn") -> None:
-    owner_rows(database, "INSERT INTO resources (key, name, kind) VALUES (%s, %s, 'vpn') ON CONFLICT DO NOTHING "
+    rows(database, "INSERT INTO resources (key, name, kind) VALUES (%s, %s, 'vpn') ON CONFLICT DO NOTHING "
                          "RETURNING id", (key, key.upper()))
-    owner_rows(database, "INSERT INTO grants (person_id, resource_id, state, granted_by) SELECT %s, id, 'active', "
+    rows(database, "INSERT INTO grants (person_id, resource_id, state, granted_by) SELECT %s, id, 'active', "
                          "'test' FROM resources WHERE key = %s RETURNING id", (person_id, key))
 
 
@@ -32,7 +33,7 @@ def test_okta_full_sequence(scim, database):
     assert r.headers["Content-Type"].startswith("application/scim+json")
     assert created["externalId"] == "00u1abcd" and created["active"] is True and "password" not in created
     person_id = created["id"]
-    dump = str(owner_rows(database, "SELECT p.*, j.* FROM people p, journal j"))
+    dump = str(rows(database, "SELECT p.*, j.* FROM people p, journal j"))
     assert "1mP0ssible!" not in dump  # accepted and discarded, never stored
     # 4. Match again: found.
     status, body, _ = scim.get('Users?filter=userName eq "ADA@example.com"&startIndex=1&count=100')
@@ -48,14 +49,14 @@ def test_okta_full_sequence(scim, database):
     seed_grant(database, person_id)
     status, body, _ = scim.patch(f"Users/{person_id}", patch_op({"op": "replace", "value": {"active": False}}))
     assert status == 200 and body["active"] is False
-    assert owner_rows(database, "SELECT state, reason FROM grants") == [("revoked", "leaver: deactivated")]
-    outcome, detail = owner_rows(database, "SELECT outcome, detail FROM journal WHERE subject = %s ORDER BY seq DESC "
+    assert rows(database, "SELECT state, reason FROM grants") == [("revoked", "leaver: deactivated")]
+    outcome, detail = rows(database, "SELECT outcome, detail FROM journal WHERE subject = %s ORDER BY seq DESC "
                                            "LIMIT 1", (person_id,))[0]
     assert outcome == "deactivated" and detail["leaver"] is True and detail["revoked"] == ["vpn"]
     # Re-activation does not bring revoked grants back by itself.
     scim.patch(f"Users/{person_id}", patch_op({"op": "replace", "value": {"active": True}}))
-    assert owner_rows(database, "SELECT state FROM grants") == [("revoked",)]
-    actors = {a for (a,) in owner_rows(database, "SELECT DISTINCT actor FROM journal WHERE kind = 'sync'")}
+    assert rows(database, "SELECT state FROM grants") == [("revoked",)]
+    actors = {a for (a,) in rows(database, "SELECT DISTINCT actor FROM journal WHERE kind = 'sync'")}
     assert actors == {"client:okta"}
 
 
@@ -87,7 +88,7 @@ def test_okta_group_push(scim, database):
     assert body["displayName"] == "VPN people" and [m["value"] for m in body["members"]] == [b]
     assert scim.delete(f"Groups/{gid}")[0] == 204
     assert scim.get(f"Groups/{gid}")[0] == 404
-    outcomes = [o for (o,) in owner_rows(database, "SELECT outcome FROM journal WHERE detail->>'resource' = 'Group' "
+    outcomes = [o for (o,) in rows(database, "SELECT outcome FROM journal WHERE detail->>'resource' = 'Group' "
                                                     "ORDER BY seq")]
     assert outcomes == ["created", "updated", "updated", "updated", "deleted"]
 
@@ -97,9 +98,9 @@ def test_manager_by_username_waits_for_the_manager(scim, database):
     report = okta_user("r@example.com", externalId="00ur", schemas=[USER, ext],
                        **{ext: {"employeeNumber": "42", "manager": {"value": "boss@example.com"}}})
     rid = scim.post("Users", report)[1]["id"]
-    assert owner_rows(database, "SELECT manager_id, manager_ref FROM people WHERE id = %s", (rid,)) == [
+    assert rows(database, "SELECT manager_id, manager_ref FROM people WHERE id = %s", (rid,)) == [
         (None, "boss@example.com")]
     boss = scim.post("Users", okta_user("boss@example.com", externalId="00ub"))[1]["id"]
-    (manager_id, ref), = owner_rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,))
+    (manager_id, ref), = rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,))
     assert (manager_id, ref) == (boss, None)
     assert scim.get(f"Users/{rid}")[1][ext]["manager"]["value"] == boss

@@ -7,7 +7,8 @@ import psycopg
 import pytest
 
 from service.access import store as grant_store
-from tests.scim.conftest import ENTERPRISE, GROUP, USER, Scim, make_token, owner_rows, patch_op
+from tests.support.factories import rows
+from tests.support.scim import ENTERPRISE, GROUP, USER, Scim, make_token, patch_op
 
 
 def user(user_name: str, **extra) -> dict:
@@ -77,7 +78,7 @@ def test_etag_if_match(scim, database):
     uid, etag = created["id"], created["meta"]["version"]
     status, body, _ = scim.put(f"Users/{uid}", user("e@example.com", title="new"), headers={"If-Match": 'W/"999"'})
     assert status == 412 and body["status"] == "412"
-    assert owner_rows(database, "SELECT title FROM people") == [(None,)]
+    assert rows(database, "SELECT title FROM people") == [(None,)]
     status, body, r = scim.put(f"Users/{uid}", user("e@example.com", title="new"), headers={"If-Match": etag})
     assert status == 200 and r.headers["ETag"] != etag
     assert scim.get(f"Users/{uid}", headers={"If-None-Match": r.headers["ETag"]})[0] == 304
@@ -123,7 +124,7 @@ def test_uniqueness_mutability_no_target_invalid_path(scim, database):
     assert (status, body["scimType"]) == (400, "noTarget")
     status, body, _ = scim.patch(f"Users/{uid}", patch_op({"op": "replace", "path": "nosuch.thing", "value": 1}))
     assert (status, body["scimType"]) == (400, "invalidPath")
-    assert owner_rows(database, "SELECT version FROM people") == [(1,)]  # nothing changed
+    assert rows(database, "SELECT version FROM people") == [(1,)]  # nothing changed
 
 
 def test_a_primary_email_taken_by_another_live_person_is_409_uniqueness(scim, database):
@@ -139,9 +140,9 @@ def test_a_primary_email_taken_by_another_live_person_is_409_uniqueness(scim, da
     assert (status, body["scimType"]) == (409, "uniqueness")
     status, _, _ = scim.put(f"Users/{bob}", user("bob", externalId="3", emails=emails("ann@example.com")))
     assert status == 409
-    assert owner_rows(database, "SELECT user_name, primary_email, version FROM people ORDER BY user_name") == [
+    assert rows(database, "SELECT user_name, primary_email, version FROM people ORDER BY user_name") == [
         ("ann", "ann@example.com", 1), ("bob", "bob@example.com", 1)]
-    assert owner_rows(database, "SELECT outcome FROM journal WHERE kind = 'sync' ORDER BY seq") == [
+    assert rows(database, "SELECT outcome FROM journal WHERE kind = 'sync' ORDER BY seq") == [
         ("created",), ("created",)]
     assert scim.delete(f"Users/{ann}")[0] == 204  # a leaver's address is free for the next person
     assert scim.post("Users", user("anna", externalId="2", emails=emails("ann@example.com")))[0] == 201
@@ -194,7 +195,7 @@ def test_auth_refusals_are_scim_errors_and_journaled(client, database, scim):
     status, body, _ = checker.get("Users")
     assert status == 403 and body["status"] == "403"
     client.application.extensions["gatehouse"].refusals.flush(everything=True)  # no token: counted
-    refused = owner_rows(database, "SELECT actor FROM journal WHERE outcome = 'refused' ORDER BY seq")
+    refused = rows(database, "SELECT actor FROM journal WHERE outcome = 'refused' ORDER BY seq")
     assert refused == [("client:gateway",), ("anonymous",)]
 
 
@@ -211,20 +212,20 @@ def test_two_creates_of_the_same_username_at_once(client, database):
     for t in threads:
         t.join()
     assert sorted(results) == [201, 409]
-    assert owner_rows(database, "SELECT count(*) FROM people") == [(1,)]
+    assert rows(database, "SELECT count(*) FROM people") == [(1,)]
 
 
 def test_a_person_known_from_ldap_is_joined_not_duplicated(scim, database):
-    owner_rows(database, "INSERT INTO people (user_name, primary_email, emails, source, department) VALUES "
+    rows(database, "INSERT INTO people (user_name, primary_email, emails, source, department) VALUES "
                          "('jdoe', 'jane@example.com', '[{\"value\": \"jane@example.com\"}]', 'ldap', 'R&D') "
                          "RETURNING id")
     status, body, _ = scim.post("Users", user("jane@example.com", externalId="00uj",
                                               emails=[{"value": "jane@example.com", "type": "work", "primary": True}]))
     assert status == 201
-    rows = owner_rows(database, "SELECT user_name, source, attribute_sources->>'user_name' FROM people")
-    assert rows == [("jane@example.com", "ldap", "scim:okta")]
-    assert owner_rows(database, "SELECT source, external_id FROM person_external_ids") == [("scim:okta", "00uj")]
-    assert owner_rows(database, "SELECT outcome FROM journal") == [("joined",)]
+    found = rows(database, "SELECT user_name, source, attribute_sources->>'user_name' FROM people")
+    assert found == [("jane@example.com", "ldap", "scim:okta")]
+    assert rows(database, "SELECT source, external_id FROM person_external_ids") == [("scim:okta", "00uj")]
+    assert rows(database, "SELECT outcome FROM journal") == [("joined",)]
 
 
 def _grant(database, user_name: str, resource: str, state: str = "active", reason: str | None = None) -> None:
@@ -236,7 +237,7 @@ def _grant(database, user_name: str, resource: str, state: str = "active", reaso
 
 
 def test_delete_is_a_soft_delete_and_a_leaver(client, scim, database):
-    owner_rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool'), "
+    rows(database, "INSERT INTO resources (key, name, kind) VALUES ('wiki', 'Wiki', 'tool'), "
                          "('git', 'Git', 'tool') ON CONFLICT (key) DO NOTHING RETURNING 1")
     uid = scim.post("Users", user("gone@example.com"))[1]["id"]
     other = scim.post("Users", user("stays@example.com"))[1]["id"]
@@ -247,16 +248,16 @@ def test_delete_is_a_soft_delete_and_a_leaver(client, scim, database):
     assert scim.delete(f"Users/{uid}")[0] == 204
     assert scim.get(f"Users/{uid}")[0] == 404
     assert scim.get('Users?filter=userName eq "gone@example.com"')[1]["totalResults"] == 0
-    assert owner_rows(database, "SELECT id::text, active, deleted_at IS NOT NULL FROM people ORDER BY user_name") == [
+    assert rows(database, "SELECT id::text, active, deleted_at IS NOT NULL FROM people ORDER BY user_name") == [
         (uid, False, True), (other, True, False)]
     grant_rows = "SELECT p.user_name, r.key, g.state, g.reason FROM grants g JOIN people p ON p.id = g.person_id " \
                  "JOIN resources r ON r.id = g.resource_id ORDER BY 1, 2"
-    assert owner_rows(database, grant_rows) == [  # every live grant revoked; an earlier revocation keeps its reason
+    assert rows(database, grant_rows) == [  # every live grant revoked; an earlier revocation keeps its reason
         ("gone@example.com", "git", "revoked", "moved team"),
         ("gone@example.com", "vpn", "revoked", "leaver: deleted"),
         ("gone@example.com", "wiki", "revoked", "leaver: deleted"),
         ("stays@example.com", "vpn", "active", None)]
-    (kind, actor, subject, detail), = owner_rows(
+    (kind, actor, subject, detail), = rows(
         database, "SELECT kind, actor, subject, detail FROM journal WHERE outcome = 'deleted'")
     assert (kind, actor, subject) == ("sync", "client:okta", uid)
     assert detail == {"resource": "User", "user_name": "gone@example.com", "leaver": True, "revoked": ["vpn", "wiki"]}
@@ -290,10 +291,10 @@ def _bodies(bad: str, uid: str, gid: str) -> list[tuple[str, str, object]]:
 
 
 def _state(database) -> list:
-    return [owner_rows(database, "SELECT id, version, user_name, title, display_name, emails FROM people ORDER BY id"),
-            owner_rows(database, "SELECT id, display_name, external_id FROM groups ORDER BY id"),
-            owner_rows(database, "SELECT count(*) FROM group_members"),
-            owner_rows(database, "SELECT count(*) FROM journal")]
+    return [rows(database, "SELECT id, version, user_name, title, display_name, emails FROM people ORDER BY id"),
+            rows(database, "SELECT id, display_name, external_id FROM groups ORDER BY id"),
+            rows(database, "SELECT count(*) FROM group_members"),
+            rows(database, "SELECT count(*) FROM journal")]
 
 
 @pytest.mark.parametrize("bad", UNSTORABLE)
@@ -355,7 +356,7 @@ def test_core_attributes_gatehouse_does_not_store_are_accepted_dropped_and_never
     # The row's own words, not its generated id and instants (a uuid or microseconds may hold "555" by chance).
     stored = ("SELECT user_name, given_name, title, department, version, "
               "to_jsonb(p) - 'id' - 'started_at' - 'created_at' - 'updated_at' FROM people p WHERE id = %s")
-    (name, given, title, department, version, row), = owner_rows(database, stored, (uid,))
+    (name, given, title, department, version, row), = rows(database, stored, (uid,))
     assert (name, given, title, department, version) == ("babs@example.com", "Barbara", "Guide", "Tours", 1)
     for op in [{"op": "Add", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 555 0199"},
                {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Seattle"},
@@ -371,9 +372,9 @@ def test_core_attributes_gatehouse_does_not_store_are_accepted_dropped_and_never
     assert status == 200 and not _mentions(replaced, UNSTORED_NAMES), replaced
     for body in (created, scim.get(f"Users/{uid}")[1], *scim.get("Users")[1]["Resources"]):
         assert not _mentions(body, UNSTORED_NAMES), body
-    assert owner_rows(database, stored, (uid,)) == [("babs@example.com", "Barbara", "Guide", "Tours", 1, row)]
+    assert rows(database, stored, (uid,)) == [("babs@example.com", "Barbara", "Guide", "Tours", 1, row)]
     assert not _mentions(row, ("Redmond", "Seattle", "555", "en-US", "fr-CA", "Babs", "4130", "4131", "4132"))
-    assert owner_rows(database, "SELECT outcome FROM journal ORDER BY seq") == [("created",)]  # nothing changed
+    assert rows(database, "SELECT outcome FROM journal ORDER BY seq") == [("created",)]  # nothing changed
 
 
 def _mentions(value, words) -> list:

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-import psycopg
 import pytest
 
 from tests.support.ldapserver import GROUPS, PEOPLE, READER_DN, READER_PW, LdapServer, directory_ldif, slapd_missing
@@ -34,6 +33,3 @@ def ldap_env(server, **extra) -> dict:
             "GATEHOUSE_LDAP_PAGE_SIZE": "40", **extra}
 
 
-def rows(database, query, params=None):
-    with psycopg.connect(database.owner_url) as conn:
-        return conn.execute(query, params).fetchall()

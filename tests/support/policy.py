@@ -1,6 +1,9 @@
 """A policy file for a test, built from the parts that matter to it; the rest takes the usual values."""
 
 import json
+from pathlib import Path
+
+import policies
 
 REVIEWS = {"cadence_days": 90, "due_days": 14}
 GUARD = {"max_deactivation_share": 0.1, "max_deactivations": 50}
@@ -38,3 +41,46 @@ def _value(v) -> str:
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     raise TypeError(f"no TOML form for {v!r} here")
+
+
+# A complete, valid policy file as text, and the shipped default, for the loader's tests.
+DEFAULT = Path(policies.__file__).with_name("default.toml")
+
+SOURCE = "etc/policy.toml"
+
+VALID = """\
+[[resources]]
+key = "vpn"
+name = "Corporate VPN"
+kind = "vpn"
+
+[[resources]]
+key = "git"
+name = "Git"
+kind = "tool"
+
+[[training]]
+course = "security-awareness"
+name = "Security awareness"
+validity_days = 365
+grace_days = 14
+gates = ["vpn"]
+applies_to = "everyone"
+reminder_days = [7, 30, 1]
+
+[[training]]
+course = "privacy"
+name = "Privacy"
+validity_days = 730
+grace_days = 0
+gates = ["*"]
+applies_to = ["hr", "legal"]
+
+[reviews]
+cadence_days = 90
+due_days = 14
+
+[guard]
+max_deactivation_share = 0.10
+max_deactivations = 50
+"""

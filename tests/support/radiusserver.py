@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.net import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]

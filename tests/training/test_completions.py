@@ -7,7 +7,7 @@ import pytest
 from service import bootstrap
 from service.app import create_app
 from service.bootstrap import load_policy
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.factories import COURSE, add_completion, add_grant, add_person, grants_of, now, rows
 from tests.support.training import LAPSED, item, post, token
 
@@ -63,7 +63,7 @@ def test_each_item_gets_its_result_and_accepted_ones_are_journaled(database, cli
 
 def test_a_deleted_persons_user_name_never_records_for_someone_else(database, client):
     """The attack on imports: sam's employee number is "rita"; rita leaves; her completion must not become sam's."""
-    from tests.scim.conftest import ENTERPRISE, USER, Scim, make_token
+    from tests.support.scim import ENTERPRISE, USER, Scim, make_token
 
     scim = Scim(client, make_token(database, "okta"))
     rita = scim.post("Users", {"schemas": [USER], "userName": "rita"})[1]["id"]

@@ -13,7 +13,7 @@ from service.app import create_app
 from service.bootstrap import load_policy
 from service.training import plan as planning
 from service.training import sweep as training
-from tests.conftest import db_env, gatehouse
+from tests.support.cli import db_env, gatehouse
 from tests.support.factories import COURSE, add_completion, add_grant, add_person, grants_of, now, rows
 from tests.support.policy import course, policy_toml, resource
 from tests.support.training import LAPSED, item, post, token
