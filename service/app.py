@@ -14,6 +14,8 @@ from service import bootstrap, console, health, openapi
 from service.access import api as access
 from service.access import views as access_views
 from service.admins import views as admins_views
+from service.audit import api as journal_api
+from service.audit import pages as audit_pages
 from service.auth import oidc
 from service.clients import oauth
 from service.clients import views as clients_views
@@ -61,9 +63,10 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(scim.bp)
     app.register_blueprint(access.bp)
     app.register_blueprint(training.bp)
+    app.register_blueprint(journal_api.bp)
     openapi.init_app(app)
     for views in (console, admins_views, clients_views, directory_views, access_views, people_views, people_pages,
-                  reviews_views):
+                  reviews_views, audit_pages):
         views.init_app(app)
     oauth.init_app(app)
     oidc.init_app(app)

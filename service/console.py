@@ -45,6 +45,8 @@ def console():
     principal = session_principal()
     if principal is not None and principal.kind == "person" and "hr" in principal.roles:
         return redirect("/admin/people")  # hr reads the people pages; the rest of the console is the admins'
+    if principal is not None and principal.kind == "person" and "auditor" in principal.roles:
+        return redirect("/admin/audit")
     if principal is None or principal.kind != "admin":
         return render_template("admin_login.html"), 401
     now = datetime.now(UTC)

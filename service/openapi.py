@@ -169,6 +169,47 @@ PATHS.update({
     }},
 })
 
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string", "maxLength": 256}}
+
+
+_JOURNAL_ROW = {"type": "object", "properties": {
+    "seq": {"type": "integer"}, "ts": {"type": "string", "format": "date-time"}, "kind": {"type": "string"},
+    "subject": {"type": ["string", "null"]}, "resource": {"type": ["string", "null"]}, "outcome": {"type": "string"},
+    "reasons": {"type": "array"}, "detail": {"type": "object"}, "actor": {"type": "string"},
+    "policy_version": {"type": ["string", "null"]}, "request_id": {"type": ["string", "null"]},
+    "prev_hash": {"type": "string", "description": "hex; the previous row's hash (zeros before the first)"},
+    "hash": {"type": "string", "description": "hex sha256 of the row's canonical encoding (README: The journal)"}}}
+PATHS.update({
+    "/api/v1/journal": {"get": {
+        "summary": "Pull the journal in order, for a SIEM: rows after after_seq, each with its hash to verify the "
+                   "chain as it goes.",
+        "tags": ["Journal"], "security": [{"oauth2": ["journal:read"]}], "operationId": "journalPull",
+        "parameters": [
+            _query("after_seq", "rows with a seq above this one (default 0)", {"type": "integer", "minimum": 0}),
+            _query("limit", "at most this many rows (default 500)", {"type": "integer", "minimum": 1,
+                                                                     "maximum": 1000}),
+            _query("kind", "comma-separated journal kinds"), _query("resource", "a resource key"),
+            _query("outcome", "e.g. allow, deny, revoked"), _query("reason", "a reason code"),
+            _query("actor", "e.g. admin:ada@example.com"), _query("person", "a userName or person id"),
+            _query("since", "ISO 8601 date or instant (UTC), inclusive"),
+            _query("until", "ISO 8601 date (inclusive) or instant (exclusive)")],
+        "responses": {
+            "200": {"description": "rows oldest first; next_after_seq to ask for the next page; the head now",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "rows": {"type": "array", "items": _JOURNAL_ROW}, "next_after_seq": {"type": "integer"},
+                        "head": {"type": "object", "properties": {"seq": {"type": "integer"},
+                                                                  "hash": {"type": "string"}}}}}}}},
+            "400": _problem_response("a filter or cursor that is not valid"),
+            "401": _problem_response("no valid bearer token (journaled)"),
+            "403": _problem_response("the token lacks the journal:read scope (journaled)"),
+            "404": _problem_response("the person filter names nobody"),
+            "503": _problem_response("the database is unavailable"),
+        },
+    }},
+})
+
 _REASON = {"type": "object", "required": ["code", "text"],
            "properties": {"code": {"type": "string"}, "text": {"type": "string"}}}
 ACCESS_SCHEMAS = {

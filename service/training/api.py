@@ -2,13 +2,11 @@
 
 from datetime import UTC, datetime
 
-import psycopg
 from flask import Blueprint, g, jsonify, request
 
 from service import web
 from service.auth.guards import require_scope
-from service.db import first_line
-from service.errors import BadRequest, DatabaseUnavailable
+from service.errors import BadRequest
 from service.training import plan as planning
 from service.training import sweep as training
 
@@ -22,13 +20,9 @@ def completions():
     """POST {"completions": [...]}: one transaction; per item accepted, duplicate, unknown_person,
     ambiguous_person or invalid."""
     items = _items()
-    services = web.services()
-    try:
-        with services.pool.connection() as conn:
-            results = training.record_completions(
-                conn, items, policy=services.policy, now=datetime.now(UTC), actor=g.principal.actor)
-    except psycopg.OperationalError as e:  # PoolTimeout is one too
-        raise DatabaseUnavailable(f"the completions could not be recorded: {first_line(e)}") from None
+    with web.transaction(what="the completions could not be recorded") as conn:
+        results = training.record_completions(
+            conn, items, policy=web.services().policy, now=datetime.now(UTC), actor=g.principal.actor)
     counts = dict.fromkeys(planning.STATUSES, 0)
     for r in results:
         counts[r.status] += 1

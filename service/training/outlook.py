@@ -39,3 +39,39 @@ def lapsing_within(conn: psycopg.Connection, policy: Policy, now: datetime, *, d
                 found.append(Lapsing(standing.person_id, standing.name, s.course, names[s.course].name,
                                      s.completed_at, s.lapses_at, gated))
     return sorted(found, key=lambda x: (x.lapses_at, x.name, x.course))
+
+
+@dataclasses.dataclass(frozen=True)
+class Compliance:
+    """Where the active people a course applies to stand on it now."""
+
+    course: str
+    course_name: str
+    counts: dict[str, int]  # ok, due_soon, lapsed, missing
+    behind: tuple[tuple[str, str, str, datetime], ...]  # (person id, name, state, lapses_at) of those lapsed or missing
+
+    @property
+    def people(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def current(self) -> int:
+        """Those whose training lets them in (ok or due soon)."""
+        return self.counts["ok"] + self.counts["due_soon"]
+
+
+def compliance(conn: psycopg.Connection, policy: Policy, now: datetime) -> list[Compliance]:
+    """Per course: of the active people holding access it gates (or held, until it lapsed), how many are current,
+    due soon, lapsed or missing: the people the sweep looks at, by the sweep's rule."""
+    tally = {t.course: {"ok": 0, "due_soon": 0, "lapsed": 0, "missing": 0} for t in policy.training}
+    behind: dict[str, list] = {t.course: [] for t in policy.training}
+    for standing in store.load_standing(conn):
+        held = {g.resource for g in standing.grants}
+        requirements = [t for t in policy.training if any(t.gates_resource(k) for k in held)]
+        for s in training_status(standing.completions, requirements, now, started_at=standing.started_at,
+                                 department=standing.department):
+            tally[s.course][s.state] += 1
+            if s.denies:
+                behind[s.course].append((standing.person_id, standing.name, s.state, s.lapses_at))
+    return [Compliance(t.course, t.name, tally[t.course], tuple(sorted(behind[t.course], key=lambda b: b[3])))
+            for t in policy.training]

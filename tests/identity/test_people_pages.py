@@ -2,28 +2,17 @@
 
 import re
 
-import psycopg
 import pytest
 
-from service.auth import store as auth_store
 from tests.support.admin import ORIGIN, step_up
 from tests.support.cli import db_env, gatehouse
-from tests.support.people import seed_staff
+from tests.support.people import seed_staff, session_for
 from tests.support.people import sql as _sql
 
 
 @pytest.fixture
 def staff(database):
     return seed_staff(database)
-
-
-def _session_for(web, database, person_id) -> str:
-    """Sign a person in as OIDC does (a web_sessions row, its cookie); their CSRF token."""
-    with psycopg.connect(database.app_url) as conn:
-        token = auth_store.create_session(conn, lifetime=600, person_id=person_id)
-        csrf = auth_store.load_session(conn, token)[0]
-    web.set_cookie("gatehouse_session", token, domain="localhost")
-    return csrf
 
 
 # --- roles -----------------------------------------------------------------------------------------------------
@@ -92,20 +81,20 @@ def _page(web, path):
 
 @pytest.mark.parametrize("q", ["petrov", "IVO@EXAMPLE.COM", "E-7731", "engineer", "ivo.petrov"])
 def test_hr_finds_a_person_by_name_email_number_or_department(web, database, staff, q):
-    _session_for(web, database, staff["hana"])
+    session_for(web, database, staff["hana"])
     status, page = _page(web, f"/admin/people?q={q}")
     assert status == 200
     assert f'href="/admin/people/{staff["ivo"]}"' in page and f'/admin/people/{staff["hana"]}"' not in page
 
 
 def test_search_takes_like_wildcards_literally(web, database, staff):
-    _session_for(web, database, staff["hana"])
+    session_for(web, database, staff["hana"])
     assert "Nobody matches." in _page(web, "/admin/people?q=%25")[1]
     assert "Nobody matches." in _page(web, "/admin/people?q=iv_")[1]
 
 
 def test_a_persons_page_tells_their_whole_story(web, database, staff):
-    csrf = _session_for(web, database, staff["hana"])
+    csrf = session_for(web, database, staff["hana"])
     status, page = _page(web, f"/admin/people/{staff['ivo']}")
     assert status == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
@@ -122,7 +111,7 @@ def test_a_persons_page_tells_their_whole_story(web, database, staff):
 
 def test_pages_need_admin_or_hr(web, database, staff):
     assert _page(web, "/admin/people")[0] == 401
-    _session_for(web, database, staff["ivo"])  # no role at all: would not even pass the OIDC sign-in
+    session_for(web, database, staff["ivo"])  # no role at all: would not even pass the OIDC sign-in
     assert _page(web, "/admin/people")[0] == 403
     assert _page(web, f"/admin/people/{staff['hana']}")[0] == 403
 
@@ -149,12 +138,12 @@ def test_dashboard_counts_people_grants_and_lapses(web, signed_in, database, sta
 
 
 def test_hr_at_the_console_goes_to_the_people_pages(web, database, staff):
-    _session_for(web, database, staff["hana"])
+    session_for(web, database, staff["hana"])
     r = web.get("/admin")
     assert r.status_code == 302 and r.location.endswith("/admin/people")
 
 
-# --- an hr person changes nothing, route by route --------------------------------------------------------------
+# --- an hr person or an auditor changes nothing, route by route ------------------------------------------------
 
 _UNCHANGING = ("journal", "journal_head", "web_sessions")  # refusals are journaled; the hr session is the test's
 
@@ -165,12 +154,14 @@ def _snapshot(database) -> dict:
             for t in tables if t not in _UNCHANGING}
 
 
-def test_hr_changes_nothing_route_by_route(web, database, staff):
-    csrf = _session_for(web, database, staff["hana"])
+@pytest.mark.parametrize("role", ["hr", "auditor"])
+def test_hr_and_auditors_change_nothing_route_by_route(web, database, staff, role):
+    _sql(database, "UPDATE person_roles SET role = %s WHERE person_id = %s", (role, staff["hana"]))
+    csrf = session_for(web, database, staff["hana"])
     app = web.application
     web.post("/admin/api/login/begin", headers={"Origin": ORIGIN})  # the service's own key, made once at first use
     before = _snapshot(database)
-    tried = []
+    tried, forbidden = [], 0
     for rule in app.url_map.iter_rules():
         for method in sorted((rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}):
             if rule.rule == "/logout":
@@ -180,10 +171,13 @@ def test_hr_changes_nothing_route_by_route(web, database, staff):
                                "resource": "vpn", "group": "vpn-users"}, "assertion": {}}
             r = web.open(path, method=method, json=body, headers={"Origin": ORIGIN, "X-CSRF-Token": csrf})
             tried.append(rule.rule)
+            forbidden += r.status_code in (401, 403)
             allowed = (200,) if rule.rule == "/admin/api/login/begin" else ()  # a signed challenge: writes nothing
             assert r.status_code in (400, 401, 403, 404, 405, *allowed), (method, rule.rule, r.status_code)
     assert {"/admin/api/roles/add", "/admin/api/roles/remove", "/admin/api/grants/grant"} <= set(tried)
     assert _snapshot(database) == before
+    refused = _sql(database, "SELECT count(*) FROM journal WHERE outcome = 'refused'")[0][0]
+    assert forbidden > 20 and refused >= forbidden  # a request with a session cookie: each refusal journaled
     for path in ("/admin/access", "/admin/sync"):
         if any(r.rule == path for r in app.url_map.iter_rules()):
             assert web.get(path).status_code == 403

@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg.types.json import Json
 
+from service.auth import store as auth_store
+
 
 def sql(database, query, params=()):
     with psycopg.connect(database.owner_url) as conn:
@@ -42,3 +44,12 @@ def seed_staff(database) -> dict:
     sql(database, "INSERT INTO groups (display_name, source) VALUES ('vpn-users', 'ldap')")
     sql(database, "INSERT INTO group_members (group_id, person_id) SELECT id, %s FROM groups", (ids["ivo"],))
     return ids
+
+
+def session_for(web, database, person_id) -> str:
+    """Sign a person in as OIDC does (a web_sessions row, its cookie); their CSRF token."""
+    with psycopg.connect(database.app_url) as conn:
+        token = auth_store.create_session(conn, lifetime=600, person_id=person_id)
+        csrf = auth_store.load_session(conn, token)[0]
+    web.set_cookie("gatehouse_session", token, domain="localhost")
+    return csrf
