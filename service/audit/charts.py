@@ -23,14 +23,19 @@ class Chart:
     categories: tuple[str, ...]
     series: tuple[tuple[str, tuple[float, ...]], ...]  # (name, one value per category)
     unit: str = ""
+    scale: float | None = None  # the axis' top (100 for a share); else the tallest bar
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.total(i) for i in range(len(self.categories)))
 
     def total(self, i: int) -> float:
         return sum(values[i] for _, values in self.series)
 
     def describe(self) -> str:
         """Every figure in words: the text alternative."""
-        if not self.categories:
-            return f"{self.title}: no data."
+        if self.empty:
+            return f"{self.title}: no data yet."
         parts = []
         for i, category in enumerate(self.categories):
             figures = ", ".join(f"{name} {_num(values[i])}{self.unit}" for name, values in self.series if values[i])
@@ -39,19 +44,24 @@ class Chart:
 
 
 def chart(title: str, rows: Sequence[tuple[str, str, float]], *, unit: str = "",
-          categories: Sequence[str] | None = None) -> Chart:
+          categories: Sequence[str] | None = None, scale: float | None = None) -> Chart:
     """A chart from (category, series, value) rows; categories in the given order (else as first seen)."""
     cats = list(categories) if categories is not None else list(dict.fromkeys(c for c, _, _ in rows))
     names = sorted({s for _, s, _ in rows})
     values = {(c, s): v for c, s, v in rows}
     return Chart(title, tuple(cats), tuple((n, tuple(float(values.get((c, n), 0)) for c in cats)) for n in names),
-                 unit)
+                 unit, scale)
 
 
 def svg(c: Chart, *, ident: str) -> Markup:
     """The chart as inline SVG markup, its title and description referenced by aria-labelledby."""
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
-    top = max((c.total(i) for i in range(len(c.categories))), default=0) or 1
+    if c.empty:
+        return Markup(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} 40" role="img" '
+                      f'aria-labelledby="{ident}-t {ident}-d"><title id="{ident}-t">{escape(c.title)}</title>'
+                      f'<desc id="{ident}-d">{escape(c.describe())}</desc>'
+                      f'<text x="{LEFT}" y="24" font-size="13">No data yet.</text></svg>')
+    top = c.scale or max(c.total(i) for i in range(len(c.categories)))
     step = plot_w / max(len(c.categories), 1)
     bar = min(step * 0.7, 48)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT + 24}" '

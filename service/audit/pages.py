@@ -44,8 +44,8 @@ def _dashboard():
         campaigns = charts.chart("Access review campaigns: items by outcome", store.campaign_progress(conn))
         courses = outlook.compliance(conn, web.services().policy, now)
     trained = charts.chart("People with current training, per course (%)",
-                           [(c.course_name, "current", round(100 * c.current / c.people, 1) if c.people else 0)
-                            for c in courses], unit="%")
+                           [(c.course_name, "current", round(100 * c.current / c.people, 1))
+                            for c in courses if c.people], unit="%", scale=100)
     return _page("audit_dashboard.html", charts=[("revocations", revoked), ("training", trained),
                                                  ("checks", checks), ("campaigns", campaigns)],
                  svg=charts.svg, courses=courses)
