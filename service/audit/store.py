@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from json.encoder import encode_basestring  # the C encoder: non-ASCII kept, as jsonb prints it
 from typing import Any
 
 import psycopg
@@ -69,18 +70,20 @@ class Entry:
 
     def as_json(self) -> str:
         """The row as one JSON object in the journal's column order: ts in the canonical text, reasons and detail
-        as stored (jsonb text is JSON), hashes in hex. `gatehouse journal verify`'s rule re-checks it offline."""
-        text = [json.dumps(v, ensure_ascii=False) for v in (self.seq, self.stamp, self.kind, self.subject,
-                                                              self.resource, self.outcome)]
-        tail = [json.dumps(v, ensure_ascii=False) for v in (self.actor, self.policy_version, self.request_id,
-                                                              self.prev_hash, self.hash)]
-        values = [*text, self.reasons_json, self.detail_json, *tail]
-        return "{" + ",".join(f'"{c}":{v}' for c, v in zip(COLUMNS, values, strict=True)) + "}"
+        as stored (jsonb text is JSON), hashes in hex. journal/offline.py re-checks it with no database."""
+        return (f'{{"seq":{self.seq},"ts":"{self.stamp}","kind":{_js(self.kind)},"subject":{_js(self.subject)},'
+                f'"resource":{_js(self.resource)},"outcome":{_js(self.outcome)},"reasons":{self.reasons_json},'
+                f'"detail":{self.detail_json},"actor":{_js(self.actor)},"policy_version":{_js(self.policy_version)},'
+                f'"request_id":{_js(self.request_id)},"prev_hash":"{self.prev_hash}","hash":"{self.hash}"}}')
 
     def canonical_fields(self) -> tuple[str | None, ...]:
         """The twelve fields journal.canonical() encodes, and the hash."""
         return (str(self.seq), self.stamp, self.kind, self.subject, self.resource, self.outcome, self.reasons_json,
                 self.detail_json, self.actor, self.policy_version, self.request_id, self.prev_hash, self.hash)
+
+
+def _js(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
 
 
 _SELECT = sql.SQL("SELECT seq, ts, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), kind, "

@@ -7,32 +7,38 @@ it stored them. Parsing an exported row with `loads` (numbers kept as the text t
 """
 
 import json
+from json.encoder import encode_basestring  # the C encoder: non-ASCII kept, as jsonb prints it
 from typing import Any
 
 
 class Number(str):
-    """A JSON number kept as its text (1.50 stays 1.50: jsonb keeps a numeric's scale; float() would not)."""
+    """A JSON number with a fraction or exponent, kept as its text (1.50 stays 1.50: jsonb keeps a numeric's scale;
+    float() would not)."""
 
 
 def loads(line: str) -> Any:
-    return json.loads(line, parse_int=Number, parse_float=Number)
+    """Parse JSON keeping each non-integer number's text; integers print back the same from Python's int."""
+    return json.loads(line, parse_float=Number)
 
 
 def text(value: Any) -> str:
     """The jsonb text of a value parsed by `loads` (or built of dict, list, str, bool, None, int)."""
-    if isinstance(value, Number):
-        return str.__str__(value)
-    if isinstance(value, dict):
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
-        return "{" + ", ".join(f"{_string(k)}: {text(value[k])}" for k in keys) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(text(v) for v in value) + "]"
     if isinstance(value, str):
-        return _string(value)
-    if value is None or isinstance(value, bool | int):
-        return json.dumps(value)
+        return str.__str__(value) if isinstance(value, Number) else encode_basestring(value)
+    if isinstance(value, dict):
+        keys = sorted(value, key=_jsonb_order) if len(value) > 1 else value
+        return "{" + ", ".join(f"{encode_basestring(k)}: {text(value[k])}" for k in keys) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(text, value)) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
-def _string(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+def _jsonb_order(key: str) -> tuple[int, bytes]:
+    b = key.encode()
+    return len(b), b
