@@ -1,5 +1,6 @@
 """Parse and strictly validate a policy file's bytes (the caller reads the file)."""
 
+import dataclasses
 import hashlib
 import re
 import tomllib
@@ -49,7 +50,7 @@ def parse_policy(data: bytes, *, source: str) -> Policy:
     except tomllib.TOMLDecodeError as e:
         raise PolicyError(source, None, f"invalid TOML: {e}") from None
     try:
-        return _policy(doc, hashlib.sha256(data).hexdigest())
+        return dataclasses.replace(_policy(doc, hashlib.sha256(data).hexdigest()), text=data.decode("utf-8"))
     except _Fault as f:
         raise PolicyError(source, f.path, f.problem) from None
 

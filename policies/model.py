@@ -118,6 +118,7 @@ class Policy:
     guard: Guard
     targets: tuple[Target, ...] = ()
     rules: tuple[AccessRule, ...] = ()
+    text: str = field(default="", repr=False, compare=False)  # the file as read: kept as evidence of this version
 
     def resource(self, key: str) -> Resource | None:
         """The resource named `key`, or None."""

@@ -16,6 +16,7 @@ from service import cli_db, db, endpoints
 from service.access import cli as access_cli
 from service.access import policy_cli
 from service.admins import cli as admins_cli
+from service.audit import cli as audit_cli
 from service.clients import cli as clients_cli
 from service.config import Settings, load_settings
 from service.db import migrate
@@ -152,5 +153,5 @@ def _fail(message: str, code: int) -> None:
 for _command in (cli_db.db_group, cli_db.journal_group, clients_cli.clients_group, admins_cli.admin_group,
                  access_cli.access_group, policy_cli.policy_group, directory_cli.sync_group, jobs_cli.worker_command,
                  jobs_cli.jobs_group, training_cli.training_group, people_cli.people_group, outbox_cli.outbox_group,
-                 reviews_cli.reviews_group):
+                 reviews_cli.reviews_group, audit_cli.evidence_group):
     cli.add_command(_command)

@@ -28,5 +28,10 @@ BEGIN
                    'confirmed_at, finished_by) ON public.outbox TO %I', app);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE (resource_id, type, enabled, updated_at) '
                    'ON public.outbound_targets TO %I', app);
+    -- Policy texts (024): evidence of what was in force; added at start, never changed.
+    IF to_regclass('public.policy_texts') IS NOT NULL THEN
+        EXECUTE format('REVOKE ALL ON public.policy_texts FROM %I', app);
+        EXECUTE format('GRANT SELECT, INSERT ON public.policy_texts TO %I', app);
+    END IF;
 END
 $$;

@@ -40,6 +40,14 @@ def sync_resources(conn: psycopg.Connection, policy: Policy) -> None:
         for r in policy.resources:
             conn.execute(_UPSERT_RESOURCE, {"key": r.key, "name": r.name, "kind": r.kind})
         sync_targets(conn, policy)
+        record_text(conn, policy)
+
+
+def record_text(conn: psycopg.Connection, policy: Policy) -> None:
+    """Keep the text of a version the service runs with (content-addressed): evidence for a period reads it back."""
+    if policy.text:
+        conn.execute("INSERT INTO policy_texts (version, text) VALUES (%s, %s) ON CONFLICT (version) DO NOTHING",
+                     (policy.version, policy.text))
 
 
 def sync_targets(conn: psycopg.Connection, policy: Policy) -> None:

@@ -30,7 +30,7 @@ def parse(conn: psycopg.Connection, args: Mapping[str, str]) -> tuple[Search, di
         if found is None:
             raise NotFound(f"no person is named {kept['person']!r}")
         subject = found[0]
-    since, until = _instant(kept.get("since"), "since"), _instant(kept.get("until"), "until", end=True)
+    since, until = instant(kept.get("since"), "since"), instant(kept.get("until"), "until", end=True)
     if since and until and since >= until:
         raise BadRequest("since must be before until")
     return Search(subject=subject, resource=kept.get("resource"), kinds=kinds, outcome=kept.get("outcome"),
@@ -47,7 +47,7 @@ def cursor(args: Mapping[str, str], name: str) -> int | None:
     return int(value)
 
 
-def _instant(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+def instant(value: str | None, name: str, *, end: bool = False) -> datetime | None:
     """An ISO 8601 date or instant; a bare date is UTC midnight (an `until` date includes that whole day)."""
     if value is None:
         return None
