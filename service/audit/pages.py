@@ -4,16 +4,18 @@ timeline, training compliance and the dashboard's charts. GET only; nothing here
 They read every domain, so they sit at the top beside the people pages.
 """
 
-from datetime import UTC, datetime
+import tempfile
+from datetime import UTC, datetime, timedelta
 
-from flask import Response, g, render_template, request, stream_with_context
+from flask import Response, g, render_template, request, send_file, stream_with_context
 
 from service import web
-from service.audit import charts, export, query, store
+from service.audit import charts, evidence, export, query, store
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.errors import BadRequest, NotFound
 from service.identity import people
+from service.journal import Event
 from service.training import outlook
 
 bp = web.console_blueprint("console_audit", __name__)
@@ -140,6 +142,31 @@ def _training():
     with web.connection() as conn:
         courses = outlook.compliance(conn, web.services().policy, datetime.now(UTC))
     return _page("audit_training.html", courses=courses)
+
+
+@bp.get("/audit/evidence.zip")
+def evidence_bundle():
+    return _signed_out() if session_principal() is None else _evidence()
+
+
+@require_role(*ROLES)
+def _evidence():
+    """The evidence bundle of [since, until] (dates), as `gatehouse evidence export` writes it; its taking journaled."""
+    since = query.instant(request.args.get("since"), "since")
+    until = query.instant(request.args.get("until"), "until", end=True)
+    if since is None or until is None or since >= until:
+        raise BadRequest("since and until (dates, since before until) are required")
+    services = web.services()
+    spool = tempfile.NamedTemporaryFile(prefix="gatehouse-evidence-", suffix=".zip")  # closed with the response
+    with web.connection() as conn:
+        done = evidence.export(conn, spool.name, since=since, until=until, policy=services.policy,
+                               now=datetime.now(UTC), generated_by=g.principal.actor)
+    services.journal.record(Event(kind="admin", outcome="ok", actor=g.principal.actor, detail={
+        "action": "evidence.export", "since": since.isoformat(), "until": until.isoformat(), "rows": done.rows}))
+    name = f"gatehouse-evidence-{since.date()}-{(until - timedelta(seconds=1)).date()}.zip"
+    response = send_file(spool, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)
+    response.call_on_close(spool.close)
+    return response
 
 
 def init_app(app) -> None:

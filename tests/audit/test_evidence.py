@@ -111,3 +111,18 @@ def test_export_refuses_a_bad_period_in_one_line(database, tmp_path):
         done = gatehouse("evidence", "export", *args, "-o", str(tmp_path / "x.zip"), env=db_env(database))
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and "gatehouse: error:" in done.stderr
         assert not (tmp_path / "x.zip").exists()
+
+
+def test_an_auditor_downloads_the_bundle_from_the_console(web, database, tmp_path):
+    from tests.support.people import session_for
+    told = story(database)
+    session_for(web, database, told["audra"])
+    r = web.get(f"/admin/audit/evidence.zip?since={TODAY}&until={TODAY}")
+    assert r.status_code == 200 and r.mimetype == "application/zip"
+    path = tmp_path / "download.zip"
+    path.write_bytes(r.get_data())
+    r.close()
+    assert _verify(path).stdout.startswith(f"OK {len(told['seqs'])} rows")
+    assert rows(database, "SELECT actor, detail->>'action' FROM journal WHERE kind = 'admin'") == [
+        ("person:audra", "evidence.export")]
+    assert web.get("/admin/audit/evidence.zip?since=2026-02-01").status_code == 400
