@@ -15,7 +15,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def rows(database, query: str, params=()) -> list[tuple]:
+def rows(database, query: str, params=None) -> list[tuple]:
     """Rows of a query run as the owner (who sees everything, journal included)."""
     with psycopg.connect(database.owner_url) as conn:
         return conn.execute(query, params).fetchall()
