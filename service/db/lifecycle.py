@@ -110,6 +110,11 @@ def join(pgdata: Path):
     pgserver, PostmasterInfo = _quiet_import_pgserver()
     with _locked(pgdata):
         server = pgserver.get_server(pgdata, cleanup_mode=None)  # stopping is ours, not pgserver's
+        pid_file = pgdata / "postmaster.pid"
+        if pid_file.exists() and postmaster(pgdata) is None:
+            # A crashed postmaster's file, its pid perhaps reused by another process, which pgserver would take
+            # for a running server: under the lock, with no postgres on that pid, it is safe to drop.
+            pid_file.unlink(missing_ok=True)
         server.ensure_postgres_running()  # reads postmaster.pid afresh: restarts one another process lost
         me = _me()
         holders = [h for h in _read_live(pgdata) if h != me]

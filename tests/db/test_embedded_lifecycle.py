@@ -6,6 +6,7 @@ data directory may remain.
 """
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -96,3 +97,19 @@ def test_the_last_serve_killed_leaves_nothing_running_and_the_next_command_start
     wait_none_left(data_dir, timeout=15)
     assert "OK " in command(data_dir, "journal", "verify").stdout
     wait_none_left(data_dir, timeout=5)  # that command was the last (and only) holder
+
+
+def test_a_stale_postmaster_pid_naming_a_live_process_of_another_kind_does_not_block_the_start(data_dir):
+    command(data_dir, "journal", "verify")  # creates and migrates the cluster, then stops it
+    wait_none_left(data_dir)
+    stand_in = subprocess.Popen(["sleep", "60"])  # the pid a crashed postmaster's file names, now someone else's
+    try:
+        pid_file = data_dir / "postgres" / "postmaster.pid"
+        pid_file.write_text(f"{stand_in.pid}\n{data_dir / 'postgres'}\n1700000000\n5432\n{data_dir / 'postgres'}\n"
+                            "\n  5432001         0\nready   \n")
+        assert "OK " in command(data_dir, "journal", "verify").stdout
+        assert stand_in.poll() is None  # never signalled: it is not ours
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    wait_none_left(data_dir, timeout=5)
