@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696 simple paged results control
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # AD LDAP_MATCHING_RULE_IN_CHAIN (transitive memberOf)
 UF_ACCOUNTDISABLE = 0x2  # AD userAccountControl: account disabled
+RANGE_STEP = 1500  # AD's default MaxValRange: member values asked for in windows of this size (member;range=0-1499)
+NOT_BUILTIN = "(!(isCriticalSystemObject=TRUE))"  # AD's built-in groups (Domain Admins, Domain Users, Builtin\\*)
 _UNIQUE_ID = re.compile(r"#'[01]*'B$")  # uniqueMember's optional unique identifier suffix (RFC 4517 3.3.21)
 
 
@@ -74,6 +76,7 @@ class Mapping:
     modified: str = "modifyTimestamp"
     modified_is_int: bool = False  # AD uSNChanged is an integer, not a GeneralizedTime
     group_name: str = "cn"
+    group_key: str | None = None  # None: the people's key (a people-only key such as employeeNumber needs one)
     group_members: tuple[str, ...] = ("member", "uniqueMember")
 
 
@@ -131,11 +134,19 @@ def openldap_preset(urls, **settings) -> LdapConfig:
     return LdapConfig(urls=urls, **{"flavor": "openldap", **settings})
 
 
-def ad_preset(urls, *, user_name: str = "sAMAccountName", **settings) -> LdapConfig:
-    """An LdapConfig for Active Directory: objectGUID, userAccountControl, uSNChanged, groups resolved in chain."""
+def ad_preset(urls, *, user_name: str = "sAMAccountName", builtin_groups: bool = False, **settings) -> LdapConfig:
+    """An LdapConfig for Active Directory: objectGUID, userAccountControl, uSNChanged, groups resolved in chain.
+
+    AD's built-in groups (Domain Admins, Domain Users, Administrators, ...: isCriticalSystemObject) are left out
+    unless builtin_groups, whatever the group filter: they are AD's own, not the organisation's, and granting
+    access by "Domain Users" is rarely what anyone meant.
+    """
     defaults = {"user_filter": "(&(objectCategory=person)(objectClass=user))", "group_filter": "(objectClass=group)",
                 "mapping": replace(AD_MAPPING, user_name=user_name), "flavor": "ad"}
-    return LdapConfig(urls=urls, **{**defaults, **settings})
+    config = {**defaults, **settings}
+    if not builtin_groups:
+        config["group_filter"] = f"(&{config['group_filter']}{NOT_BUILTIN})"
+    return LdapConfig(urls=urls, **config)
 
 
 def read_directory(config: LdapConfig, *, since: str | None = None,
@@ -191,7 +202,8 @@ def _connection(config: LdapConfig) -> Iterator[ldap3.Connection]:
     for url in config.urls:
         conn = ldap3.Connection(_server(url, config), user=config.bind_dn, password=config.bind_password,
                                 authentication=ldap3.SIMPLE, receive_timeout=math.ceil(config.receive_timeout),
-                                read_only=True, auto_referrals=False, raise_exceptions=False)
+                                read_only=True, auto_referrals=False, raise_exceptions=False,
+                                auto_range=False, return_empty_attributes=False)  # ranges: _member_values
         try:
             with _ldap_errors():
                 _open(conn, config)
@@ -306,11 +318,13 @@ def _text(attrs: dict, name: str | None) -> str | None:
     return values[0].decode("utf-8") if values else None  # LDAP strings are UTF-8 (RFC 4511 4.1.2)
 
 
-def _key(dn: str, attrs: dict, m: Mapping) -> str:
-    values = attrs.get(m.key.lower())
+def _key(dn: str, attrs: dict, m: Mapping, *, group: bool = False) -> str:
+    name = (m.group_key or m.key) if group else m.key
+    values = attrs.get(name.lower())
     if not values:
-        raise LdapIncomplete(f"{dn!r} has no {m.key} (the stable key): check the filter or the account's rights")
-    return str(uuid.UUID(bytes_le=values[0])) if m.key_is_guid else values[0].decode("utf-8")
+        raise LdapIncomplete(f"{dn!r} has no {name} (the stable key): check the filter or the account's rights")
+    is_guid = name.casefold() == "objectguid" if group and m.group_key else m.key_is_guid
+    return str(uuid.UUID(bytes_le=values[0])) if is_guid else values[0].decode("utf-8")
 
 
 def _is_disabled(attrs: dict, m: Mapping) -> bool:
@@ -339,10 +353,12 @@ def _person(item: tuple[str, dict], m: Mapping) -> LdapPerson:
 def _read_groups(reader: _Reader, config: LdapConfig) -> tuple[LdapGroup, ...]:
     """All groups under group_base, each with direct and transitive members."""
     m = config.mapping
+    members = [f"{name};range=0-{RANGE_STEP - 1}" if config.flavor == "ad" else name for name in m.group_members]
     found = []
-    for dn, attrs in reader.search(config.group_base, config.group_filter, [m.key, m.group_name, *m.group_members]):
+    for dn, attrs in reader.search(config.group_base, config.group_filter,
+                                   [m.group_key or m.key, m.group_name, *members]):
         direct = [v for name in m.group_members for v in _member_values(reader, dn, attrs, name)]
-        found.append((dn, _key(dn, attrs, m), _text(attrs, m.group_name), tuple(direct)))
+        found.append((dn, _key(dn, attrs, m, group=True), _text(attrs, m.group_name), tuple(direct)))
     direct_by_group = {normalize_dn(dn): [(normalize_dn(v), v) for v in direct] for dn, _, _, direct in found}
     return tuple(LdapGroup(dn=dn, key=key, name=name, member_dns=direct,
                            members=_members_in_chain(reader, config, dn) if config.flavor == "ad"
@@ -351,16 +367,25 @@ def _read_groups(reader: _Reader, config: LdapConfig) -> tuple[LdapGroup, ...]:
 
 
 def _member_values(reader: _Reader, dn: str, attrs: dict, name: str) -> list[str]:
-    """Member DNs of one attribute, following AD ranged retrieval (member;range=0-1499) to the end."""
+    """Member DNs of one attribute, following AD ranged retrieval (member;range=0-1499, 1500-2999, ...) to the end.
+
+    AD answers a large attribute in windows (member;range=0-1499) whether asked or not; the last window ends in
+    `*`. A window that does not start where the last one ended, or a server that stops answering ranges, is an
+    incomplete read (raised), never a shorter group.
+    """
     name = name.lower()
     values = [_UNIQUE_ID.sub("", v.decode("utf-8")) for v in attrs.get(name, [])]
     ranged = [k for k in attrs if k.startswith(name + ";range=")]
+    expected = 0
     while ranged:
+        start, _, end = ranged[0].partition(";range=")[2].partition("-")
+        if not start.isdigit() or int(start) != expected or not (end == "*" or end.isdigit()):
+            raise LdapIncomplete(f"{dn!r}: {ranged[0]} does not continue at {expected}")
         values += [_UNIQUE_ID.sub("", v.decode("utf-8")) for v in attrs[ranged[0]]]
-        end = ranged[0].rsplit("-", 1)[1]
         if end == "*":
             break
-        more = [f"{name};range={int(end) + 1}-*"]
+        expected = int(end) + 1
+        more = [f"{name};range={expected}-{expected + RANGE_STEP - 1}"]
         _, attrs = next(reader.search(dn, "(objectClass=*)", more, ldap3.BASE), (dn, {}))
         ranged = [k for k in attrs if k.startswith(name + ";range=")]
         if not ranged:

@@ -73,6 +73,24 @@ class Settings:
     ldap_page_size: int = 500
     ldap_sync_minutes: int = 15
     ldap_full_sync_at: int = 2
+    # LDAP attribute mapping: "" (0, ()) keeps the flavor's (openldap / ad); README "LDAP attribute mapping"
+    ldap_attr_key: str = ""
+    ldap_attr_login: str = ""
+    ldap_attr_email: str = ""
+    ldap_attr_given_name: str = ""
+    ldap_attr_family_name: str = ""
+    ldap_attr_display_name: str = ""
+    ldap_attr_title: str = ""
+    ldap_attr_employee_number: str = ""
+    ldap_attr_department: str = ""
+    ldap_attr_manager: str = ""
+    ldap_attr_group_name: str = ""
+    ldap_attr_group_key: str = ""
+    ldap_attr_group_members: tuple[str, ...] = ()
+    ldap_disabled_attr: str = ""
+    ldap_disabled_value: str = ""
+    ldap_disabled_bit: int = 0
+    ldap_builtin_groups: bool = False
     # E-mail (training lapse notices and reminders): off while smtp_host is empty
     smtp_host: str = ""
     smtp_port: int = 25
@@ -310,6 +328,20 @@ def _ldap_flavor(name: str, value) -> str:
     return value
 
 
+_LDAP_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+")  # RFC 4512 1.4 descr or numericoid
+
+
+def _ldap_attribute(name: str, value) -> str:
+    value = _text(name, value).strip()
+    if value and not _LDAP_ATTRIBUTE.fullmatch(value):
+        raise ConfigError(_env(name), f"expected an LDAP attribute name (e.g. mail), got {value!r}")
+    return value
+
+
+def _ldap_attributes(name: str, value) -> tuple[str, ...]:
+    return tuple(_ldap_attribute(name, item) for item in _list(name, value))
+
+
 def _address(name: str, value) -> str:
     value = _text(name, value).strip()
     if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", value):
@@ -330,6 +362,13 @@ _PARSERS = {
     "ldap_page_size": _int_in(0, 100000),
     "ldap_sync_minutes": _int_in(1, 24 * 60),
     "ldap_full_sync_at": _int_in(0, 23),
+    **{f"ldap_attr_{field}": _ldap_attribute for field in (
+        "key", "login", "email", "given_name", "family_name", "display_name", "title", "employee_number",
+        "department", "manager", "group_name", "group_key")},
+    "ldap_attr_group_members": _ldap_attributes,
+    "ldap_disabled_attr": _ldap_attribute,
+    "ldap_disabled_bit": _int_in(0, 2**31 - 1),
+    "ldap_builtin_groups": _bool,
     "scim_join_key": _join_key,
     "scim_ownership": _bool,
     "check_identifiers": _identifiers,

@@ -2,13 +2,13 @@
 
 With GATEHOUSE_DATABASE_URL, that server. Without it, an embedded real
 PostgreSQL from the pgserver wheel in the data directory, shared by every
-gatehouse process on that directory and stopped when the last one exits.
+gatehouse process on that directory and stopped when the last one exits
+(service.db.lifecycle keeps that promise).
 """
 
 import dataclasses
 import logging
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from service.config import Settings
+from service.db import lifecycle
 from service.errors import ConfigError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 EMBEDDED_DB = "gatehouse"
 EMBEDDED_OWNER = "gatehouse_owner"
 _embedded_lock = threading.Lock()
-_embedded: dict[Path, Any] = {}  # pgserver.PostgresServer, imported only when used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,24 +66,16 @@ def resolve(settings: Settings) -> Database:
 
 def embedded(data_dir: Path, app_role: str) -> Database:
     """Start (or join) the embedded server in data_dir, with our database and roles."""
-    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-        warnings.simplefilter("ignore")
-        import pgserver  # heavy; only embedded mode pays for it
-
     pgdata = (data_dir / "postgres").absolute()
     with _embedded_lock:
-        server = _embedded.get(pgdata)
-        if server is None:
-            try:
-                pgdata.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ConfigError("GATEHOUSE_DATA_DIR", f"cannot create {pgdata.parent}: {e.strerror}") from None
-            try:
-                server = pgserver.get_server(pgdata, cleanup_mode="stop")
-            except Exception as e:  # pgserver raises bare subprocess and OS errors
-                raise DatabaseUnavailable(f"the embedded PostgreSQL in {pgdata} did not start: {e}") from None
-            _embedded[pgdata] = server
-    info = server.get_postmaster_info()
+        try:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError("GATEHOUSE_DATA_DIR", f"cannot create {pgdata.parent}: {e.strerror}") from None
+        try:
+            info = lifecycle.join(pgdata)  # started if none runs; stopped by the last holder to leave
+        except Exception as e:  # pgserver raises bare subprocess and OS errors
+            raise DatabaseUnavailable(f"the embedded PostgreSQL in {pgdata} did not start: {e}") from None
     at: dict[str, Any] = {"host": str(info.socket_dir), "port": info.port}
     ensure_roles_and_database(url(**at, dbname="postgres", user="postgres"),
                               owner=EMBEDDED_OWNER, app=app_role, dbname=EMBEDDED_DB)

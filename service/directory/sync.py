@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from connectors.directory import Snapshot
-from connectors.ldap import LdapConfig, LdapError, ad_preset, openldap_preset, read_directory
+from connectors.ldap import AD_MAPPING, LdapConfig, LdapError, Mapping, ad_preset, openldap_preset, read_directory
 from service import journal
 from service.access import grants
 from service.db import first_line
@@ -67,10 +67,44 @@ def ldap_config(settings) -> LdapConfig:
                "allow_plaintext_bind": settings.ldap_allow_plaintext, "page_size": settings.ldap_page_size,
                "user_filter": settings.ldap_user_filter, "group_filter": settings.ldap_group_filter}
     options = {k: v for k, v in options.items() if v != ""}
+    options["mapping"] = ldap_mapping(settings)
     try:
-        return (ad_preset if settings.ldap_flavor == "ad" else openldap_preset)(settings.ldap_url, **options)
+        if settings.ldap_flavor == "ad":
+            return ad_preset(settings.ldap_url, builtin_groups=settings.ldap_builtin_groups, **options)
+        return openldap_preset(settings.ldap_url, **options)
     except LdapError as e:
         raise ConfigError("GATEHOUSE_LDAP_*", str(e)) from None
+
+
+_ATTRIBUTES = {"key": "key", "login": "user_name", "email": "email", "given_name": "given_name",
+               "family_name": "family_name", "display_name": "display_name", "title": "title",
+               "employee_number": "employee_number", "department": "department", "manager": "manager",
+               "group_name": "group_name", "group_key": "group_key"}
+
+
+def ldap_mapping(settings) -> Mapping:
+    """The flavor's attribute names with each GATEHOUSE_LDAP_ATTR_* / _DISABLED_* that is set in their place.
+
+    A key named objectGUID is read as AD's 16-byte GUID. A disabled attribute of one's own comes with its own
+    rule: a value that disables (GATEHOUSE_LDAP_DISABLED_VALUE), a bit (…_BIT), or else its mere presence.
+    """
+    mapping = AD_MAPPING if settings.ldap_flavor == "ad" else Mapping()
+    changes = {field: getattr(settings, f"ldap_attr_{name}") for name, field in _ATTRIBUTES.items()
+               if getattr(settings, f"ldap_attr_{name}")}
+    if "key" in changes:
+        changes["key_is_guid"] = changes["key"].casefold() == "objectguid"
+    if settings.ldap_attr_group_members:
+        changes["group_members"] = settings.ldap_attr_group_members
+    if settings.ldap_disabled_value and settings.ldap_disabled_bit:
+        raise ConfigError("GATEHOUSE_LDAP_DISABLED_VALUE",
+                          "set a value or a bit (GATEHOUSE_LDAP_DISABLED_BIT) that disables, not both")
+    if settings.ldap_disabled_attr:
+        changes.update(disabled=settings.ldap_disabled_attr, disabled_value=None, disabled_bit=None)
+    if settings.ldap_disabled_value:
+        changes.update(disabled_value=settings.ldap_disabled_value, disabled_bit=None)
+    if settings.ldap_disabled_bit:
+        changes.update(disabled_bit=settings.ldap_disabled_bit, disabled_value=None)
+    return dataclasses.replace(mapping, **changes)
 
 
 # --- load, decide, write: a run -----------------------------------------------------------------

@@ -7,6 +7,7 @@ applied as RFC 7644 §3.9 says.
 
 import unicodedata
 
+import email_validator
 import pydantic
 from scim2_models import Context, EnterpriseUser, Group, User
 
@@ -20,6 +21,11 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 USER_MODEL = User[EnterpriseUser]
 ALWAYS = {"id", "schemas"}  # returned: always (RFC 7643 §7)
+
+# scim2-models checks emails.value with email-validator, which by default refuses special-use names (RFC 6761:
+# .local, .internal, .test, ...). Directories really use them (ann@corp.local), and the LDAP sync takes them: SCIM
+# checks an address's syntax only. The list is read at each validation, so emptying it here is enough.
+email_validator.SPECIAL_USE_DOMAIN_NAMES = []
 
 
 def _validate(model, payload, ctx: Context):

@@ -350,3 +350,29 @@ def test_group_rules_follow_directory_membership(services, database, ldap):
                              "WHERE g.state = 'active' ORDER BY 1")
     assert [h for (h,) in holders] == ["user001", "user002", "user004"]  # user003 is disabled: no grant
     assert rows(database, "SELECT count(*) FROM journal WHERE kind = 'grant'") == [(3,)]
+
+
+def test_every_attribute_mapping_is_a_setting(database, ldap):
+    """Login, key, e-mail, department, the disabled attribute and its value: each GATEHOUSE_LDAP_* in the CLI."""
+    ldap.modify(f"dn: {user_dn(5)}\nchangetype: modify\nadd: employeeType\nemployeeType: Leaver\n"
+                f"-\nreplace: mail\nmail: user005@corp.local\n")
+    env = {**db_env(database), **ldap_env(ldap, GATEHOUSE_LDAP_ATTR_LOGIN="employeeNumber",
+                                          GATEHOUSE_LDAP_ATTR_KEY="uid", GATEHOUSE_LDAP_ATTR_GROUP_KEY="cn",
+                                          GATEHOUSE_LDAP_ATTR_DEPARTMENT="title",
+                                          GATEHOUSE_LDAP_ATTR_EMAIL="mail", GATEHOUSE_LDAP_ATTR_TITLE="displayName",
+                                          GATEHOUSE_LDAP_DISABLED_ATTR="employeeType",
+                                          GATEHOUSE_LDAP_DISABLED_VALUE="leaver")}
+    done = gatehouse("sync", "ldap", "--full", env=env)
+    assert done.returncode == 0, done.stderr
+    found = dict((r[0], r[1:]) for r in rows(
+        database, "SELECT p.user_name, p.active, p.primary_email, p.department, p.title, x.external_id FROM people p "
+                  "JOIN person_external_ids x ON x.person_id = p.id AND x.source = 'ldap'"))
+    assert found["E00005"] == (False, "user005@corp.local", "Title 5", "Person 5", "user005")  # employeeType
+    assert found["E00003"][0] is True  # pwdAccountLockedTime no longer counts: the setting named another attribute
+    assert sum(1 for r in found.values() if not r[0]) == 1
+    assert ("g1", "g1") in rows(database, "SELECT display_name, external_id FROM groups")  # keyed by cn
+    bad = gatehouse("sync", "ldap", env={**env, "GATEHOUSE_LDAP_ATTR_EMAIL": "mail;x"})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "GATEHOUSE_LDAP_ATTR_EMAIL" in bad.stderr
+    both = gatehouse("sync", "ldap", env={**env, "GATEHOUSE_LDAP_DISABLED_BIT": "2"})
+    assert both.returncode == 2 and "not both" in both.stderr, both.stderr
+    assert rows(database, "SELECT count(*) FROM sync_runs") == [(1,)]  # refused settings start no run

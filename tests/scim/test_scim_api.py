@@ -380,3 +380,22 @@ def test_core_attributes_gatehouse_does_not_store_are_accepted_dropped_and_never
 def _mentions(value, words) -> list:
     text = json.dumps(value)
     return [w for w in words if w in text]
+
+
+def test_addresses_of_special_use_domains_directories_use_are_accepted(scim, database):
+    """corp.local, .internal and .test (RFC 6761 special-use names) are real directory domains; syntax still counts."""
+    def emails(*values):
+        return [{"value": v, "type": "work", "primary": i == 0} for i, v in enumerate(values)]
+
+    addresses = emails("ann@corp.local", "ann@hr.internal")
+    status, body, _ = scim.post("Users", user("ann", externalId="1", emails=addresses))
+    assert status == 201, body
+    assert [e["value"] for e in body["emails"]] == ["ann@corp.local", "ann@hr.internal"]
+    status, body, _ = scim.patch(f"Users/{body['id']}", patch_op({"op": "replace", "path": "emails",
+                                                                   "value": emails("ann@lab.test")}))
+    assert status == 200, body
+    assert rows(database, "SELECT user_name, primary_email FROM people") == [("ann", "ann@lab.test")]
+    for bad in ("ann@", "ann@@corp.local", "ann at corp.local", "ann@corp..local"):
+        status, body, _ = scim.post("Users", user("bob", externalId="2", emails=emails(bad)))
+        assert (status, body["scimType"]) == (400, "invalidValue"), (bad, body)
+    assert rows(database, "SELECT count(*) FROM people") == [(1,)]
