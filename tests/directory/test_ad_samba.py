@@ -13,7 +13,7 @@ import pytest
 from connectors.ldap import read_directory
 from service import bootstrap
 from service.directory import sync as ldapsync
-from tests.support.ldap import rows
+from tests.support.factories import rows
 from tests.support.samba import ADMIN_DN, ADMIN_PW, BASE, BIG, BULK, DISABLED, STAFF, URL
 
 
