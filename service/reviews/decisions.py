@@ -54,6 +54,7 @@ class Page:
     reviewer: str
     rows: list[Row]
     closed: bool
+    delegated: list[reviews.Delegation] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +92,12 @@ def page(conn: psycopg.Connection, policy: Policy, campaign: reviews.Campaign, r
     """The reviewer's items with the evidence, read only."""
     person = reviews.person(conn, reviewer_id)
     found = reviews.items(conn, campaign.id, reviewer_id=reviewer_id)
-    if person is None or not found:
+    handed = reviews.delegations_from(conn, campaign.id, reviewer_id)
+    if person is None or not (found or handed):
         raise Refused("this link gives access to no review items")
     evidence = _evidence(conn, policy, found, now)
     rows = [Row(i, evidence[i.id], i.second_stage_by == reviewer_id) for i in found]
-    return Page(campaign, reviewer_id, person[0], rows, closed(campaign, now))
+    return Page(campaign, reviewer_id, person[0], rows, closed(campaign, now), handed)
 
 
 def closed(campaign: reviews.Campaign, now: datetime) -> bool:
@@ -224,3 +226,38 @@ def _event(c: reviews.Campaign, item: reviews.Item, outcome: str, actor: str, ch
                          detail={"campaign": c.key, "item": item.id, "grant": item.grant_id,
                                  "reviewer": item.second_stage_by or item.reviewer_id, "choice": ch.decision,
                                  "comment": ch.comment, "evidence": proof, **extra})
+
+
+def delegate(conn: psycopg.Connection, campaign_id: str, reviewer_id: str, to: str, *, comment: str | None,
+             now: datetime, actor: str, base_url: str) -> reviews.Delegation:
+    """Hand the reviewer's whole open set to another manager, who gets a mail with their own link; journaled.
+
+    Refused when the delegate would review their own access or confirm their own first-stage approval.
+    """
+    if comment and len(comment) > MAX_COMMENT:
+        raise BadRequest(f"a comment has at most {MAX_COMMENT} characters")
+    c = reviews.campaign(conn, campaign_id, lock=True)  # decisions, delegations and the deadline take turns
+    if c is None:
+        raise Refused("no such campaign")
+    if closed(c, now):
+        raise Closed(f"campaign {c.key} is closed: decisions were due by {c.due_at.isoformat()}")
+    to_id = reviews.manager_by_ref(conn, to or "")
+    if to_id is None:
+        raise BadRequest(f"no active manager {to!r} (give their user name or e-mail)")
+    if to_id == reviewer_id:
+        raise BadRequest("you cannot delegate your review to yourself")
+    mine = [i for i in reviews.items(conn, c.id, reviewer_id=reviewer_id, undecided=True, lock=True)
+            if _open_for(i, reviewer_id) and i.missed_at is None]
+    if not mine:
+        raise BadRequest("you have no open items to delegate")
+    own = [i for i in mine if i.person_id == to_id or (i.second_stage_by == reviewer_id and i.reviewer_id == to_id)]
+    if own:
+        raise BadRequest(f"{to} cannot review {len(own)} of these items: nobody reviews their own access or "
+                         "confirms their own approval")
+    moved = reviews.delegate_items(conn, c.id, reviewer_id, to_id)
+    reviews.record_delegation(conn, c.id, reviewer_id, to_id, moved, comment, now)
+    campaigns.queue_requests(conn, c.id, c.key, c.due_at, base_url, only=[to_id])
+    journal.append(conn, journal.Event(kind="review", outcome="delegated", actor=actor, subject=reviewer_id,
+                                       detail={"campaign": c.key, "from": reviewer_id, "to": to_id, "items": moved,
+                                               "item_ids": sorted(i.id for i in mine), "comment": comment}))
+    return reviews.delegations_from(conn, c.id, reviewer_id)[-1]

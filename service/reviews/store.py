@@ -370,3 +370,50 @@ def _is_uuid(ref: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- delegation -- a reviewer's whole open set moves to another manager; review_delegations keeps the hand-over.
+
+
+@dataclasses.dataclass(frozen=True)
+class Delegation:
+    to_id: str
+    to_name: str
+    to_email: str | None
+    items: int
+    comment: str | None
+    delegated_at: datetime
+
+
+def manager_by_ref(conn: psycopg.Connection, ref: str) -> str | None:
+    """A live, active person, by user name or primary e-mail, who manages at least one live person."""
+    row = conn.execute("SELECT p.id::text FROM people p WHERE (lower(p.user_name) = lower(%(r)s) "
+                       "OR lower(p.primary_email) = lower(%(r)s)) AND p.active AND p.deleted_at IS NULL "
+                       "AND EXISTS (SELECT 1 FROM people x WHERE x.manager_id = p.id AND x.deleted_at IS NULL) "
+                       "ORDER BY p.id LIMIT 1", {"r": ref.strip()}).fetchone()
+    return row[0] if row else None
+
+
+def delegate_items(conn: psycopg.Connection, campaign_id: str, from_id: str, to_id: str) -> int:
+    """Move from_id's open items (first stage and second stage) to to_id; how many moved."""
+    first = conn.execute("UPDATE review_items SET reviewer_id = %(to)s WHERE campaign_id = %(c)s "
+                         "AND reviewer_id = %(me)s AND second_stage_by IS NULL AND decision IS NULL "
+                         "AND missed_at IS NULL", {"c": campaign_id, "me": from_id, "to": to_id}).rowcount
+    second = conn.execute("UPDATE review_items SET second_stage_by = %(to)s WHERE campaign_id = %(c)s "
+                          "AND second_stage_by = %(me)s AND decision IS NULL AND missed_at IS NULL",
+                          {"c": campaign_id, "me": from_id, "to": to_id}).rowcount
+    return first + second
+
+
+def record_delegation(conn: psycopg.Connection, campaign_id: str, from_id: str, to_id: str, items: int,
+                      comment: str | None, at: datetime) -> None:
+    conn.execute("INSERT INTO review_delegations (campaign_id, from_id, to_id, items, comment, delegated_at) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)", (campaign_id, from_id, to_id, items, comment, at))
+
+
+def delegations_from(conn: psycopg.Connection, campaign_id: str, from_id: str) -> list[Delegation]:
+    rows = conn.execute("SELECT d.to_id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, "
+                        "d.items, d.comment, d.delegated_at FROM review_delegations d JOIN people p ON p.id = d.to_id "
+                        "WHERE d.campaign_id = %s AND d.from_id = %s ORDER BY d.delegated_at, d.id",
+                        (campaign_id, from_id))
+    return [Delegation(*r) for r in rows]

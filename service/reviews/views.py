@@ -62,11 +62,12 @@ def review_page(token: str):
 
 
 def _render(shown: decisions.Page, token: str, secret: bytes, now: datetime, *, outcome=None, error=None,
-            status: int = 200):
+            status: int = 200, delegated=None):
     needs_sso = web.services().policy.reviews.require_sso and not _signed_in_as(shown.reviewer_id)
     return render_template(
         "review_page.html", page=shown, token=token, csrf=links.csrf(secret, token),
         opened=decisions.opened_token(secret, now), outcome=outcome, error=error, needs_sso=needs_sso,
+        delegated=delegated,
         open_count=sum(1 for r in shown.rows if decisions._open_for(r.item, shown.reviewer_id)),
         at=lambda m: m.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if m else "never"), status
 
@@ -98,6 +99,8 @@ def review_decide(token: str):
     if services.policy.reviews.require_sso and not _signed_in_as(reviewer_id):
         return _message(403, "Sign in first", "The policy requires you to sign in with your company account "
                                               "before deciding; nothing was changed.")
+    if "delegate" in request.form:
+        return _delegate(token, secret, campaign, reviewer_id, now)
     outcome = error = None
     status = 200
     try:
@@ -116,6 +119,28 @@ def review_decide(token: str):
         fresh = reviews.campaign(conn, campaign.id)
         shown = decisions.page(conn, services.policy, fresh, reviewer_id, now=now)
     return _render(shown, token, secret, now, outcome=outcome, error=error, status=status)
+
+
+def _delegate(token: str, secret: bytes, campaign: reviews.Campaign, reviewer_id: str, now: datetime):
+    """The whole open set to another manager; a refusal changes nothing and says why."""
+    services = web.services()
+    delegated = error = None
+    status = 200
+    try:
+        with web.transaction() as conn:
+            delegated = decisions.delegate(conn, campaign.id, reviewer_id, request.form.get("delegate", ""),
+                                           comment=(request.form.get("delegate_comment") or "").strip() or None,
+                                           now=now, actor=f"reviewer:{reviewer_id}",
+                                           base_url=services.settings.public_base_url)
+    except decisions.Closed as e:
+        error, status = f"Campaign closed: {e.message}. Nothing was changed.", 409
+    except decisions.Refused as e:
+        return _message(403, "Not yours to review", f"{e.message}. Nothing was changed.")
+    except BadRequest as e:
+        error, status = f"{e.message}. Nothing was changed.", 400
+    with web.connection() as conn:
+        shown = decisions.page(conn, services.policy, reviews.campaign(conn, campaign.id), reviewer_id, now=now)
+    return _render(shown, token, secret, now, delegated=delegated, error=error, status=status)
 
 
 def _choices(form) -> list[decisions.Choice]:
