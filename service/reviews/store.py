@@ -209,6 +209,20 @@ def items(conn: psycopg.Connection, campaign_id: str, *, reviewer_id: str | None
     return [Item(*r) for r in rows]
 
 
+def item(conn: psycopg.Connection, item_id: str, *, lock: bool = False) -> Item | None:
+    """One item by id (None for a malformed or unknown id)."""
+    if not _is_uuid(item_id):
+        return None
+    row = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
+                       "WHERE i.id = %s" + (" FOR UPDATE OF i" if lock else ""), (item_id,)).fetchone()
+    return Item(*row) if row else None
+
+
+def email_of(conn: psycopg.Connection, person_id: str) -> str | None:
+    row = conn.execute("SELECT lower(primary_email) FROM people WHERE id = %s", (person_id,)).fetchone()
+    return row[0] if row else None
+
+
 def admin_queue(conn: psycopg.Connection) -> list[Item]:
     """Undecided items of live campaigns that no reviewer qualified for."""
     rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "

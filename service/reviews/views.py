@@ -264,6 +264,20 @@ def start(params, proof: Proof):
                    admins_queue=started.admins_queue)
 
 
+@console.post("/api/reviews/decide")
+@requires_webauthn("reviews.decide")
+def decide(params, proof: Proof):
+    """Approve or revoke an item of the admins' queue (nobody else may review it)."""
+    choice = decisions.Choice(str(params.get("item", "")), str(params.get("decision", "")),
+                              (str(params.get("comment") or "")).strip() or None)
+    with web.transaction() as conn:
+        c, item = decisions.admin_decide(conn, web.services().policy, choice.item_id, choice, now=_now(),
+                                         actor=proof.principal.actor, admin_email=proof.principal.name)
+        proof.record(conn, subject=item.person_id, resource=item.resource, campaign=c.key, item=item.id,
+                     decision=choice.decision)
+    return jsonify(ok=True, campaign=c.key, item=item.id, decision=choice.decision)
+
+
 @console.post("/api/reviews/confirm")
 @requires_webauthn("reviews.confirm")
 def confirm(params, proof: Proof):
