@@ -223,6 +223,16 @@ def email_of(conn: psycopg.Connection, person_id: str) -> str | None:
     return row[0] if row else None
 
 
+def campaigns_of(conn: psycopg.Connection, reviewer_id: str) -> list[tuple[str, str, datetime, str]]:
+    """(id, key, due, state) of each campaign where the person reviews, reviewed, or delegated; newest due first."""
+    return conn.execute("""
+        SELECT c.id::text, c.key, c.due_at, c.state FROM review_campaigns c
+        WHERE EXISTS (SELECT 1 FROM review_items i WHERE i.campaign_id = c.id
+                      AND (i.reviewer_id = %(r)s OR i.second_stage_by = %(r)s))
+           OR EXISTS (SELECT 1 FROM review_delegations d WHERE d.campaign_id = c.id AND d.from_id = %(r)s)
+        ORDER BY c.due_at DESC, c.key""", {"r": reviewer_id}).fetchall()
+
+
 def admin_queue(conn: psycopg.Connection) -> list[Item]:
     """Undecided items of live campaigns that no reviewer qualified for."""
     rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "

@@ -170,10 +170,7 @@ def my_reviews():
         return _message(401, "Sign in", "Sign in with your company account to see your reviews: /login")
     with web.connection() as conn:
         secret = reviews.secret(conn, links.SECRET_NAME, create=False)
-        rows = [] if secret is None else conn.execute(
-            "SELECT DISTINCT c.id::text, c.key, c.due_at, c.state FROM review_items i JOIN review_campaigns c "
-            "ON c.id = i.campaign_id WHERE (i.reviewer_id = %s OR i.second_stage_by = %s) "
-            "ORDER BY c.due_at DESC", (principal.id, principal.id)).fetchall()
+        rows = [] if secret is None else reviews.campaigns_of(conn, principal.id)
     mine = [(key, due, state, links.make(secret, cid, principal.id)) for cid, key, due, state in rows]
     return render_template("review_mine.html", mine=mine, title="Your access reviews")
 
