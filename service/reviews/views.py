@@ -9,6 +9,7 @@ import io
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, render_template, request
+from markupsafe import Markup
 
 from service import web
 from service.admins import webauthn
@@ -16,7 +17,7 @@ from service.admins.stepup import Proof, requires_webauthn
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.errors import BadRequest, NotFound
-from service.reviews import campaigns, decisions, links
+from service.reviews import campaigns, chart, decisions, links
 from service.reviews import store as reviews
 
 bp = Blueprint("reviews", __name__)
@@ -198,7 +199,9 @@ def console_campaign(key: str):
         per = reviews.counts_by(conn, c.id)
         progress = reviews.progress(conn, c.id)
     would_hold = campaigns.held(campaigns.as_item(c), max(now, c.due_at))
+    svg = chart.progress_svg(progress, total=c.items_total, start=c.started_at, end=min(now, c.due_at))
     return render_template("admin_review.html", c=c, per=per, progress=progress, would_hold=would_hold, now=now,
+                           chart=Markup(svg),  # noqa: S704 (built from numbers and dates, escaped in chart.py)
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
