@@ -319,6 +319,13 @@ def person(conn: psycopg.Connection, person_id: str) -> tuple[str, str | None, s
                         "FROM people WHERE id = %s AND deleted_at IS NULL", (person_id,)).fetchone()
 
 
+def people_named(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """(name, e-mail) of each live person among `ids`, in one query."""
+    rows = conn.execute("SELECT id::text, coalesce(display_name, given_name, user_name), primary_email FROM people "
+                        "WHERE id = ANY(%s::uuid[]) AND deleted_at IS NULL", (list(ids),))
+    return {pid: (name, email) for pid, name, email in rows}
+
+
 def person_by_user(conn: psycopg.Connection, user: str) -> str | None:
     row = conn.execute("SELECT id::text FROM people WHERE lower(user_name) = lower(%s) AND deleted_at IS NULL "
                        "AND active", (user,)).fetchone()
