@@ -84,6 +84,13 @@ def bare(conn, query: str, params=()) -> tuple[int, float]:
     return rows, took
 
 
+def report(what: str, detail: str, took: float, rows: int, base: float, target: int) -> None:
+    """One figure as soon as it is measured (a long run still shows what it got)."""
+    print(f"{what}: {detail}")
+    print(f"  {took:.2f} s (target <= {target} s); bare INSERT ... SELECT of {rows:,} rows {base:.2f} s; "
+          f"ratio {took / base:.1f}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
@@ -92,7 +99,6 @@ def main():
     policy = parse_policy(POLICY.encode(), source="bench")
     with bench_database() as (database, _):
         fill(database, args.people, args.reviewers, policy)
-        results = []
         with psycopg.connect(database.app_url, autocommit=True) as conn, psycopg.connect(database.owner_url) as own:
             own.execute(SCRATCH)  # the baselines' tables (the owner's: the app role creates nothing)
             own.commit()
@@ -111,8 +117,8 @@ def main():
                                           'department', p.department, 'started_at', p.started_at,
                                           'granted_by', g.granted_by, 'granted_at', g.granted_at)
                 FROM grants g JOIN people p ON p.id = g.person_id WHERE g.state = 'active'""", (started.id,))
-            results.append(("campaign creation", f"{started.items:,} items, {started.reviewers:,} reviewers, "
-                            f"{started.admins_queue:,} in the admins' queue, mail queued", took, rows, base, 30))
+            report("campaign creation", f"{started.items:,} items, {started.reviewers:,} reviewers, "
+                            f"{started.admins_queue:,} in the admins' queue, mail queued", took, rows, base, 30)
 
             def queue():
                 with conn.transaction():
@@ -124,8 +130,8 @@ def main():
                        'Access review bench: ' || count(*) || ' grants', 'Hello ' || p.display_name, '<p>Hello</p>'
                 FROM review_items i JOIN people p ON p.id = i.reviewer_id WHERE i.campaign_id = %s
                 GROUP BY p.id""", (started.id,))
-            results.append(("mail for reviewers", f"{sent:,} messages queued (text, HTML, signed link)", took,
-                            rows, base, 10))
+            report("mail for reviewers", f"{sent:,} messages queued (text, HTML, signed link)", took,
+                            rows, base, 10)
 
             # 80% approved (as reviewers would, in bulk here), 20% undecided at the due instant.
             with conn.transaction():
@@ -142,14 +148,10 @@ def main():
                        jsonb_build_object('campaign', 'bench', 'item', i.id, 'grant', i.grant_id)
                 FROM review_items i JOIN resources r ON r.id = i.resource_id
                 WHERE i.campaign_id = %s AND i.missed_at IS NOT NULL""", (started.id,))
-            results.append(("deadline sweep", f"{c.items_open:,} undecided of {c.items_total:,} "
+            report("deadline sweep", f"{c.items_open:,} undecided of {c.items_total:,} "
                             f"({c.items_open / c.items_total:.0%}, guard {c.guard_share:.0%}: not held), "
                             f"{counts['revoked']:,} grants revoked and journaled, held={counts['held']}",
-                            took, rows, base, 30))
-        for what, detail, took, rows, base, target in results:
-            print(f"{what}: {detail}")
-            print(f"  {took:.2f} s (target <= {target} s); bare INSERT ... SELECT of {rows:,} rows {base:.2f} s; "
-                  f"ratio {took / base:.1f}")
+                            took, rows, base, 30)
 
 
 if __name__ == "__main__":
