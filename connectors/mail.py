@@ -29,6 +29,8 @@ class SmtpConfig:
     port: int = 25
     sender: str = "gatehouse@localhost"
     starttls: bool = False
+    tls: bool = False  # implicit TLS (SMTPS, port 465; RFC 8314 §3.3): TLS before the greeting
+    ca_file: str | None = None  # trust this CA (PEM) instead of the system's
     user: str = ""
     password: str = field(default="", repr=False)
     timeout: float = 10.0
@@ -74,12 +76,15 @@ class Session:
 
 @contextmanager
 def session(config: SmtpConfig) -> Iterator[Session]:
-    """Connect (STARTTLS and login when configured) for the block; MailUnavailable if that fails."""
-    if config.user and not config.starttls:
-        raise MailUnavailable("refusing to send SMTP credentials without STARTTLS")
+    """Connect (implicit TLS or STARTTLS, and login, when configured) for the block; MailUnavailable if that fails."""
+    if config.user and not (config.starttls or config.tls):
+        raise MailUnavailable("refusing to send SMTP credentials without TLS (STARTTLS or implicit TLS)")
     try:
-        smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
-    except (OSError, smtplib.SMTPException) as e:
+        if config.tls:
+            smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=_context(config))
+        else:
+            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+    except (OSError, smtplib.SMTPException) as e:  # ssl.SSLError (a bad certificate) is an OSError
         raise MailUnavailable(f"cannot connect to {config.host}:{config.port}: {e}") from None
     try:
         _open(smtp, config)
@@ -94,11 +99,16 @@ def session(config: SmtpConfig) -> Iterator[Session]:
 def _open(smtp: smtplib.SMTP, config: SmtpConfig) -> None:
     try:
         if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=_context(config))
         if config.user:
             smtp.login(config.user, config.password)
     except (OSError, smtplib.SMTPException) as e:
         raise MailUnavailable(f"the SMTP session was refused: {e}") from None
+
+
+def _context(config: SmtpConfig) -> ssl.SSLContext:
+    """Certificate and host name verified, against the configured CA or the system's."""
+    return ssl.create_default_context(cafile=config.ca_file)
 
 
 def _message(mail: Mail, sender: str) -> EmailMessage:

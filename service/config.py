@@ -96,6 +96,8 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "gatehouse@localhost"
     smtp_starttls: bool = False
+    smtp_tls: bool = False  # implicit TLS from the first byte (port 465, RFC 8314 §3.3), instead of STARTTLS
+    smtp_ca_file: Path | None = None  # PEM of the CA that signed the server's certificate (default: the system's)
     smtp_user: str = ""
     smtp_password: str = dataclasses.field(default="", repr=False)
 
@@ -158,7 +160,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides) -> Setting
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(f"GATEHOUSE_CONFIG ({config_file})", f"unknown setting {unknown[0]!r}")
-    return Settings(**{name: _PARSERS.get(name, _text)(name, value) for name, value in raw.items()})
+    settings = Settings(**{name: _PARSERS.get(name, _text)(name, value) for name, value in raw.items()})
+    if settings.smtp_tls and settings.smtp_starttls:
+        raise ConfigError(_env("smtp_tls"), "choose implicit TLS (port 465) or STARTTLS, not both")
+    return settings
 
 
 def _read_toml(path: Path) -> dict:
@@ -353,6 +358,8 @@ _PARSERS = {
     "smtp_port": _int_in(1, 65535),
     "smtp_from": _address,
     "smtp_starttls": _bool,
+    "smtp_tls": _bool,
+    "smtp_ca_file": _readable_file,
     "ldap_url": _ldap_urls,
     "ldap_bind_password_file": _readable_file,
     "ldap_flavor": _ldap_flavor,

@@ -11,6 +11,7 @@ from service.journal.chain import (
            Row,
            Verification,
            append,
+           append_many,
            canonical,
            check_rows,
            check_tail,
@@ -19,4 +20,4 @@ from service.journal.chain import (
 )
 
 __all__ = ["FORMAT", "GENESIS", "KINDS", "TAIL_MISSING", "Event", "JournalWriter", "Receipt", "Row", "Verification",
-           "append", "canonical", "check_rows", "check_tail", "recent_about", "verify"]
+           "append", "append_many", "canonical", "check_rows", "check_tail", "recent_about", "verify"]

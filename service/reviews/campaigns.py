@@ -159,40 +159,39 @@ def _revoke_missed(conn, c: reviews.Campaign, now: datetime, *, actor: str, poli
     missed = {i.id: i for i in reviews.mark_missed(conn, c.id, now)}
     revoked = reviews.revoke_missed(conn, c.id, MISSED_PREFIX + c.key)
     reviews.set_state(conn, c.id, "closed", closed_at=now)
-    told: set[str] = set()
+    _tell_missed(conn, c.key, [(missed.get(item_id), resource) for item_id, _, resource in revoked])
+    reason = {"code": MISSED_PREFIX + c.key, "text": f"review {c.key} was due at {mails.at(c.due_at)} and not approved"}
     events = []
     for item_id, person_id, resource in revoked:
         item = missed.get(item_id)
-        _tell_missed(conn, c.key, item, resource, told)
         events.append(journal.Event(
             kind="revoke", outcome="review_missed", actor=actor, subject=person_id, resource=resource,
-            policy_version=policy.version,
-            reasons=({"code": MISSED_PREFIX + c.key, "text": f"review {c.key} was due at {mails.at(c.due_at)} "
-                                                              "and not approved"},),
+            policy_version=policy.version, reasons=(reason,),
             detail={"campaign": c.key, "item": item_id, "grant": item.grant_id if item else None,
                     "reviewer": item.reviewer_id if item else None}))
     events.append(journal.Event(kind="review", outcome="closed", actor=actor, policy_version=policy.version,
                                 detail={"campaign": c.key, "missed": len(missed), "revoked": len(revoked)}))
-    for event in events:  # last: the journal's head stays locked until commit
-        journal.append(conn, event)
+    journal.append_many(conn, events)  # last: the journal's head stays locked until commit
     return len(revoked)
 
 
-def _tell_missed(conn, key: str, item: reviews.Item | None, resource: str, told: set[str]) -> None:
-    """The person and the reviewer, each once per campaign."""
-    if item is None or item.person_id in told:
-        return
-    told.add(item.person_id)  # one mail per person, whatever the number of their grants
-    person = reviews.person(conn, item.person_id)
-    if person and person[1]:
-        subject, text, html = mails.missed(person[0], key, resource, reviewer=False)
-        outbox.queue_mail(conn, "review_missed", item.person_id, [person[1]], [], subject, text, html)
-    if item.reviewer_id and item.reviewer_id not in told:
-        told.add(item.reviewer_id)
-        reviewer = reviews.person(conn, item.reviewer_id)
-        if reviewer and reviewer[1]:
-            subject, text, html = mails.missed(reviewer[0], key, resource, reviewer=True)
-            outbox.queue_mail(conn, "review_missed", item.reviewer_id, [reviewer[1]], [], subject, text, html)
+def _tell_missed(conn, key: str, revoked: Sequence[tuple[reviews.Item | None, str]]) -> None:
+    """Each person and each reviewer once per campaign, whatever the number of their grants; queued in bulk."""
+    first: dict[str, tuple[str, bool]] = {}  # person id -> (the resource named, as reviewer?)
+    for item, resource in revoked:
+        if item is None:
+            continue
+        first.setdefault(item.person_id, (resource, False))
+        if item.reviewer_id:
+            first.setdefault(item.reviewer_id, (resource, True))
+    found = reviews.people_named(conn, list(first))
+    mail = []
+    for person_id, (resource, as_reviewer) in first.items():
+        name, email = found.get(person_id, (None, None))
+        if email:
+            subject, text, html = mails.missed(name, key, resource, reviewer=as_reviewer)
+            mail.append(("review_missed", person_id, [email], [], subject, text, html))
+    outbox.queue_mails(conn, mail)
 
 
 def confirm(conn: psycopg.Connection, ref: str, *, now: datetime, actor: str) -> reviews.Campaign:

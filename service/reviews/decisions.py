@@ -17,7 +17,7 @@ from policies import Policy
 from policies.reviews import APPROVE, REVOKE, recommend, second_stage
 from policies.training import training_status
 from service import journal
-from service.errors import BadRequest, Conflict, GatehouseError
+from service.errors import BadRequest, Conflict, GatehouseError, NotFound
 from service.reviews import campaigns, links
 from service.reviews import store as reviews
 
@@ -54,6 +54,7 @@ class Page:
     reviewer: str
     rows: list[Row]
     closed: bool
+    delegated: list[reviews.Delegation] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +92,12 @@ def page(conn: psycopg.Connection, policy: Policy, campaign: reviews.Campaign, r
     """The reviewer's items with the evidence, read only."""
     person = reviews.person(conn, reviewer_id)
     found = reviews.items(conn, campaign.id, reviewer_id=reviewer_id)
-    if person is None or not found:
+    handed = reviews.delegations_from(conn, campaign.id, reviewer_id)
+    if person is None or not (found or handed):
         raise Refused("this link gives access to no review items")
     evidence = _evidence(conn, policy, found, now)
     rows = [Row(i, evidence[i.id], i.second_stage_by == reviewer_id) for i in found]
-    return Page(campaign, reviewer_id, person[0], rows, closed(campaign, now))
+    return Page(campaign, reviewer_id, person[0], rows, closed(campaign, now), handed)
 
 
 def closed(campaign: reviews.Campaign, now: datetime) -> bool:
@@ -133,12 +135,8 @@ def opened_at(secret: bytes, token: str | None, now: datetime) -> float:
         return 0.0
 
 
-def decide(conn: psycopg.Connection, policy: Policy, campaign_id: str, reviewer_id: str,
-           choices: Sequence[Choice], *, now: datetime, seconds_open: float, actor: str,
-           base_url: str) -> Outcome:
-    """Record the choices in one transaction; the caller commits. Refused / Closed / BadRequest change nothing."""
-    if not choices:
-        raise BadRequest("choose approve or revoke for at least one item")
+def _check(policy: Policy, choices: Sequence[Choice]) -> None:
+    """BadRequest for a choice that is neither approve nor revoke, a long comment, or a revoke without one."""
     for ch in choices:
         if ch.decision not in (APPROVE, REVOKE):
             raise BadRequest(f"a decision is approve or revoke, got {ch.decision!r}")
@@ -146,6 +144,15 @@ def decide(conn: psycopg.Connection, policy: Policy, campaign_id: str, reviewer_
             raise BadRequest(f"a comment has at most {MAX_COMMENT} characters")
         if ch.decision == REVOKE and policy.reviews.comment_required_for_revoke and not (ch.comment or "").strip():
             raise BadRequest("a revoke needs a comment saying why (the policy requires it)")
+
+
+def decide(conn: psycopg.Connection, policy: Policy, campaign_id: str, reviewer_id: str,
+           choices: Sequence[Choice], *, now: datetime, seconds_open: float, actor: str,
+           base_url: str) -> Outcome:
+    """Record the choices in one transaction; the caller commits. Refused / Closed / BadRequest change nothing."""
+    if not choices:
+        raise BadRequest("choose approve or revoke for at least one item")
+    _check(policy, choices)
     c = reviews.campaign(conn, campaign_id, lock=True)  # decisions and the deadline take turns on the campaign
     if c is None:
         raise Refused("no such campaign")
@@ -224,3 +231,68 @@ def _event(c: reviews.Campaign, item: reviews.Item, outcome: str, actor: str, ch
                          detail={"campaign": c.key, "item": item.id, "grant": item.grant_id,
                                  "reviewer": item.second_stage_by or item.reviewer_id, "choice": ch.decision,
                                  "comment": ch.comment, "evidence": proof, **extra})
+
+
+def delegate(conn: psycopg.Connection, campaign_id: str, reviewer_id: str, to: str, *, comment: str | None,
+             now: datetime, actor: str, base_url: str) -> reviews.Delegation:
+    """Hand the reviewer's whole open set to another manager, who gets a mail with their own link; journaled.
+
+    Refused when the delegate would review their own access or confirm their own first-stage approval.
+    """
+    if comment and len(comment) > MAX_COMMENT:
+        raise BadRequest(f"a comment has at most {MAX_COMMENT} characters")
+    c = reviews.campaign(conn, campaign_id, lock=True)  # decisions, delegations and the deadline take turns
+    if c is None:
+        raise Refused("no such campaign")
+    if closed(c, now):
+        raise Closed(f"campaign {c.key} is closed: decisions were due by {c.due_at.isoformat()}")
+    to_id = reviews.manager_by_ref(conn, to or "")
+    if to_id is None:
+        raise BadRequest(f"no active manager {to!r} (give their user name or e-mail)")
+    if to_id == reviewer_id:
+        raise BadRequest("you cannot delegate your review to yourself")
+    mine = [i for i in reviews.items(conn, c.id, reviewer_id=reviewer_id, undecided=True, lock=True)
+            if _open_for(i, reviewer_id) and i.missed_at is None]
+    if not mine:
+        raise BadRequest("you have no open items to delegate")
+    own = [i for i in mine if i.person_id == to_id or (i.second_stage_by == reviewer_id and i.reviewer_id == to_id)]
+    if own:
+        raise BadRequest(f"{to} cannot review {len(own)} of these items: nobody reviews their own access or "
+                         "confirms their own approval")
+    moved = reviews.delegate_items(conn, c.id, reviewer_id, to_id)
+    reviews.record_delegation(conn, c.id, reviewer_id, to_id, moved, comment, now)
+    campaigns.queue_requests(conn, c.id, c.key, c.due_at, base_url, only=[to_id])
+    journal.append(conn, journal.Event(kind="review", outcome="delegated", actor=actor, subject=reviewer_id,
+                                       detail={"campaign": c.key, "from": reviewer_id, "to": to_id, "items": moved,
+                                               "item_ids": sorted(i.id for i in mine), "comment": comment}))
+    return reviews.delegations_from(conn, c.id, reviewer_id)[-1]
+
+
+def admin_decide(conn: psycopg.Connection, policy: Policy, item_id: str, choice: Choice, *, now: datetime,
+                 actor: str, admin_email: str) -> tuple[reviews.Campaign, reviews.Item]:
+    """An admin decides an item of the admins' queue (no reviewer qualified); the caller commits with the proof.
+
+    No second stage: the decision is already bound to a security-key assertion. An admin never decides their own
+    access: such an item stays in the queue for another admin.
+    """
+    _check(policy, [choice])
+    found = reviews.item(conn, item_id)
+    if found is None:
+        raise NotFound(f"no review item {item_id!r}")
+    c = reviews.campaign(conn, found.campaign_id, lock=True)  # the same lock order as a reviewer's decision
+    if closed(c, now):
+        raise Closed(f"campaign {c.key} is closed: decisions were due by {c.due_at.isoformat()}")
+    it = reviews.item(conn, item_id, lock=True)
+    if it.reviewer_id is not None or it.second_stage_by is not None:
+        raise Conflict("this item has a reviewer: it is not in the admins' queue")
+    if it.decision is not None or it.missed_at is not None:
+        raise Conflict(f"this item is decided already ({it.decision or 'missed'})")
+    if (reviews.email_of(conn, it.person_id) or "") == admin_email.lower():
+        raise Refused("this is your own access: another admin decides it")
+    proof = {**_evidence(conn, policy, [it], now)[it.id], "via": "admins_queue"}
+    reviews.decide(conn, it.id, choice.decision, by=actor, at=now, comment=choice.comment, evidence=proof)
+    if choice.decision == REVOKE:
+        reviews.revoke_grant(conn, it.grant_id, it.grant_epoch, campaigns.REVOKED_PREFIX + c.key)
+    reviews.count_decided(conn, c.id, 1)
+    journal.append(conn, _event(c, it, choice.decision, actor, choice, proof, policy, queue="admins"))
+    return c, it

@@ -211,6 +211,30 @@ def items(conn: psycopg.Connection, campaign_id: str, *, reviewer_id: str | None
     return [Item(*r) for r in rows]
 
 
+def item(conn: psycopg.Connection, item_id: str, *, lock: bool = False) -> Item | None:
+    """One item by id (None for a malformed or unknown id)."""
+    if not _is_uuid(item_id):
+        return None
+    row = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
+                       "WHERE i.id = %s" + (" FOR UPDATE OF i" if lock else ""), (item_id,)).fetchone()
+    return Item(*row) if row else None
+
+
+def email_of(conn: psycopg.Connection, person_id: str) -> str | None:
+    row = conn.execute("SELECT lower(primary_email) FROM people WHERE id = %s", (person_id,)).fetchone()
+    return row[0] if row else None
+
+
+def campaigns_of(conn: psycopg.Connection, reviewer_id: str) -> list[tuple[str, str, datetime, str]]:
+    """(id, key, due, state) of each campaign where the person reviews, reviewed, or delegated; newest due first."""
+    return conn.execute("""
+        SELECT c.id::text, c.key, c.due_at, c.state FROM review_campaigns c
+        WHERE EXISTS (SELECT 1 FROM review_items i WHERE i.campaign_id = c.id
+                      AND (i.reviewer_id = %(r)s OR i.second_stage_by = %(r)s))
+           OR EXISTS (SELECT 1 FROM review_delegations d WHERE d.campaign_id = c.id AND d.from_id = %(r)s)
+        ORDER BY c.due_at DESC, c.key""", {"r": reviewer_id}).fetchall()
+
+
 def admin_queue(conn: psycopg.Connection) -> list[Item]:
     """Undecided items of live campaigns that no reviewer qualified for."""
     rows = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
@@ -297,6 +321,13 @@ def person(conn: psycopg.Connection, person_id: str) -> tuple[str, str | None, s
                         "FROM people WHERE id = %s AND deleted_at IS NULL", (person_id,)).fetchone()
 
 
+def people_named(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+    """(name, e-mail) of each live person among `ids`, in one query."""
+    rows = conn.execute("SELECT id::text, coalesce(display_name, given_name, user_name), primary_email FROM people "
+                        "WHERE id = ANY(%s::uuid[]) AND deleted_at IS NULL", (list(ids),))
+    return {pid: (name, email) for pid, name, email in rows}
+
+
 def person_by_user(conn: psycopg.Connection, user: str) -> str | None:
     row = conn.execute("SELECT id::text FROM people WHERE lower(user_name) = lower(%s) AND deleted_at IS NULL "
                        "AND active", (user,)).fetchone()
@@ -372,3 +403,50 @@ def _is_uuid(ref: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- delegation -- a reviewer's whole open set moves to another manager; review_delegations keeps the hand-over.
+
+
+@dataclasses.dataclass(frozen=True)
+class Delegation:
+    to_id: str
+    to_name: str
+    to_email: str | None
+    items: int
+    comment: str | None
+    delegated_at: datetime
+
+
+def manager_by_ref(conn: psycopg.Connection, ref: str) -> str | None:
+    """A live, active person, by user name or primary e-mail, who manages at least one live person."""
+    row = conn.execute("SELECT p.id::text FROM people p WHERE (lower(p.user_name) = lower(%(r)s) "
+                       "OR lower(p.primary_email) = lower(%(r)s)) AND p.active AND p.deleted_at IS NULL "
+                       "AND EXISTS (SELECT 1 FROM people x WHERE x.manager_id = p.id AND x.deleted_at IS NULL) "
+                       "ORDER BY p.id LIMIT 1", {"r": ref.strip()}).fetchone()
+    return row[0] if row else None
+
+
+def delegate_items(conn: psycopg.Connection, campaign_id: str, from_id: str, to_id: str) -> int:
+    """Move from_id's open items (first stage and second stage) to to_id; how many moved."""
+    first = conn.execute("UPDATE review_items SET reviewer_id = %(to)s WHERE campaign_id = %(c)s "
+                         "AND reviewer_id = %(me)s AND second_stage_by IS NULL AND decision IS NULL "
+                         "AND missed_at IS NULL", {"c": campaign_id, "me": from_id, "to": to_id}).rowcount
+    second = conn.execute("UPDATE review_items SET second_stage_by = %(to)s WHERE campaign_id = %(c)s "
+                          "AND second_stage_by = %(me)s AND decision IS NULL AND missed_at IS NULL",
+                          {"c": campaign_id, "me": from_id, "to": to_id}).rowcount
+    return first + second
+
+
+def record_delegation(conn: psycopg.Connection, campaign_id: str, from_id: str, to_id: str, items: int,
+                      comment: str | None, at: datetime) -> None:
+    conn.execute("INSERT INTO review_delegations (campaign_id, from_id, to_id, items, comment, delegated_at) "
+                 "VALUES (%s, %s, %s, %s, %s, %s)", (campaign_id, from_id, to_id, items, comment, at))
+
+
+def delegations_from(conn: psycopg.Connection, campaign_id: str, from_id: str) -> list[Delegation]:
+    rows = conn.execute("SELECT d.to_id::text, coalesce(p.display_name, p.given_name, p.user_name), p.primary_email, "
+                        "d.items, d.comment, d.delegated_at FROM review_delegations d JOIN people p ON p.id = d.to_id "
+                        "WHERE d.campaign_id = %s AND d.from_id = %s ORDER BY d.delegated_at, d.id",
+                        (campaign_id, from_id))
+    return [Delegation(*r) for r in rows]

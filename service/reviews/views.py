@@ -9,6 +9,7 @@ import io
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify, render_template, request
+from markupsafe import Markup
 
 from service import web
 from service.admins import webauthn
@@ -16,7 +17,7 @@ from service.admins.stepup import Proof, requires_webauthn
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.errors import BadRequest, NotFound
-from service.reviews import campaigns, decisions, links
+from service.reviews import campaigns, chart, decisions, links
 from service.reviews import store as reviews
 
 bp = Blueprint("reviews", __name__)
@@ -62,11 +63,12 @@ def review_page(token: str):
 
 
 def _render(shown: decisions.Page, token: str, secret: bytes, now: datetime, *, outcome=None, error=None,
-            status: int = 200):
+            status: int = 200, delegated=None):
     needs_sso = web.services().policy.reviews.require_sso and not _signed_in_as(shown.reviewer_id)
     return render_template(
         "review_page.html", page=shown, token=token, csrf=links.csrf(secret, token),
         opened=decisions.opened_token(secret, now), outcome=outcome, error=error, needs_sso=needs_sso,
+        delegated=delegated,
         open_count=sum(1 for r in shown.rows if decisions._open_for(r.item, shown.reviewer_id)),
         at=lambda m: m.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if m else "never"), status
 
@@ -98,6 +100,8 @@ def review_decide(token: str):
     if services.policy.reviews.require_sso and not _signed_in_as(reviewer_id):
         return _message(403, "Sign in first", "The policy requires you to sign in with your company account "
                                               "before deciding; nothing was changed.")
+    if "delegate" in request.form:
+        return _delegate(token, secret, campaign, reviewer_id, now)
     outcome = error = None
     status = 200
     try:
@@ -116,6 +120,28 @@ def review_decide(token: str):
         fresh = reviews.campaign(conn, campaign.id)
         shown = decisions.page(conn, services.policy, fresh, reviewer_id, now=now)
     return _render(shown, token, secret, now, outcome=outcome, error=error, status=status)
+
+
+def _delegate(token: str, secret: bytes, campaign: reviews.Campaign, reviewer_id: str, now: datetime):
+    """The whole open set to another manager; a refusal changes nothing and says why."""
+    services = web.services()
+    delegated = error = None
+    status = 200
+    try:
+        with web.transaction() as conn:
+            delegated = decisions.delegate(conn, campaign.id, reviewer_id, request.form.get("delegate", ""),
+                                           comment=(request.form.get("delegate_comment") or "").strip() or None,
+                                           now=now, actor=f"reviewer:{reviewer_id}",
+                                           base_url=services.settings.public_base_url)
+    except decisions.Closed as e:
+        error, status = f"Campaign closed: {e.message}. Nothing was changed.", 409
+    except decisions.Refused as e:
+        return _message(403, "Not yours to review", f"{e.message}. Nothing was changed.")
+    except BadRequest as e:
+        error, status = f"{e.message}. Nothing was changed.", 400
+    with web.connection() as conn:
+        shown = decisions.page(conn, services.policy, reviews.campaign(conn, campaign.id), reviewer_id, now=now)
+    return _render(shown, token, secret, now, delegated=delegated, error=error, status=status)
 
 
 def _choices(form) -> list[decisions.Choice]:
@@ -145,10 +171,7 @@ def my_reviews():
         return _message(401, "Sign in", "Sign in with your company account to see your reviews: /login")
     with web.connection() as conn:
         secret = reviews.secret(conn, links.SECRET_NAME, create=False)
-        rows = [] if secret is None else conn.execute(
-            "SELECT DISTINCT c.id::text, c.key, c.due_at, c.state FROM review_items i JOIN review_campaigns c "
-            "ON c.id = i.campaign_id WHERE (i.reviewer_id = %s OR i.second_stage_by = %s) "
-            "ORDER BY c.due_at DESC", (principal.id, principal.id)).fetchall()
+        rows = [] if secret is None else reviews.campaigns_of(conn, principal.id)
     mine = [(key, due, state, links.make(secret, cid, principal.id)) for cid, key, due, state in rows]
     return render_template("review_mine.html", mine=mine, title="Your access reviews")
 
@@ -176,7 +199,9 @@ def console_campaign(key: str):
         per = reviews.counts_by(conn, c.id)
         progress = reviews.progress(conn, c.id)
     would_hold = campaigns.held(campaigns.as_item(c), max(now, c.due_at))
+    svg = chart.progress_svg(progress, total=c.items_total, start=c.started_at, end=min(now, c.due_at))
     return render_template("admin_review.html", c=c, per=per, progress=progress, would_hold=would_hold, now=now,
+                           chart=Markup(svg),  # noqa: S704 (built from numbers and dates, escaped in chart.py)
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
@@ -237,6 +262,20 @@ def start(params, proof: Proof):
         proof.record(conn, campaign=started.key, items=started.items)
     return jsonify(ok=True, campaign=started.key, items=started.items, reviewers=started.reviewers,
                    admins_queue=started.admins_queue)
+
+
+@console.post("/api/reviews/decide")
+@requires_webauthn("reviews.decide")
+def decide(params, proof: Proof):
+    """Approve or revoke an item of the admins' queue (nobody else may review it)."""
+    choice = decisions.Choice(str(params.get("item", "")), str(params.get("decision", "")),
+                              (str(params.get("comment") or "")).strip() or None)
+    with web.transaction() as conn:
+        c, item = decisions.admin_decide(conn, web.services().policy, choice.item_id, choice, now=_now(),
+                                         actor=proof.principal.actor, admin_email=proof.principal.name)
+        proof.record(conn, subject=item.person_id, resource=item.resource, campaign=c.key, item=item.id,
+                     decision=choice.decision)
+    return jsonify(ok=True, campaign=c.key, item=item.id, decision=choice.decision)
 
 
 @console.post("/api/reviews/confirm")

@@ -181,6 +181,12 @@ def queue_mail(conn: psycopg.Connection, kind: str, person_id: str | None, to: S
     conn.execute(_QUEUE, (kind, person_id, list(to), list(cc), subject, body, html))
 
 
+def queue_mails(conn: psycopg.Connection, rows: Sequence[tuple]) -> None:
+    """Queue many e-mails: rows of (kind, person_id, to, cc, subject, body, html)."""
+    with conn.cursor() as cur:
+        cur.executemany(_QUEUE, [(k, p, list(to), list(cc), s, b, h) for k, p, to, cc, s, b, h in rows])
+
+
 def unsent_mail(conn: psycopg.Connection, attempts: int, limit: int) -> list[Outgoing]:
     """Queued e-mail tried fewer than `attempts` times and not claimed lately, oldest first, at most `limit`."""
     return [Outgoing(*row) for row in conn.execute(_UNSENT, {"attempts": attempts, "limit": limit}).fetchall()]

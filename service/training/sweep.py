@@ -251,7 +251,9 @@ def _at(moment: datetime) -> str:
 def mail_config(settings) -> mail.SmtpConfig:
     """The SMTP settings as the mail connector takes them."""
     return mail.SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
-                           starttls=settings.smtp_starttls, user=settings.smtp_user, password=settings.smtp_password)
+                           starttls=settings.smtp_starttls, tls=settings.smtp_tls,
+                           ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+                           user=settings.smtp_user, password=settings.smtp_password)
 
 
 def deliver(conn: psycopg.Connection, config: mail.SmtpConfig, *, limit: int = 500) -> dict:

@@ -35,6 +35,7 @@ bulk_items = 3
 bulk_seconds = 60
 unused_days = 60
 
+{extra}
 [guard]
 max_deactivation_share = 0.10
 max_deactivations = 50
@@ -113,9 +114,9 @@ class World:
                     (user, resource))[0]
 
 
-def world_for(settings, database, smtp, tmp_path, *, share=0.9) -> World:
+def world_for(settings, database, smtp, tmp_path, *, share=0.9, require_sso=False) -> World:
     policy_file = tmp_path / "policy.toml"
-    policy_file.write_text(POLICY.format(share=share))
+    policy_file.write_text(POLICY.format(share=share, extra="require_sso = true\n" if require_sso else ""))
     configured = dataclasses.replace(settings, policy_file=policy_file, smtp_host="127.0.0.1", smtp_port=smtp.port,
                                      smtp_from="gatehouse@example.com", base_url=ORIGIN)
     services = bootstrap.build(configured, database, policy=load_policy(policy_file))
