@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.audit.support import story
+from tests.support.audit import story
 from tests.support.cli import db_env, gatehouse
 from tests.support.factories import rows
 

@@ -11,8 +11,8 @@ from service import journal
 from service.audit import store
 from service.clients import store as clients
 from service.journal import jsonb, offline
-from tests.audit.support import story
 from tests.support.admin import ORIGIN
+from tests.support.audit import story
 from tests.support.factories import rows
 from tests.support.people import session_for
 

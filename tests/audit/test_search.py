@@ -8,7 +8,7 @@ import pytest
 from service.audit import query, store
 from service.audit.store import Search
 from service.errors import BadRequest, NotFound
-from tests.audit.support import story
+from tests.support.audit import story
 
 
 @pytest.fixture

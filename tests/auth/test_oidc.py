@@ -3,10 +3,7 @@
 import dataclasses
 import html
 import re
-import subprocess
-import sys
-import time
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 import pytest
@@ -19,43 +16,9 @@ from service.auth import store as identities
 from service.config import load_settings
 from service.errors import ConfigError
 from tests.support.net import free_port
+from tests.support.oidc import authorize, sign_in
 
 BASE = "http://localhost"
-
-
-@pytest.fixture(scope="session")
-def provider(tmp_path_factory):
-    """The issuer URL of an oidc-provider-mock process, running for the whole session."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("oidc") / "provider.log"
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port",
-                                 str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    issuer = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(issuer, proc, log)
-        yield issuer
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_until_up(issuer, proc, log, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"oidc-provider-mock exited {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if requests.get(issuer + "/.well-known/openid-configuration", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"oidc-provider-mock did not answer within {timeout} s: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture
@@ -92,20 +55,6 @@ def people(database):
            "erin": _person(database, "erin", "erin@example.com", active=False, deleted=True, roles=["hr"])}
     ids["dave"] = _person(database, "dave", "dave@example.com", manager=ids["bob"])
     return ids
-
-
-def _authorize(client, provider, sub, claims, *, form=None):
-    """Set the user's claims at the provider, start sign-in, and let the provider answer; the callback URL."""
-    requests.put(f"{provider}/users/{quote(sub, safe='')}", json=claims, timeout=5).raise_for_status()
-    r = client.get("/login")
-    assert r.status_code == 302 and r.location.startswith(provider + "/oauth2/authorize?")
-    answer = requests.post(r.location, data=form or {"sub": sub}, allow_redirects=False, timeout=5)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
-def _sign_in(client, provider, sub, claims):
-    return client.get(_authorize(client, provider, sub, claims))
 
 
 def _set_cookie(response, name):
@@ -150,7 +99,7 @@ def trusting_client(settings, database):
 
 
 def test_sign_in_by_verified_email(client, provider, database, people):
-    r = _sign_in(client, provider, "alice-sub", {"email": "ALICE@example.com", "email_verified": True})
+    r = sign_in(client, provider, "alice-sub", {"email": "ALICE@example.com", "email_verified": True})
     assert r.status_code == 302 and r.location == "/me"
     cookie = _set_cookie(r, "gatehouse_session")
     assert {"httponly", "samesite=lax", "path=/"} <= set(cookie) and "secure" not in cookie
@@ -171,7 +120,7 @@ def test_sign_in_by_verified_email(client, provider, database, people):
 
 def test_a_secondary_verified_email_matches(client, provider, people):
     assert (
-        _sign_in(client, provider, "sub-1", {"email": "alice.smith@example.com", "email_verified": True}).status_code
+        sign_in(client, provider, "sub-1", {"email": "alice.smith@example.com", "email_verified": True}).status_code
         == 302
     )
     text = client.get("/me").get_data(as_text=True)
@@ -188,7 +137,7 @@ ATTACKS = [
 
 @pytest.mark.parametrize("claims", ATTACKS)
 def test_preferred_username_alone_never_signs_anyone_in(client, provider, database, people, claims):
-    r = _sign_in(client, provider, "mallory-sub", claims)
+    r = sign_in(client, provider, "mallory-sub", claims)
     assert r.status_code == 403 and "gatehouse_session=" not in str(r.headers)
     assert client.get("/me").status_code == 302
     assert _sessions(database) == [] and _journal(database, "ok") == []
@@ -210,9 +159,9 @@ def test_preferred_username_alone_never_signs_anyone_in(client, provider, databa
 ])
 def test_a_bound_account_reaches_the_same_person_whatever_its_claims_say(client, provider, database, people,
                                                                          claims):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     _sql(database, "UPDATE person_oidc_identities SET last_seen_at = now() - interval '1 day'")
-    r = _sign_in(client, provider, "alice-sub", claims)  # PUT /users/alice-sub, then sign in again
+    r = sign_in(client, provider, "alice-sub", claims)  # PUT /users/alice-sub, then sign in again
     assert r.status_code == 302 and _signed_in_as(client) == "alice"
     assert _sessions(database) == [(people["alice"],)]  # the first session ended with the second sign-in
     (_, subject, person, bound_at, last_seen_at), = _bindings(database)
@@ -223,9 +172,9 @@ def test_a_bound_account_reaches_the_same_person_whatever_its_claims_say(client,
 
 
 def test_a_second_account_with_a_bound_persons_email_is_refused(app, client, provider, database, people):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     other = app.test_client()
-    r = _sign_in(other, provider, "alice-2", {"email": "Alice.Smith@example.com", "email_verified": True})
+    r = sign_in(other, provider, "alice-2", {"email": "Alice.Smith@example.com", "email_verified": True})
     assert r.status_code == 403 and "already linked to another account" in r.get_data(as_text=True)
     assert other.get("/me").status_code == 302 and _sessions(database) == [(people["alice"],)]
     assert [(s, p) for _, s, p, _, _ in _bindings(database)] == [("alice-sub", people["alice"])]
@@ -236,9 +185,9 @@ def test_a_second_account_with_a_bound_persons_email_is_refused(app, client, pro
 
 @pytest.mark.parametrize("change", ["active = false", "active = false, deleted_at = now()"])
 def test_a_bound_person_who_left_is_refused_not_matched_by_email(app, client, provider, database, people, change):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     _sql(database, f"UPDATE people SET {change} WHERE id = %s", (people["alice"],))
-    r = _sign_in(app.test_client(), provider, "alice-sub", {"email": "bob@example.com", "email_verified": True})
+    r = sign_in(app.test_client(), provider, "alice-sub", {"email": "bob@example.com", "email_verified": True})
     assert r.status_code == 403 and "not active" in r.get_data(as_text=True)
     assert _sessions(database) == [(people["alice"],)]  # only the first; bob was never signed in
     (actor, subject, reasons, detail), = _journal(database, "refused")
@@ -247,7 +196,7 @@ def test_a_bound_person_who_left_is_refused_not_matched_by_email(app, client, pr
 
 
 def test_a_binding_belongs_to_its_issuer(client, provider, database, people):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     with psycopg.connect(database.app_url) as conn:
         assert identities.find(conn, {"iss": provider, "sub": "alice-sub"}, trust_username=False).how == "binding"
         assert identities.find(conn, {"iss": provider + "/", "sub": "alice-sub"}, trust_username=False).how == "none"
@@ -285,7 +234,7 @@ def test_the_application_role_cannot_rebind_or_unbind(database, people, statemen
 
 
 def test_a_token_whose_sub_is_too_long_is_refused(client, provider, database, people):
-    r = _sign_in(client, provider, "x" * 256, {"email": "alice@example.com", "email_verified": True})
+    r = sign_in(client, provider, "x" * 256, {"email": "alice@example.com", "email_verified": True})
     assert r.status_code == 400 and "no usable ID token" in r.get_data(as_text=True)
     assert _sessions(database) == [] and _bindings(database) == []
     assert _journal(database, "refused")[0][2][0]["code"] == "no_id_token"
@@ -300,7 +249,7 @@ def test_a_token_whose_sub_is_too_long_is_refused(client, provider, database, pe
     ({"email": "alice@example.com", "email_verified": True, "preferred_username": "bob"}, "alice"),  # e-mail first
 ])
 def test_a_trusted_username_matches_but_binds_nothing(trusting_client, provider, database, people, claims, user):
-    r = _sign_in(trusting_client, provider, "sub-1", claims)
+    r = sign_in(trusting_client, provider, "sub-1", claims)
     assert r.status_code == 302 and _signed_in_as(trusting_client) == user
     (_, _, _, detail), = _journal(database, "ok")
     matched = "email" if claims.get("email_verified") else "username"
@@ -309,12 +258,12 @@ def test_a_trusted_username_matches_but_binds_nothing(trusting_client, provider,
 
 
 def test_a_trusted_username_never_overrides_a_binding(client, trusting_client, provider, database, people):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
-    r = _sign_in(trusting_client, provider, "mallory-sub", {"preferred_username": "alice"})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    r = sign_in(trusting_client, provider, "mallory-sub", {"preferred_username": "alice"})
     assert r.status_code == 403 and _sessions(database) == [(people["alice"],)]
     (actor, _, reasons, detail), = _journal(database, "refused")
     assert (actor, reasons[0]["code"], detail["matched"]) == ("person:alice", "already_bound", "username")
-    r = _sign_in(trusting_client, provider, "alice-sub", {"preferred_username": "bob"})  # and the binding wins
+    r = sign_in(trusting_client, provider, "alice-sub", {"preferred_username": "bob"})  # and the binding wins
     assert r.status_code == 302 and _signed_in_as(trusting_client) == "alice"
 
 
@@ -353,7 +302,7 @@ def test_https_base_url_makes_every_cookie_secure(settings, database, people, pr
 
 
 def test_unknown_person_is_refused_and_journaled(client, provider, database, people):
-    r = _sign_in(client, provider, "zed-sub", {"email": "zed<b>@example.com", "email_verified": True})
+    r = sign_in(client, provider, "zed-sub", {"email": "zed<b>@example.com", "email_verified": True})
     assert r.status_code == 403 and r.content_type.startswith("text/html")
     text = r.get_data(as_text=True)
     assert "no Gatehouse account for zed&lt;b&gt;@example.com" in text and "<b>" not in text
@@ -369,7 +318,7 @@ def test_unknown_person_is_refused_and_journaled(client, provider, database, peo
     ({"email": "dave@example.com", "email_verified": True}, "dave", "no_role"),
 ])
 def test_inactive_deleted_and_roleless_people_are_refused(client, provider, database, people, claims, who, code):
-    r = _sign_in(client, provider, f"{who}-sub", claims)
+    r = sign_in(client, provider, f"{who}-sub", claims)
     assert r.status_code == 403
     assert _sessions(database) == []
     (actor, subject, reasons, _), = _journal(database, "refused")
@@ -378,7 +327,7 @@ def test_inactive_deleted_and_roleless_people_are_refused(client, provider, data
 
 def test_unverified_email_does_not_match(client, provider, database, people):
     claims = {"email": "alice@example.com", "email_verified": False, "preferred_username": "nobody"}
-    r = _sign_in(client, provider, "mallory", claims)
+    r = sign_in(client, provider, "mallory", claims)
     assert r.status_code == 403 and "no Gatehouse account" in r.get_data(as_text=True)
     assert _sessions(database) == [] and _journal(database, "refused")[0][2][0]["code"] == "unknown_person"
 
@@ -393,7 +342,7 @@ def _with_state(url, state):
 
 @pytest.mark.parametrize("state", ["tampered", None])
 def test_tampered_or_missing_state_is_refused(client, provider, database, people, state):
-    callback = _authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    callback = authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     r = client.get(_with_state(callback, state))
     assert r.status_code == 400 and r.content_type.startswith("text/html")
     assert "Traceback" not in r.get_data(as_text=True) and _sessions(database) == []
@@ -403,13 +352,13 @@ def test_tampered_or_missing_state_is_refused(client, provider, database, people
 
 
 def test_callback_without_the_flow_cookie_is_refused(app, client, provider, database, people):
-    callback = _authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    callback = authorize(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     r = app.test_client().get(callback)  # another browser: a login CSRF attempt
     assert r.status_code == 400 and _sessions(database) == []
 
 
 def test_provider_denial_is_refused_and_journaled(client, provider, database, people):
-    callback = _authorize(client, provider, "alice-sub", {}, form={"action": "deny"})
+    callback = authorize(client, provider, "alice-sub", {}, form={"action": "deny"})
     r = client.get(callback)
     assert r.status_code == 400 and "access_denied" in r.get_data(as_text=True)
     assert _journal(database, "refused")[0][2][0]["code"] == "signin_failed"
@@ -443,7 +392,7 @@ def test_me_without_a_session_goes_to_sign_in(client, people):
 
 
 def test_logout_with_csrf_ends_the_session(client, provider, database, people):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     r = client.post("/logout", data={"csrf_token": _csrf(client)}, headers={"Origin": BASE})
     assert r.status_code == 200 and "signed out" in r.get_data(as_text=True)
     assert "expires=thu, 01 jan 1970 00:00:00 gmt" in _set_cookie(r, "gatehouse_session")
@@ -454,7 +403,7 @@ def test_logout_with_csrf_ends_the_session(client, provider, database, people):
 
 @pytest.mark.parametrize(("csrf", "origin"), [(False, BASE), (True, "https://evil.example"), (True, None)])
 def test_logout_without_csrf_or_from_elsewhere_is_refused(client, provider, database, people, csrf, origin):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     data = {"csrf_token": _csrf(client)} if csrf else {}
     r = client.post("/logout", data=data, headers={"Origin": origin} if origin else {})
     assert r.status_code == 403 and "gatehouse_session=" not in str(r.headers)
@@ -469,7 +418,7 @@ def test_logout_by_get_is_not_allowed(client):
 
 
 def test_an_expired_session_no_longer_works(client, provider, database, people):
-    _sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
+    sign_in(client, provider, "alice-sub", {"email": "alice@example.com", "email_verified": True})
     assert client.get("/me").status_code == 200
     _sql(database, "UPDATE web_sessions SET expires_at = now() - interval '1 second'")
     r = client.get("/me")

@@ -112,7 +112,7 @@ def test_the_settings_take_implicit_tls_and_a_ca_file_and_refuse_both_tls_modes(
 
 def test_the_outbox_sends_review_mail_over_implicit_tls(smtps, settings, database, smtp, tmp_path):
     """The worker's delivery job, configured by the settings, hands the campaign's mail over TLS."""
-    from tests.reviews.support import world_for
+    from tests.support.reviews import world_for
 
     port, handler, ca, logins = smtps
     world = world_for(settings, database, smtp, tmp_path)

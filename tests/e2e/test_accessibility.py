@@ -9,10 +9,10 @@ import psycopg
 import policies
 from policies import parse_policy
 from service.reviews import campaigns
-from tests.conftest import db_env, gatehouse
-from tests.e2e import axe
-from tests.reviews.support import add_grant, add_person, rows
+from tests.support import axe
+from tests.support.cli import db_env, gatehouse
 from tests.support.people import seed_staff
+from tests.support.reviews import add_grant, add_person, rows
 
 
 def _campaign(database, server) -> str:

@@ -7,7 +7,7 @@ import psycopg
 from playwright.sync_api import expect
 
 from service.auth import store as auth_store
-from tests.audit.support import story
+from tests.support.audit import story
 from tests.support.browser import shots_dir
 
 

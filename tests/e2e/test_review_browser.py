@@ -12,9 +12,9 @@ import psycopg
 import policies
 from policies import parse_policy
 from service.reviews import campaigns
-from tests.reviews.support import add_grant, add_person
 from tests.support.browser import shots_dir
 from tests.support.factories import rows
+from tests.support.reviews import add_grant, add_person
 
 
 def test_a_reviewer_revokes_by_keyboard_in_a_real_browser(server, browser_page, database, tmp_path):
@@ -54,7 +54,7 @@ def _tab_to(page, predicate: str, what: str, limit: int = 60) -> None:
 
 
 def test_a_reviewer_filters_selects_and_approves_in_bulk_by_keyboard(server, browser_page, database):
-    from tests.reviews.support import used
+    from tests.support.reviews import used
 
     page = browser_page
     mona = add_person(database, "mona")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.reviews.support import world_for
+from tests.support.reviews import world_for
 
 
 @pytest.fixture

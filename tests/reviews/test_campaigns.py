@@ -3,8 +3,8 @@
 import psycopg
 
 from service.reviews import campaigns
-from tests.reviews.support import days, now, used, world_for
 from tests.support.factories import rows
+from tests.support.reviews import days, item_id, now, page_form, state, used, world_for
 
 
 def journal(database, kind: str, outcome: str | None = None) -> list[tuple]:
@@ -63,13 +63,6 @@ def test_mail_that_fails_is_retried_by_the_next_run(world):
     assert [o for _, o, _, _, _ in journal(world.database, "notify")] == ["mail_failed", "mail_sent"]
 
 
-def state(database) -> list[tuple]:
-    return rows(database, "SELECT (SELECT count(*) FROM journal), (SELECT json_agg(g ORDER BY g.id) FROM grants g), "
-                          "(SELECT count(*) FROM app_secrets), (SELECT count(*) FROM notifications), "
-                          "(SELECT json_agg(i ORDER BY i.id) FROM review_items i), "
-                          "(SELECT json_agg(c) FROM review_campaigns c)")
-
-
 def test_get_changes_nothing_post_decides_and_a_revoke_denies_at_once(world):
     world.start()
     world.deliver()
@@ -79,8 +72,8 @@ def test_get_changes_nothing_post_decides_and_a_revoke_denies_at_once(world):
     assert page.status_code == 200 and "Alice" in page.text and "Bob" in page.text and "Carl" not in page.text
     assert page.headers["Referrer-Policy"] == "same-origin" and "no-store" in page.headers["Cache-Control"]
     assert state(world.database) == before  # opening the link wrote nothing, not even a journal row
-    form = _form(page.text)
-    item = _item(world, "alice", "github")
+    form = page_form(page.text)
+    item = item_id(world, "alice", "github")
     revoked = world.client.post(world.path(link), data={**form, "decide": f"{item}:revoke",
                                                         f"comment:{item}": "left the project"},
                                 headers={"Origin": "http://localhost:8080"})
@@ -100,18 +93,6 @@ def test_get_changes_nothing_post_decides_and_a_revoke_denies_at_once(world):
     assert "already decided" in again.text and len(journal(world.database, "review", "revoke")) == 1
     # Re-opening the link shows what was decided.
     assert "Revoked" in world.client.get(world.path(link)).text
-
-
-def _form(html: str) -> dict:
-    import re
-
-    return {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("csrf", "opened")}
-
-
-def _item(world, user: str, resource: str) -> str:
-    return rows(world.database, "SELECT i.id::text FROM review_items i JOIN people p ON p.id = i.person_id JOIN "
-                                "resources r ON r.id = i.resource_id WHERE p.user_name = %s AND r.key = %s "
-                                "ORDER BY i.campaign_id", (user, resource))[-1][0]
 
 
 def _key(world) -> str:
@@ -154,8 +135,8 @@ def link_decide(world, user: str, resource: str, choice: str, **extra):
     world.deliver()
     reviewer = {"alice": "mona", "bob": "mona", "carl": "olivia"}[user]
     link = world.links_of(reviewer)[-1]
-    form = _form(world.client.get(world.path(link)).text)
-    item = _item(world, user, resource)
+    form = page_form(world.client.get(world.path(link)).text)
+    item = item_id(world, user, resource)
     return world.client.post(world.path(link), data={**form, "decide": f"{item}:{choice}", **extra})
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from service.reviews.chart import HEIGHT, PAD, progress_svg
-from tests.reviews.test_console import people
 from tests.support.admin import step_up
+from tests.support.reviews import mona_and_two
 
 START = datetime(2026, 10, 1, 9, tzinfo=UTC)
 
@@ -33,7 +33,7 @@ def test_no_decisions_and_no_items_draw_a_flat_line_and_say_so():
 
 
 def test_the_campaign_page_shows_the_chart(web, signed_in, database):
-    people(database)
+    mona_and_two(database)
     done, _, _ = step_up(web, signed_in, "reviews.start", {"resources": ["vpn"], "due": "14"})
     key = done.json["campaign"]
     with psycopg.connect(database.owner_url) as conn:

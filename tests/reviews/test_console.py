@@ -3,19 +3,13 @@
 import psycopg
 
 from service.reviews import jobs
-from tests.reviews.support import add_grant, add_person, days, now
 from tests.support.admin import ORIGIN, csrf_of, step_up
 from tests.support.factories import rows
-
-
-def people(database):
-    mona = add_person(database, "mona")
-    for name in ("alice", "bob"):
-        add_grant(database, add_person(database, name, manager=mona), "vpn")
+from tests.support.reviews import add_grant, add_person, days, mona_and_two, now
 
 
 def test_an_admin_starts_a_campaign_with_a_security_key_and_without_one_nothing_starts(web, signed_in, database):
-    people(database)
+    mona_and_two(database)
     refused = web.post("/admin/api/reviews/start", json={"params": {"resources": ["vpn"], "due": "14"}},
                        headers={"Origin": ORIGIN, "X-CSRF-Token": csrf_of(web)})
     assert refused.status_code == 403 and rows(database, "SELECT count(*) FROM review_campaigns") == [(0,)]
@@ -33,7 +27,7 @@ def test_an_admin_starts_a_campaign_with_a_security_key_and_without_one_nothing_
 
 
 def test_a_held_campaign_is_shown_and_confirmed_with_a_security_key(web, signed_in, database, services):
-    people(database)
+    mona_and_two(database)
     done, _, _ = step_up(web, signed_in, "reviews.start", {"resources": ["vpn"], "due": "14"})
     key = done.json["campaign"]
     with psycopg.connect(database.owner_url) as conn:
@@ -51,7 +45,7 @@ def test_a_held_campaign_is_shown_and_confirmed_with_a_security_key(web, signed_
 
 
 def test_an_admin_extends_a_held_campaign_and_it_opens_again(web, signed_in, database, services):
-    people(database)
+    mona_and_two(database)
     done, _, _ = step_up(web, signed_in, "reviews.start", {"resources": ["vpn"], "due": "14"})
     key = done.json["campaign"]
     with psycopg.connect(database.owner_url) as conn:
@@ -74,7 +68,7 @@ def _queue_item(database, user: str) -> str:
 
 
 def test_an_admin_decides_the_admins_queue_with_a_security_key(web, signed_in, database):
-    people(database)
+    mona_and_two(database)
     olga = add_person(database, "olga")  # no manager, no owner: nobody else may review her access
     add_grant(database, olga, "vpn")
     add_grant(database, add_person(database, "ada"), "vpn")  # ada@example.com is the signed-in admin

@@ -3,8 +3,7 @@ the original link then shows the delegation. Journaled; a refused delegation cha
 
 import psycopg
 
-from tests.reviews.support import add_person, rows
-from tests.reviews.test_campaigns import _form, _item, state
+from tests.support.reviews import add_person, item_id, page_form, rows, state
 
 ORIGIN = {"Origin": "http://localhost:8080"}
 
@@ -14,7 +13,7 @@ def _mona(world):
     world.deliver()
     link, = world.links_of("mona")
     path = world.path(link)
-    return path, _form(world.client.get(path).text)
+    return path, page_form(world.client.get(path).text)
 
 
 def test_a_reviewer_delegates_the_whole_set_the_delegate_gets_a_link_and_the_original_link_shows_it(world):
@@ -38,8 +37,8 @@ def test_a_reviewer_delegates_the_whole_set_the_delegate_gets_a_link_and_the_ori
     boss_link, = world.links_of("boss")
     boss_page = world.client.get(world.path(boss_link))
     assert "Alice" in boss_page.text and "Bob" in boss_page.text
-    item = _item(world, "bob", "vpn")
-    done = world.client.post(world.path(boss_link), data={**_form(boss_page.text), "decide": f"{item}:revoke"},
+    item = item_id(world, "bob", "vpn")
+    done = world.client.post(world.path(boss_link), data={**page_form(boss_page.text), "decide": f"{item}:revoke"},
                              headers=ORIGIN)
     assert "Recorded 1 decision" in done.text and world.grant_state("bob", "vpn")[0] == "revoked"
     # The original link shows who has it now, offers no decision, and refuses one.
@@ -47,7 +46,7 @@ def test_a_reviewer_delegates_the_whole_set_the_delegate_gets_a_link_and_the_ori
     assert mine.status_code == 200 and "You delegated 3 items" in mine.text and "Boss" in mine.text
     assert 'name="decide"' not in mine.text
     before = state(world.database)
-    late = world.client.post(path, data={**form, "decide": f"{_item(world, 'alice', 'vpn')}:approve"},
+    late = world.client.post(path, data={**form, "decide": f"{item_id(world, 'alice', 'vpn')}:approve"},
                              headers=ORIGIN)
     assert late.status_code == 403 and state(world.database) == before
 

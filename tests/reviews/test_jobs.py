@@ -8,9 +8,9 @@ from pathlib import Path
 import psycopg
 
 from service.reviews import jobs
-from tests.reviews.support import days, now
 from tests.support.cli import db_env, gatehouse
 from tests.support.factories import rows
+from tests.support.reviews import days, now
 
 
 def test_reminders_go_out_once_per_offset_and_copy_the_manager_from_three_days_before(world):

@@ -6,9 +6,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 
 from service.reviews import links
-from tests.reviews.support import days, now, used
-from tests.reviews.test_campaigns import _form, _item, state
 from tests.support.factories import rows
+from tests.support.reviews import days, item_id, now, page_form, state, used
 
 ORIGIN = {"Origin": "http://localhost:8080"}
 
@@ -19,7 +18,7 @@ def mona(world):
     world.deliver()
     link, = world.links_of("mona")
     page = world.client.get(world.path(link))
-    return world, world.path(link), _form(page.text)
+    return world, world.path(link), page_form(page.text)
 
 
 @pytest.mark.parametrize("campaign", [True, False], ids=["with a campaign", "before any campaign"])
@@ -44,7 +43,7 @@ def test_a_tampered_link_is_refused_and_changes_nothing(mona):
     before = state(world.database)
     for bad in (swapped, other_key, token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")):
         assert world.client.get(f"/reviews/{bad}").status_code == 403
-        item = _item(world, "carl", "github")
+        item = item_id(world, "carl", "github")
         assert world.client.post(f"/reviews/{bad}", data={**form, "decide": f"{item}:approve"},
                                  headers=ORIGIN).status_code == 403
     assert state(world.database) == before
@@ -53,7 +52,7 @@ def test_a_tampered_link_is_refused_and_changes_nothing(mona):
 def test_another_reviewers_item_through_my_link_is_refused_and_nothing_changes(mona):
     world, path, form = mona
     before = state(world.database)
-    carl = _item(world, "carl", "github")  # olivia's to review
+    carl = item_id(world, "carl", "github")  # olivia's to review
     refused = world.client.post(path, data={**form, "decide": f"{carl}:revoke"}, headers=ORIGIN)
     assert refused.status_code == 403 and "not yours" in refused.text
     assert state(world.database) == before and world.grant_state("carl", "github") == ("active", None)
@@ -64,8 +63,8 @@ def test_an_item_of_another_campaign_through_this_link_is_refused(world):
     world.start(["github"])
     world.deliver()
     vpn_link, github_link = world.links_of("mona")
-    form = _form(world.client.get(world.path(vpn_link)).text)
-    github_item = _item(world, "alice", "github")
+    form = page_form(world.client.get(world.path(vpn_link)).text)
+    github_item = item_id(world, "alice", "github")
     before = state(world.database)
     refused = world.client.post(world.path(vpn_link), data={**form, "decide": f"{github_item}:revoke"},
                                 headers=ORIGIN)
@@ -75,7 +74,7 @@ def test_an_item_of_another_campaign_through_this_link_is_refused(world):
 
 def test_without_the_pages_csrf_token_or_from_another_origin_nothing_changes(mona):
     world, path, form = mona
-    item = _item(world, "bob", "vpn")
+    item = item_id(world, "bob", "vpn")
     before = state(world.database)
     for data, headers in (({"decide": f"{item}:revoke"}, ORIGIN),
                           ({**form, "csrf": "0" * 64, "decide": f"{item}:revoke"}, ORIGIN),
@@ -92,8 +91,8 @@ def test_after_the_due_instant_the_link_shows_campaign_closed_and_a_late_click_c
     page = world.client.get(world.path(link))
     assert page.status_code == 200 and "Campaign closed" in page.text and 'name="decide"' not in page.text
     before = state(world.database)
-    late = world.client.post(world.path(link), data={**_form(page.text),
-                                                     "decide": f"{_item(world, 'bob', 'vpn')}:approve"},
+    late = world.client.post(world.path(link), data={**page_form(page.text),
+                                                     "decide": f"{item_id(world, 'bob', 'vpn')}:approve"},
                              headers=ORIGIN)
     assert late.status_code == 409 and "Campaign closed" in late.text
     assert state(world.database) == before
@@ -101,7 +100,7 @@ def test_after_the_due_instant_the_link_shows_campaign_closed_and_a_late_click_c
 
 def test_an_approval_against_an_unused_recommendation_goes_to_the_second_stage(mona):
     world, path, form = mona
-    item = _item(world, "bob", "vpn")  # never used: recommended for revocation
+    item = item_id(world, "bob", "vpn")  # never used: recommended for revocation
     staged = world.client.post(path, data={**form, "decide": f"{item}:approve"}, headers=ORIGIN)
     assert "sent to a second reviewer" in staged.text
     assert rows(world.database, "SELECT decision, v.user_name, second_stage_why FROM review_items i JOIN people v "
@@ -114,7 +113,7 @@ def test_an_approval_against_an_unused_recommendation_goes_to_the_second_stage(m
     boss_link, = world.links_of("boss")
     page = world.client.get(world.path(boss_link))
     assert "Second stage" in page.text
-    done = world.client.post(world.path(boss_link), data={**_form(page.text), "decide": f"{item}:approve"},
+    done = world.client.post(world.path(boss_link), data={**page_form(page.text), "decide": f"{item}:approve"},
                              headers=ORIGIN)
     assert "Recorded 1 decision" in done.text
     assert rows(world.database, "SELECT decision, decided_by FROM review_items WHERE id = %s", (item,)) == [
@@ -122,7 +121,7 @@ def test_an_approval_against_an_unused_recommendation_goes_to_the_second_stage(m
 
 
 def test_a_fast_bulk_approval_goes_to_the_second_stage(world):
-    from tests.reviews.support import add_grant, add_person
+    from tests.support.reviews import add_grant, add_person
 
     for name in ("dan", "eve", "fay"):
         pid = add_person(world.database, name, manager=world.ids["mona"])
@@ -133,8 +132,8 @@ def test_a_fast_bulk_approval_goes_to_the_second_stage(world):
     world.start(["vpn"])
     world.deliver()
     link, = world.links_of("mona")
-    form = _form(world.client.get(world.path(link)).text)
-    selected = [_item(world, u, "vpn") for u in ("alice", "bob", "dan", "eve", "fay")]
+    form = page_form(world.client.get(world.path(link)).text)
+    selected = [item_id(world, u, "vpn") for u in ("alice", "bob", "dan", "eve", "fay")]
     wrong = world.client.post(world.path(link), data={**form, "bulk": "approve", "select": selected, "confirm": "4"},
                               headers=ORIGIN)
     assert wrong.status_code == 400 and rows(world.database, "SELECT count(*) FROM journal WHERE kind = 'review' "
@@ -149,7 +148,7 @@ def test_a_fast_bulk_approval_goes_to_the_second_stage(world):
 def test_the_journal_and_the_grant_commit_together_with_the_decision(mona):
     """A revoke whose journal row cannot be written leaves the grant and the item as they were."""
     world, path, form = mona
-    item = _item(world, "bob", "vpn")
+    item = item_id(world, "bob", "vpn")
     with psycopg.connect(world.database.owner_url) as conn:  # the journal refuses every append
         conn.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
                      "$$ BEGIN RAISE EXCEPTION 'no journal'; END $$")

@@ -6,9 +6,8 @@ import re
 
 import pytest
 
-from tests.auth.test_oidc import _sign_in, provider  # noqa: F401 (the provider process fixture)
-from tests.reviews.support import world_for
-from tests.reviews.test_campaigns import _form, _item, state
+from tests.support.oidc import sign_in
+from tests.support.reviews import item_id, page_form, state, world_for
 
 ORIGIN = {"Origin": "http://localhost:8080"}
 
@@ -20,7 +19,7 @@ def settings(settings, provider):  # noqa: F811
 
 
 def _sso(world, provider, user):  # noqa: F811
-    signed = _sign_in(world.client, provider, user, {"email": f"{user}@example.com", "email_verified": True})
+    signed = sign_in(world.client, provider, user, {"email": f"{user}@example.com", "email_verified": True})
     assert signed.status_code == 302, signed.text
 
 
@@ -34,7 +33,7 @@ def test_a_reviewer_signed_in_with_sso_reaches_the_page_without_the_link(world, 
     path, = re.findall(r'href="(/reviews/[^"]+)"', mine.text)
     page = world.client.get(path)
     assert page.status_code == 200 and "Alice" in page.text and "Bob" in page.text and "Carl" not in page.text
-    done = world.client.post(path, data={**_form(page.text), "decide": f"{_item(world, 'bob', 'vpn')}:revoke"},
+    done = world.client.post(path, data={**page_form(page.text), "decide": f"{item_id(world, 'bob', 'vpn')}:revoke"},
                              headers=ORIGIN)
     assert "Recorded 1 decision" in done.text and world.grant_state("bob", "vpn")[0] == "revoked"
 
@@ -50,7 +49,7 @@ def test_with_require_sso_the_link_alone_cannot_decide_and_the_reviewers_sso_ses
         page = world.client.get(path)
         assert page.status_code == 200 and "Sign in with your company account" in page.text
         assert 'name="decide"' not in page.text
-        form, item = _form(page.text), _item(world, "bob", "vpn")
+        form, item = page_form(page.text), item_id(world, "bob", "vpn")
         for who in (None, "boss"):  # nobody signed in; signed in, but as someone else
             if who:
                 _sso(world, provider, who)
@@ -64,7 +63,7 @@ def test_with_require_sso_the_link_alone_cannot_decide_and_the_reviewers_sso_ses
         _sso(world, provider, "mona")
         page = world.client.get(path)
         assert 'name="decide"' in page.text
-        done = world.client.post(path, data={**_form(page.text), "decide": f"{item}:revoke"}, headers=ORIGIN)
+        done = world.client.post(path, data={**page_form(page.text), "decide": f"{item}:revoke"}, headers=ORIGIN)
         assert "Recorded 1 decision" in done.text and world.grant_state("bob", "vpn")[0] == "revoked"
     finally:
         world.services.close()

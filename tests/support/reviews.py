@@ -138,3 +138,27 @@ def world_for(settings, database, smtp, tmp_path, *, share=0.9, require_sso=Fals
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def state(database) -> list[tuple]:
+    """What a review action may change: the journal's length, grants, secrets, mail, items, campaigns."""
+    return rows(database, "SELECT (SELECT count(*) FROM journal), (SELECT json_agg(g ORDER BY g.id) FROM grants g), "
+                          "(SELECT count(*) FROM app_secrets), (SELECT count(*) FROM notifications), "
+                          "(SELECT json_agg(i ORDER BY i.id) FROM review_items i), "
+                          "(SELECT json_agg(c) FROM review_campaigns c)")
+
+def page_form(html: str) -> dict:
+    """The review page's hidden csrf and opened values."""
+    return {name: re.search(rf'name="{name}" value="([^"]*)"', html).group(1) for name in ("csrf", "opened")}
+
+def item_id(world, user: str, resource: str) -> str:
+    return rows(world.database, "SELECT i.id::text FROM review_items i JOIN people p ON p.id = i.person_id JOIN "
+                                "resources r ON r.id = i.resource_id WHERE p.user_name = %s AND r.key = %s "
+                                "ORDER BY i.campaign_id", (user, resource))[-1][0]
+
+
+def mona_and_two(database) -> None:
+    """mona, manager of alice and bob, who each hold the VPN."""
+    mona = add_person(database, "mona")
+    for name in ("alice", "bob"):
+        add_grant(database, add_person(database, name, manager=mona), "vpn")
