@@ -78,7 +78,8 @@ TARGET_TYPES: dict[str, dict[str, Any]] = {
                    "secret": ("password_file", "password_env"), "secret_optional": True},
     "webhook": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("secret_file", "secret_env")},
 }
-_RETRY = {"max_attempts": (1, 100), "backoff_seconds": (1, 86400), "backoff_max_seconds": (1, 7 * 86400)}
+_RETRY = {"max_attempts": (1, 100), "backoff_seconds": (1, 86400), "backoff_max_seconds": (1, 7 * 86400),
+          "confirm_within_seconds": (60, 7 * 86400), "quarantine_after": (1, 1000)}
 
 
 def _targets(value: Any, known: set[str]) -> tuple[Target, ...]:

@@ -16,6 +16,7 @@ from connectors.outbound import Account, DeliveryError, Outcome, Target
 from policies import Target as TargetPolicy
 from service import db
 from service.errors import ConfigError
+from service.outbox import health as targets_health
 from service.outbox import store
 
 ACTOR = "job:outbox"
@@ -72,27 +73,44 @@ def outbox_job(services) -> dict:
 
 
 def deliver_due(services, *, now: datetime | None = None, limit: int = BATCH) -> dict:
-    """Deliver the due rows once each; a target that fails at the door is left alone for the rest of the run."""
+    """Deliver the due rows once each, then escalate the unconfirmed ones.
+
+    A target that fails at the door is left alone for the rest of the run; a quarantined one gets only its
+    probe (one row) when the probe is due.
+    """
+    now = now or datetime.now(UTC)
     targets = {t.key: t for t in services.policy.targets}
-    counts = {"confirmed": 0, "retry": 0, "dead": 0, "skipped": 0}
+    mail_on = bool(services.settings.smtp_host)
+    counts = {"confirmed": 0, "retry": 0, "dead": 0, "skipped": 0, "escalated": 0}
     with db.connect(services.database.app_url, timeout=services.settings.db_timeout, autocommit=True) as conn:
         with conn.transaction():
-            rows = store.due(conn, now or datetime.now(UTC), limit)
+            rows = store.due(conn, now, limit)
+            health = store.health(conn)
         failing: set[str] = set()
+        probed: set[str] = set()
         for row in rows:
             policy = targets.get(row.target)
-            if policy is None or row.target in failing:
+            quarantined = row.target in health and health[row.target].quarantined_at is not None
+            if (policy is None or row.target in failing or not targets_health.may_try(health.get(row.target), now)
+                    or (quarantined and row.target in probed)):
                 counts["skipped"] += 1
                 continue
-            outcome = deliver(conn, row, policy)
+            if quarantined:
+                probed.add(row.target)
+            outcome = deliver(conn, row, policy, now=now, mail_on=mail_on)
             counts[outcome] += 1
-            if outcome != "confirmed":
+            if outcome == "confirmed":
+                probed.discard(row.target)  # the probe went through: the target is released, the rest may go
+                health.pop(row.target, None)
+            else:
                 failing.add(row.target)  # keep order and spare a target that is down: its next rows wait
+        counts["escalated"] = targets_health.escalate(conn, list(targets.values()), now=now, mail_on=mail_on)
     return counts
 
 
-def deliver(conn, row: store.Row, policy: TargetPolicy) -> str:
+def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None = None, mail_on: bool = False) -> str:
     """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure."""
+    now = now or datetime.now(UTC)
     with conn.transaction():
         email, dn, remote_id = store.account(conn, row)
     account = Account(row.person_id, row.user_name, email=email, dn=dn, remote_id=remote_id, resource=row.resource,
@@ -110,11 +128,12 @@ def deliver(conn, row: store.Row, policy: TargetPolicy) -> str:
         if verified is None:
             raise DeliveryError("the target answered, but a re-read still shows the access as it was")
     except DeliveryError as e:
-        return _failed(conn, row, policy, attempt, e)
+        return _failed(conn, row, policy, attempt, e, now=now, mail_on=mail_on)
     with conn.transaction():
         _remember(conn, row, verified)
         store.move(conn, row, outcome="confirmed", actor=ACTOR, state="confirmed",
                    detail={"attempt": attempt, "answer": verified.detail})
+        targets_health.succeeded(conn, row.target, mail_on=mail_on)
     return "confirmed"
 
 
@@ -123,13 +142,16 @@ def _remember(conn, row: store.Row, outcome: Outcome) -> None:
         store.remember_remote_id(conn, row, outcome.remote_id)
 
 
-def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: DeliveryError) -> str:
+def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: DeliveryError, *, now: datetime,
+            mail_on: bool) -> str:
     detail = {"attempt": attempt, "error": e.message, **({"status": e.status} if e.status else {}),
               **({"retry_after": e.after} if e.after is not None else {})}
     with conn.transaction():
         current = store.get(conn, row.id, lock=True)
         if current.state not in ("intent", "sent"):  # an admin discarded it meanwhile
             return "skipped"
+        if not e.permanent:  # a permanent answer is about this row (no such DN, a 400), not the target's health
+            targets_health.failed(conn, policy, e.message, now=now, mail_on=mail_on)
         if e.permanent or attempt >= policy.max_attempts:
             store.move(conn, current, outcome="dead", actor=ACTOR, state="dead", attempts=attempt, error=e.message,
                        detail={**detail, "permanent": e.permanent})

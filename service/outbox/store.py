@@ -129,11 +129,104 @@ def discard(conn: psycopg.Connection, row_id: int, *, actor: str, **detail) -> R
     return get(conn, row_id)
 
 
-def summary(conn: psycopg.Connection) -> list[tuple]:
-    """Per target: backlog, oldest pending, sent but unconfirmed, dead letters, last confirmation."""
-    return conn.execute(
-        "SELECT t.key, t.type, t.enabled, count(*) FILTER (WHERE o.state IN ('intent', 'sent')), "
-        "min(o.created_at) FILTER (WHERE o.state IN ('intent', 'sent')), count(*) FILTER (WHERE o.state = 'sent'), "
-        "count(*) FILTER (WHERE o.state = 'dead'), max(o.confirmed_at) "
-        "FROM outbound_targets t LEFT JOIN outbox o ON o.target = t.key GROUP BY t.key, t.type, t.enabled "
-        "ORDER BY t.key").fetchall()
+@dataclasses.dataclass(frozen=True)
+class Health:
+    """A target's delivery health: failed attempts in a row, the last success, and its quarantine if any."""
+
+    target: str
+    failures: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+    quarantined_at: datetime | None = None
+    quarantine_step: int = 0
+    probe_at: datetime | None = None
+
+
+_HEALTH = ("target, failures, last_success_at, last_failure_at, last_error, quarantined_at, quarantine_step, "
+           "probe_at")
+
+
+def health(conn: psycopg.Connection) -> dict[str, Health]:
+    """Every target's health that has been tried, by key."""
+    return {r[0]: Health(*r) for r in conn.execute(f"SELECT {_HEALTH} FROM outbound_health")}
+
+
+def record_success(conn: psycopg.Connection, target: str) -> Health:
+    """A delivery confirmed: failures back to zero, out of quarantine; returns the health as it was before."""
+    before = _locked_health(conn, target)
+    conn.execute("UPDATE outbound_health SET failures = 0, last_success_at = now(), quarantined_at = NULL, "
+                 "quarantine_step = 0, probe_at = NULL WHERE target = %s", (target,))
+    return before
+
+
+def record_failure(conn: psycopg.Connection, target: str, error: str) -> Health:
+    """A failed attempt counted; returns the health after it."""
+    _locked_health(conn, target)
+    row = conn.execute(f"UPDATE outbound_health SET failures = failures + 1, last_failure_at = now(), "
+                       f"last_error = %s WHERE target = %s RETURNING {_HEALTH}", (error, target)).fetchone()
+    return Health(*row)
+
+
+def quarantine(conn: psycopg.Connection, target: str, *, step: int, probe_at: datetime) -> None:
+    """Quarantine a target (or keep it so, one step further): nothing goes to it before probe_at."""
+    conn.execute("UPDATE outbound_health SET quarantined_at = coalesce(quarantined_at, now()), "
+                 "quarantine_step = %s, probe_at = %s WHERE target = %s", (step, probe_at, target))
+
+
+def _locked_health(conn: psycopg.Connection, target: str) -> Health:
+    conn.execute("INSERT INTO outbound_health (target) VALUES (%s) ON CONFLICT DO NOTHING", (target,))
+    return Health(*conn.execute(f"SELECT {_HEALTH} FROM outbound_health WHERE target = %s FOR UPDATE",
+                                (target,)).fetchone())
+
+
+def unconfirmed(conn: psycopg.Connection, target: str, sent_before: datetime) -> list[Row]:
+    """Rows of a target sent before the given time, still not confirmed, not escalated yet."""
+    return [Row(*r) for r in conn.execute(
+        f"SELECT {COLUMNS} FROM outbox o WHERE o.target = %s AND o.state = 'sent' AND o.sent_at < %s "
+        "AND NOT EXISTS (SELECT 1 FROM outbox_escalations e WHERE e.outbox_id = o.id) ORDER BY o.id",
+        (target, sent_before))]
+
+
+def mark_escalated(conn: psycopg.Connection, row_id: int) -> bool:
+    """Record once that a row was escalated; False if another run did already."""
+    return conn.execute("INSERT INTO outbox_escalations (outbox_id) VALUES (%s) ON CONFLICT DO NOTHING "
+                        "RETURNING outbox_id", (row_id,)).fetchone() is not None
+
+
+def queue_admin_mail(conn: psycopg.Connection, kind: str, to: list[str], subject: str, body: str) -> None:
+    """Queue a message to the admins in the notifications the mail_deliver job sends, in the caller's transaction."""
+    conn.execute("INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body) "
+                 "VALUES (%s, NULL, %s, '{}', %s, %s)", (kind, to, subject, body))
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSummary:
+    """What the console and `outbox targets` show of one target."""
+
+    key: str
+    type: str
+    enabled: bool
+    backlog: int
+    oldest_pending: datetime | None
+    unconfirmed: int
+    escalated: int
+    dead: int
+    last_success: datetime | None
+    failures: int
+    quarantined_at: datetime | None
+    probe_at: datetime | None
+    last_error: str | None
+
+
+def summary(conn: psycopg.Connection) -> list[TargetSummary]:
+    """Per target: backlog, oldest pending, sent but unconfirmed (and escalated), dead letters, last success,
+    failures in a row and quarantine."""
+    return [TargetSummary(*r) for r in conn.execute(
+        "SELECT t.key, t.type, t.enabled, count(o.id) FILTER (WHERE o.state IN ('intent', 'sent')), "
+        "min(o.created_at) FILTER (WHERE o.state IN ('intent', 'sent')), count(o.id) FILTER (WHERE o.state = 'sent'), "
+        "count(e.outbox_id) FILTER (WHERE o.state = 'sent'), count(o.id) FILTER (WHERE o.state = 'dead'), "
+        "coalesce(h.last_success_at, max(o.confirmed_at)), coalesce(h.failures, 0), h.quarantined_at, h.probe_at, "
+        "h.last_error FROM outbound_targets t LEFT JOIN outbox o ON o.target = t.key "
+        "LEFT JOIN outbox_escalations e ON e.outbox_id = o.id LEFT JOIN outbound_health h ON h.target = t.key "
+        "GROUP BY t.key, t.type, t.enabled, h.target ORDER BY t.key")]

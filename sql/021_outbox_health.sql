@@ -1,0 +1,37 @@
+-- Outbound health: a target that keeps failing is quarantined, a delivery
+-- sent but never confirmed is escalated, and the admins are told of both.
+--
+-- outbound_health holds one row per target that has been tried: failed
+-- attempts in a row, the last success, and the quarantine (Entra's rule: after
+-- the policy's quarantine_after failures the target is tried only at 6 h,
+-- 12 h, 24 h, then daily, one delivery at a time, until one succeeds).
+-- outbox_escalations records once that a row was still `sent` (the target took
+-- it, no re-read has shown it done) after its target's confirm_within_seconds;
+-- the journal row (kind outbound, outcome escalated) commits with it.
+-- Neither table decides anything by itself: the journal is the record.
+--
+-- The application role gets these tables through grants.sql's blanket grant
+-- on every table (re-applied after each run); nothing here needs more.
+
+CREATE TABLE outbound_health (
+    target           text PRIMARY KEY REFERENCES outbound_targets (key),
+    failures         integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    last_success_at  timestamptz,
+    last_failure_at  timestamptz,
+    last_error       text,
+    quarantined_at   timestamptz,
+    quarantine_step  integer NOT NULL DEFAULT 0 CHECK (quarantine_step >= 0),
+    probe_at         timestamptz,
+    CHECK ((quarantined_at IS NULL) = (probe_at IS NULL))
+);
+
+CREATE TABLE outbox_escalations (
+    outbox_id     bigint PRIMARY KEY REFERENCES outbox (id),
+    escalated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The admins' mail for both (queued in the same transaction, sent by mail_deliver).
+ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
+ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN (
+    'training_lapsed', 'training_reminder', 'review_request', 'review_reminder', 'review_missed',
+    'review_held', 'review_revoked', 'outbox_unconfirmed', 'outbox_quarantined', 'outbox_released'));
