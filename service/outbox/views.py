@@ -1,0 +1,62 @@
+"""Console page for outbound enforcement: each target's health, its dead letters and unconfirmed rows.
+
+Retrying or discarding a row is an admin action bound to a WebAuthn assertion; the row's move, its journal row
+(kind outbound) and the admin's journal row (kind admin) commit in one transaction.
+"""
+
+from flask import jsonify, render_template, request
+
+from service import web
+from service.admins import webauthn
+from service.admins.stepup import Proof, requires_webauthn
+from service.auth import sessions
+from service.auth.guards import require_role
+from service.errors import BadRequest
+from service.outbox import store
+
+bp = web.console_blueprint("console_outbox", __name__)
+SHOWN = 200
+
+
+@bp.get("/outbox")
+@require_role("admin")
+def page():
+    with web.connection() as conn:
+        targets = store.summary(conn)
+        dead = store.rows(conn, state="dead", limit=SHOWN)
+        unconfirmed = store.rows(conn, state="sent", limit=SHOWN)
+    return render_template("admin_outbox.html", targets=targets, dead=dead, unconfirmed=unconfirmed,
+                           csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
+
+
+def _row_id(params) -> int:
+    value = str(params.get("row", "")).strip() if isinstance(params, dict) else ""
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest("params.row must be an outbox row's id (a positive integer)")
+    return int(value)
+
+
+def _decide(params, proof: Proof, decide):
+    with web.transaction() as conn:
+        row = decide(conn, _row_id(params), actor=proof.principal.actor, via="console")
+        proof.record(conn, subject=row.person_id, resource=row.resource, outbox=row.id, target=row.target,
+                     op=row.op, user=row.user_name, state=row.state)
+    return jsonify(ok=True, row=row.id, state=row.state)
+
+
+@bp.post("/api/outbox/retry")
+@requires_webauthn("outbox.retry")
+def retry(params, proof: Proof):
+    """Send a dead letter again (refused when a later change of the same person and target supersedes it)."""
+    return _decide(params, proof, store.retry)
+
+
+@bp.post("/api/outbox/discard")
+@requires_webauthn("outbox.discard")
+def discard(params, proof: Proof):
+    """Give up on an unfinished row: it is never delivered."""
+    return _decide(params, proof, store.discard)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)
