@@ -43,9 +43,14 @@ def build(target: TargetPolicy) -> Target:
     settings = target.settings
     timeout = float(settings.get("timeout_seconds", 10))
     if target.type == "scim":
-        from connectors.scim_target import ScimTarget
+        from connectors.scim_target import ClientCredentials, ScimTarget
 
-        return ScimTarget(str(settings["url"]), secret(settings, "token"), timeout=timeout)
+        if "token_url" in settings:
+            token = ClientCredentials(str(settings["token_url"]), str(settings["client_id"]),
+                                      secret(settings, "client_secret"), scope=settings.get("scope"), timeout=timeout)
+        else:
+            token = secret(settings, "token")
+        return ScimTarget(str(settings["url"]), token, group=settings.get("group"), timeout=timeout)
     if target.type == "ldap_group":
         from connectors.ldap_group import LdapGroupTarget
 
