@@ -77,6 +77,9 @@ TARGET_TYPES: dict[str, dict[str, Any]] = {
                    "optional": {"bind_dn", "member_attribute", "dn_template", "timeout_seconds"},
                    "secret": ("password_file", "password_env"), "secret_optional": True},
     "webhook": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("secret_file", "secret_env")},
+    "openvpn": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("password_file", "password_env"),
+                "secret_optional": True},
+    "command": {"required": {"command"}, "optional": {"timeout_seconds"}, "secret": (), "secret_optional": True},
 }
 # A SCIM target that gets its bearer token by OAuth 2.0 client credentials (RFC 6749 §4.4) instead of a static one.
 SCIM_OAUTH = {"required": {"url", "token_url", "client_id"},
@@ -111,6 +114,8 @@ def _target(table: dict, path: str, known: set[str]) -> Target:
     for name in sorted(table.keys() - {"key", "type", "resource", *_RETRY}):
         if name in ("timeout_seconds",):
             settings[name] = _bounded(table[name], f"{path}.{name}", 1, 300)
+        elif name == "command":
+            settings[name] = _argv(table[name], f"{path}.{name}")
         elif name == "verify":
             if not isinstance(table[name], bool):
                 raise _Fault(f"{path}.{name}", f"must be a boolean, got {_type(table[name])}")
@@ -124,7 +129,17 @@ def _target(table: dict, path: str, known: set[str]) -> Target:
     return Target(key=_key(table["key"], f"{path}.key"), type=kind, resource=resource, settings=settings, **retry)
 
 
-_SCHEMES = {"scim": ("https://", "http://"), "webhook": ("https://", "http://"), "ldap_group": ("ldap://", "ldaps://")}
+def _argv(value: Any, path: str) -> tuple[str, ...]:
+    """A command as a list of words, run without a shell: an absolute program path, then its arguments."""
+    if not isinstance(value, list) or not value or not all(isinstance(w, str) and w for w in value):
+        raise _Fault(path, "must be a non-empty list of non-empty strings (the program, then its arguments)")
+    if not value[0].startswith("/"):
+        raise _Fault(path, f"the program must be an absolute path, got {value[0]!r}")
+    return tuple(value)
+
+
+_SCHEMES = {"scim": ("https://", "http://"), "webhook": ("https://", "http://"), "ldap_group": ("ldap://", "ldaps://"),
+            "openvpn": ("tcp://", "unix://")}
 
 
 def _bounded(value: Any, path: str, low: int, high: int) -> int:

@@ -35,3 +35,9 @@ ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN (
     'training_lapsed', 'training_reminder', 'review_request', 'review_reminder', 'review_missed',
     'review_held', 'review_revoked', 'outbox_unconfirmed', 'outbox_quarantined', 'outbox_released'));
+
+-- Two more kinds of target: a VPN's live sessions, ended through OpenVPN's
+-- management interface or a configured command (connectors/vpn.py).
+ALTER TABLE outbound_targets DROP CONSTRAINT outbound_targets_type_check;
+ALTER TABLE outbound_targets ADD CONSTRAINT outbound_targets_type_check
+    CHECK (type IN ('scim', 'ldap_group', 'webhook', 'openvpn', 'command'));

@@ -62,6 +62,15 @@ def build(target: TargetPolicy) -> Target:
         from connectors.webhook import WebhookTarget
 
         return WebhookTarget(str(settings["url"]), secret(settings, "secret").encode(), timeout=timeout)
+    if target.type == "openvpn":
+        from connectors.vpn import OpenVpnTarget
+
+        password = secret(settings, "password") if {"password_file", "password_env"} & settings.keys() else None
+        return OpenVpnTarget(str(settings["url"]), password=password, timeout=timeout)
+    if target.type == "command":
+        from connectors.vpn import CommandTarget
+
+        return CommandTarget(list(settings["command"]), timeout=timeout)
     raise ConfigError("GATEHOUSE_POLICY_FILE", f"target {target.key}: unknown type {target.type}")
 
 

@@ -56,3 +56,19 @@ def test_a_scim_target_may_take_its_token_by_client_credentials_and_manage_a_gro
         with pytest.raises(PolicyError) as e:
             parse({k: v for k, v in {**oauth, **change}.items() if v is not None})
         assert (e.value.path, problem in e.value.problem) == (where, True), e.value
+
+
+def test_vpn_session_targets_openvpn_and_command():
+    vpn = {"key": "vpn", "type": "openvpn", "resource": "github", "url": "tcp://127.0.0.1:7505"}
+    cmd = {"key": "cmd", "type": "command", "resource": "github", "command": ["/usr/local/sbin/end", "--user"]}
+    a, b = parse(vpn, cmd).targets
+    assert (dict(a.settings), dict(b.settings)) == ({"url": "tcp://127.0.0.1:7505"},
+                                                    {"command": ("/usr/local/sbin/end", "--user")})
+    for change, problem in [({"command": "/bin/end kim"}, "must be a non-empty list"),
+                            ({"command": []}, "must be a non-empty list"),
+                            ({"command": ["end"]}, "must be an absolute path")]:
+        with pytest.raises(PolicyError) as e:
+            parse({**cmd, **change})
+        assert e.value.path == "targets[0].command" and problem in e.value.problem
+    with pytest.raises(PolicyError, match="must start with tcp:// or unix://"):
+        parse({**vpn, "url": "http://x"})
