@@ -99,6 +99,36 @@ class ScimTarget:
         active = user.get("active", True)
         return Outcome(user["id"], {"active": active}) if active is want else None
 
+    def key_of(self, account: Account) -> str:
+        """How reconciliation names an account here: its userName, lower-cased."""
+        return (account.user_name or "").lower()
+
+    def holders(self) -> dict[str, Account]:
+        """Who has access now: active users (or, with a group, its members), by lower-cased userName."""
+        users = self._all_users()
+        if self.group:
+            inside = _members(self._group())
+            return {k: a for k, (a, _active, rid) in users.items() if rid in inside}
+        return {k: a for k, (a, active, _rid) in users.items() if active}
+
+    def accounts(self) -> set[str]:
+        """Every userName the tool has (Gatehouse re-adds access only to accounts that exist)."""
+        return set(self._all_users())
+
+    def _all_users(self, page: int = 100) -> dict[str, tuple[Account, bool, str]]:
+        found: dict[str, tuple[Account, bool, str]] = {}
+        start = 1
+        while True:
+            _, body = self._call("GET", f"/Users?{urllib.parse.urlencode({'startIndex': start, 'count': page})}")
+            resources = (body or {}).get("Resources") or []
+            for user in resources:
+                name = str(user.get("userName") or "")
+                found[name.lower()] = (Account("", name, remote_id=user.get("id")), user.get("active", True) is True,
+                                       str(user.get("id")))
+            start += len(resources)
+            if not resources or start > int((body or {}).get("totalResults") or 0):
+                return found
+
     def _apply_membership(self, want: bool, user_id: str, idempotency_key: str) -> Outcome:
         group = self._group()
         if (user_id in _members(group)) is want:

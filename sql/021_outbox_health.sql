@@ -41,3 +41,22 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN
 ALTER TABLE outbound_targets DROP CONSTRAINT outbound_targets_type_check;
 ALTER TABLE outbound_targets ADD CONSTRAINT outbound_targets_type_check
     CHECK (type IN ('scim', 'ldap_group', 'webhook', 'openvpn', 'command'));
+
+-- Reconciliation (the outbox_reconcile job): who has access at a target
+-- against who should. A run whose removals exceed the policy's [guard] is held
+-- here for an admin's WebAuthn-bound decision (confirmed: the next job run
+-- applies exactly the held plan; discarded: nothing), as a held directory sync
+-- is. `plan` holds the removals and additions as the run found them.
+CREATE TABLE outbound_reconciliations (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    target      text NOT NULL REFERENCES outbound_targets (key),
+    state       text NOT NULL CHECK (state IN ('held', 'confirmed', 'applied', 'discarded')),
+    plan        jsonb NOT NULL,
+    reason      text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    decided_by  text,
+    decided_at  timestamptz,
+    applied_at  timestamptz
+);
+CREATE UNIQUE INDEX outbound_reconciliations_open_idx ON outbound_reconciliations (target)
+    WHERE state IN ('held', 'confirmed');

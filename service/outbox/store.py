@@ -8,6 +8,7 @@ import dataclasses
 from datetime import datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from service import journal
 from service.errors import Conflict, NotFound
@@ -230,3 +231,82 @@ def summary(conn: psycopg.Connection) -> list[TargetSummary]:
         "h.last_error FROM outbound_targets t LEFT JOIN outbox o ON o.target = t.key "
         "LEFT JOIN outbox_escalations e ON e.outbox_id = o.id LEFT JOIN outbound_health h ON h.target = t.key "
         "GROUP BY t.key, t.type, t.enabled, h.target ORDER BY t.key")]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reconciliation:
+    """A reconciliation run held for an admin (or confirmed, applied, discarded), with the plan it found."""
+
+    id: int
+    target: str
+    state: str
+    plan: dict
+    reason: str
+    created_at: datetime
+    decided_by: str | None
+
+
+_RECONCILIATION = "id, target, state, plan, reason, created_at, decided_by"
+_PERSON_DN = ("LEFT JOIN person_external_ids x ON x.person_id = p.id AND x.source = 'ldap:dn'")
+
+
+def open_reconciliation(conn: psycopg.Connection, target: str) -> Reconciliation | None:
+    """The target's run that is held or confirmed (at most one), if any."""
+    row = conn.execute(f"SELECT {_RECONCILIATION} FROM outbound_reconciliations WHERE target = %s "
+                       "AND state IN ('held', 'confirmed')", (target,)).fetchone()
+    return Reconciliation(*row) if row else None
+
+
+def reconciliation(conn: psycopg.Connection, run_id: int) -> Reconciliation | None:
+    row = conn.execute(f"SELECT {_RECONCILIATION} FROM outbound_reconciliations WHERE id = %s FOR UPDATE",
+                       (run_id,)).fetchone()
+    return Reconciliation(*row) if row else None
+
+
+def held_reconciliations(conn: psycopg.Connection) -> list[Reconciliation]:
+    return [Reconciliation(*r) for r in conn.execute(
+        f"SELECT {_RECONCILIATION} FROM outbound_reconciliations WHERE state IN ('held', 'confirmed') ORDER BY id")]
+
+
+def hold_reconciliation(conn: psycopg.Connection, target: str, plan: dict, reason: str) -> int:
+    return conn.execute("INSERT INTO outbound_reconciliations (target, state, plan, reason) VALUES "
+                        "(%s, 'held', %s, %s) RETURNING id", (target, Jsonb(plan), reason)
+                        ).fetchone()[0]
+
+
+def decide_reconciliation(conn: psycopg.Connection, run_id: int, state: str, actor: str) -> None:
+    conn.execute("UPDATE outbound_reconciliations SET state = %s, decided_by = %s, decided_at = now() "
+                 "WHERE id = %s AND state = 'held'", (state, actor, run_id))
+
+
+def finish_reconciliation(conn: psycopg.Connection, run_id: int) -> None:
+    conn.execute("UPDATE outbound_reconciliations SET state = 'applied', applied_at = now() "
+                 "WHERE id = %s AND state = 'confirmed'", (run_id,))
+
+
+def expected_holders(conn: psycopg.Connection, resource: str) -> list[tuple[str, str | None, str | None]]:
+    """(person id, userName, LDAP DN) of everyone holding an active grant on the resource."""
+    return conn.execute(
+        "SELECT p.id::text, p.user_name, x.external_id FROM grants g JOIN resources r ON r.id = g.resource_id "
+        f"JOIN people p ON p.id = g.person_id {_PERSON_DN} WHERE r.key = %s AND g.state = 'active'",
+        (resource,)).fetchall()
+
+
+def pending_people(conn: psycopg.Connection, target: str) -> list[tuple[str, str | None, str | None]]:
+    """(person id, userName, LDAP DN) of everyone with an unfinished outbox row at the target."""
+    return conn.execute(
+        "SELECT DISTINCT o.person_id::text, coalesce(p.user_name, o.user_name), x.external_id FROM outbox o "
+        f"LEFT JOIN people p ON p.id = o.person_id {_PERSON_DN} "
+        "WHERE o.target = %s AND o.state IN ('intent', 'sent')", (target,)).fetchall()
+
+
+def people_names(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(person id, userName) of everyone Gatehouse knows."""
+    return conn.execute("SELECT id::text, user_name FROM people WHERE user_name IS NOT NULL").fetchall()
+
+
+def accounts_by_id(conn: psycopg.Connection, person_ids: list[str]) -> dict[str, tuple]:
+    """person id → (userName, primary e-mail, LDAP DN)."""
+    return {r[0]: r[1:] for r in conn.execute(
+        f"SELECT p.id::text, p.user_name, p.primary_email, x.external_id FROM people p {_PERSON_DN} "
+        "WHERE p.id = ANY(%s::uuid[])", (person_ids,))}

@@ -12,7 +12,7 @@ from service.admins.stepup import Proof, requires_webauthn
 from service.auth import sessions
 from service.auth.guards import require_role
 from service.errors import BadRequest
-from service.outbox import store
+from service.outbox import reconcile, store
 
 bp = web.console_blueprint("console_outbox", __name__)
 SHOWN = 200
@@ -25,14 +25,15 @@ def page():
         targets = store.summary(conn)
         dead = store.rows(conn, state="dead", limit=SHOWN)
         unconfirmed = store.rows(conn, state="sent", limit=SHOWN)
-    return render_template("admin_outbox.html", targets=targets, dead=dead, unconfirmed=unconfirmed,
+        held = store.held_reconciliations(conn)
+    return render_template("admin_outbox.html", targets=targets, dead=dead, unconfirmed=unconfirmed, held=held,
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
-def _row_id(params) -> int:
-    value = str(params.get("row", "")).strip() if isinstance(params, dict) else ""
+def _row_id(params, name: str = "row") -> int:
+    value = str(params.get(name, "")).strip() if isinstance(params, dict) else ""
     if not value.isdigit() or len(value) > 18:
-        raise BadRequest("params.row must be an outbox row's id (a positive integer)")
+        raise BadRequest(f"params.{name} must be an id (a positive integer)")
     return int(value)
 
 
@@ -56,6 +57,27 @@ def retry(params, proof: Proof):
 def discard(params, proof: Proof):
     """Give up on an unfinished row: it is never delivered."""
     return _decide(params, proof, store.discard)
+
+
+def _reconcile_decision(params, proof: Proof, *, confirm: bool):
+    """Confirm (the next outbox_reconcile run applies the plan exactly as held) or discard a held run."""
+    with web.transaction() as conn:
+        run = reconcile.decide(conn, _row_id(params, "run"), confirm=confirm, actor=proof.principal.actor)
+        proof.record(conn, run=run.id, target=run.target, removals=len(run.plan["removals"]),
+                     additions=len(run.plan["additions"]))
+    return jsonify(ok=True, run=run.id, state=run.state)
+
+
+@bp.post("/api/outbox/reconcile_confirm")
+@requires_webauthn("outbox.reconcile_confirm")
+def reconcile_confirm(params, proof: Proof):
+    return _reconcile_decision(params, proof, confirm=True)
+
+
+@bp.post("/api/outbox/reconcile_discard")
+@requires_webauthn("outbox.reconcile_discard")
+def reconcile_discard(params, proof: Proof):
+    return _reconcile_decision(params, proof, confirm=False)
 
 
 def init_app(app) -> None:

@@ -7,9 +7,9 @@ from service.access.resources import sync_resources
 from tests.support.policy import policy_toml, resource
 
 
-def outbox_services(settings, database, targets):
+def outbox_services(settings, database, targets, **policy):
     """The services with a policy holding these targets, synced to the database as `serve` does at start."""
-    text = policy_toml(resources=[resource("vpn", kind="vpn"), resource("github")], targets=targets)
+    text = policy_toml(resources=[resource("vpn", kind="vpn"), resource("github")], targets=targets, **policy)
     policy = parse_policy(text.encode(), source="test.toml")
     with psycopg.connect(database.app_url) as conn:
         sync_resources(conn, policy)
