@@ -7,12 +7,13 @@ retry or discard. A row left `sent` by a worker that died is delivered again: th
 idempotent, so the effect is not doubled.
 """
 
+import dataclasses
 import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connectors.outbound import Account, DeliveryError, Outcome, Target
+from connectors.outbound import Account, DeliveryError, Target
 from policies import Target as TargetPolicy
 from service import db
 from service.errors import ConfigError
@@ -100,8 +101,10 @@ def deliver_due(services, *, now: datetime | None = None, limit: int = BATCH) ->
         with conn.transaction():
             rows = store.due(conn, now, limit)
             health = store.health(conn)
+            known = store.accounts(conn, rows)
         failing: set[str] = set()
         probed: set[str] = set()
+        recorded: set[str] = set()  # targets whose success this run has noted (once a run is enough)
         for row in rows:
             policy = targets.get(row.target)
             quarantined = row.target in health and health[row.target].quarantined_at is not None
@@ -111,22 +114,31 @@ def deliver_due(services, *, now: datetime | None = None, limit: int = BATCH) ->
                 continue
             if quarantined:
                 probed.add(row.target)
-            outcome = deliver(conn, row, policy, now=now, mail_on=mail_on)
+            outcome = deliver(conn, row, policy, now=now, mail_on=mail_on, known=known.get(row.id),
+                              note_success=row.target not in recorded)
             counts[outcome] += 1
             if outcome == "confirmed":
+                recorded.add(row.target)
                 probed.discard(row.target)  # the probe went through: the target is released, the rest may go
                 health.pop(row.target, None)
             else:
+                recorded.discard(row.target)
                 failing.add(row.target)  # keep order and spare a target that is down: its next rows wait
         counts["escalated"] = targets_health.escalate(conn, list(targets.values()), now=now, mail_on=mail_on)
     return counts
 
 
-def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None = None, mail_on: bool = False) -> str:
-    """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure."""
+def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None = None, mail_on: bool = False,
+            known: tuple | None = None, note_success: bool = True) -> str:
+    """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure.
+
+    `known`: the row's (e-mail, DN, remote id) when the caller loaded them for a batch; `note_success`: whether
+    to record the target's success (a run records it once per target, with its first confirmation)."""
     now = now or datetime.now(UTC)
-    with conn.transaction():
-        email, dn, remote_id = store.account(conn, row)
+    if known is None:
+        with conn.transaction():
+            known = store.accounts(conn, [row])[row.id]
+    email, dn, remote_id = known
     account = Account(row.person_id, row.user_name, email=email, dn=dn, remote_id=remote_id, resource=row.resource,
                       cause=row.cause, reason=row.reason)
     attempt = row.attempts + 1
@@ -134,26 +146,26 @@ def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None 
         target = build(policy)
         applied = target.apply(row.op, account, idempotency_key=row.idempotency_key)
         with conn.transaction():
-            _remember(conn, row, applied)
+            if applied.remote_id and applied.remote_id != remote_id:
+                store.remember_remote_id(conn, row, applied.remote_id)
             store.move(conn, row, outcome="sent", actor=ACTOR, state="sent", attempts=attempt,
                        detail={"attempt": attempt, "answer": applied.detail})
-            row = store.get(conn, row.id)
+        row = dataclasses.replace(row, state="sent", attempts=attempt)
+        if applied.remote_id:  # re-read the very account the change went to, by its id
+            account = dataclasses.replace(account, remote_id=applied.remote_id)
         verified = target.verify(row.op, account)
         if verified is None:
             raise DeliveryError("the target answered, but a re-read still shows the access as it was")
     except DeliveryError as e:
         return _failed(conn, row, policy, attempt, e, now=now, mail_on=mail_on)
     with conn.transaction():
-        _remember(conn, row, verified)
+        if verified.remote_id and verified.remote_id not in (remote_id, applied.remote_id):
+            store.remember_remote_id(conn, row, verified.remote_id)
         store.move(conn, row, outcome="confirmed", actor=ACTOR, state="confirmed",
                    detail={"attempt": attempt, "answer": verified.detail})
-        targets_health.succeeded(conn, row.target, mail_on=mail_on)
+        if note_success:
+            targets_health.succeeded(conn, row.target, mail_on=mail_on)
     return "confirmed"
-
-
-def _remember(conn, row: store.Row, outcome: Outcome) -> None:
-    if outcome.remote_id:
-        store.remember_remote_id(conn, row, outcome.remote_id)
 
 
 def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: DeliveryError, *, now: datetime,

@@ -65,15 +65,17 @@ def get(conn: psycopg.Connection, row_id: int, *, lock: bool = False) -> Row:
     return Row(*row)
 
 
-def account(conn: psycopg.Connection, row: Row) -> tuple[str | None, str | None, str | None]:
-    """The person's primary e-mail, LDAP DN and the target's remote id for them (each may be None)."""
+def accounts(conn: psycopg.Connection, due: list[Row]) -> dict[int, tuple[str | None, str | None, str | None]]:
+    """For each row: the person's primary e-mail, LDAP DN and the target's remote id for them (each may be None);
+    one query for a whole batch."""
     found = conn.execute(
-        "SELECT p.primary_email, x.external_id, a.remote_id FROM (SELECT %(pid)s::uuid AS id) k "
-        "LEFT JOIN people p ON p.id = k.id "
-        "LEFT JOIN person_external_ids x ON x.person_id = k.id AND x.source = 'ldap:dn' "
-        "LEFT JOIN outbound_accounts a ON a.person_id = k.id AND a.target = %(target)s",
-        {"pid": row.person_id, "target": row.target}).fetchone()
-    return found
+        "SELECT k.id, p.primary_email, x.external_id, a.remote_id "
+        "FROM unnest(%(ids)s::bigint[], %(pids)s::uuid[], %(targets)s::text[]) AS k (id, person_id, target) "
+        "LEFT JOIN people p ON p.id = k.person_id "
+        "LEFT JOIN person_external_ids x ON x.person_id = k.person_id AND x.source = 'ldap:dn' "
+        "LEFT JOIN outbound_accounts a ON a.person_id = k.person_id AND a.target = k.target",
+        {"ids": [r.id for r in due], "pids": [r.person_id for r in due], "targets": [r.target for r in due]})
+    return {r[0]: r[1:] for r in found}
 
 
 def remember_remote_id(conn: psycopg.Connection, row: Row, remote_id: str) -> None:
@@ -227,7 +229,7 @@ def summary(conn: psycopg.Connection) -> list[TargetSummary]:
         "SELECT t.key, t.type, t.enabled, count(o.id) FILTER (WHERE o.state IN ('intent', 'sent')), "
         "min(o.created_at) FILTER (WHERE o.state IN ('intent', 'sent')), count(o.id) FILTER (WHERE o.state = 'sent'), "
         "count(e.outbox_id) FILTER (WHERE o.state = 'sent'), count(o.id) FILTER (WHERE o.state = 'dead'), "
-        "coalesce(h.last_success_at, max(o.confirmed_at)), coalesce(h.failures, 0), h.quarantined_at, h.probe_at, "
+        "greatest(h.last_success_at, max(o.confirmed_at)), coalesce(h.failures, 0), h.quarantined_at, h.probe_at, "
         "h.last_error FROM outbound_targets t LEFT JOIN outbox o ON o.target = t.key "
         "LEFT JOIN outbox_escalations e ON e.outbox_id = o.id LEFT JOIN outbound_health h ON h.target = t.key "
         "GROUP BY t.key, t.type, t.enabled, h.target ORDER BY t.key")]
