@@ -1,26 +1,13 @@
 """A SCIM target that manages a group's membership, and one that takes its token by OAuth client credentials
 (authlib's client against a token endpoint in front of the real scim2-server)."""
 
-import psycopg
 import pytest
 
 from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
+from tests.outbox.conftest import change
 from tests.support.factories import add_grant, add_person, rows
-from tests.support.scimtool import TOKEN, OAuthGate, ScimTool, add_group, members
-
-
-@pytest.fixture
-def tool(monkeypatch):
-    monkeypatch.setenv("GH_SCIM_TOKEN", TOKEN)
-    server = ScimTool().start()
-    yield server
-    server.stop()
-
-
-def change(database, fn, *args, **kwargs):
-    with psycopg.connect(database.app_url) as conn:
-        fn(conn, *args, **kwargs)
+from tests.support.scimtool import OAuthGate, add_group, members
 
 
 def test_a_group_target_removes_and_adds_the_member_and_leaves_the_account_active(tool, database, make_services):

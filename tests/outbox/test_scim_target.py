@@ -13,7 +13,7 @@ from service.access import store as grant_store
 from service.admins import store as admins
 from service.outbox import store
 from service.outbox.delivery import deliver_due
-from tests.outbox.conftest import outbox_services
+from tests.outbox.conftest import change, outbox_services
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
 from tests.support.scimtool import TOKEN, ScimTool
@@ -22,19 +22,6 @@ from tests.support.scimtool import TOKEN, ScimTool
 def scim_target(url, **more):
     return {"key": "gh-scim", "type": "scim", "resource": "github", "url": url, "token_env": "GH_SCIM_TOKEN",
             "backoff_seconds": 10, **more}
-
-
-@pytest.fixture
-def tool(monkeypatch):
-    monkeypatch.setenv("GH_SCIM_TOKEN", TOKEN)
-    server = ScimTool().start()
-    yield server
-    server.stop()
-
-
-def change(database, fn, *args, **kwargs):
-    with psycopg.connect(database.app_url) as conn:
-        fn(conn, *args, **kwargs)
 
 
 def states(database):
