@@ -44,12 +44,24 @@ class LdapGroupTarget:
 
     def verify(self, op: str, account: Account) -> Outcome | None:
         dn = self.dn_of(account)
+        present = dn.lower() in self.holders()
+        return Outcome(None, {"dn": dn, "member": present}) if present is (op != DISABLE) else None
+
+    def key_of(self, account: Account) -> str:
+        """How reconciliation names an account here: its DN, lower-cased."""
+        return self.dn_of(account).lower()
+
+    def holders(self) -> dict[str, Account]:
+        """Who is in the group now: DN (lower-cased) → an account to remove it by."""
         with self._connect() as conn:
             if not conn.search(self.group_dn, "(objectClass=*)", BASE, attributes=[self.attribute]):
                 raise DeliveryError(f"cannot read {self.group_dn}: {conn.result['description']}")
-            members = {str(m).lower() for m in conn.entries[0][self.attribute].values}
-        present = dn.lower() in members
-        return Outcome(None, {"dn": dn, "member": present}) if present is (op != DISABLE) else None
+            members = [str(m) for m in conn.entries[0][self.attribute].values]
+        return {m.lower(): Account("", None, dn=m) for m in members}
+
+    def accounts(self) -> None:
+        """Anyone with a DN can be added: no list of accounts limits the additions."""
+        return None
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Connection]:

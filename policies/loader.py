@@ -72,14 +72,22 @@ def _policy(doc: dict, version: str) -> Policy:
 # key/type/resource and the retry settings; "secret" names the keys of which exactly one must say where a
 # secret is (a file path or an environment variable's name), never the secret itself.
 TARGET_TYPES: dict[str, dict[str, Any]] = {
-    "scim": {"required": {"url"}, "optional": {"timeout_seconds", "verify"},
+    "scim": {"required": {"url"}, "optional": {"timeout_seconds", "verify", "group"},
              "secret": ("token_file", "token_env")},
     "ldap_group": {"required": {"url", "group_dn"},
                    "optional": {"bind_dn", "member_attribute", "dn_template", "timeout_seconds"},
                    "secret": ("password_file", "password_env"), "secret_optional": True},
     "webhook": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("secret_file", "secret_env")},
+    "openvpn": {"required": {"url"}, "optional": {"timeout_seconds"}, "secret": ("password_file", "password_env"),
+                "secret_optional": True},
+    "command": {"required": {"command"}, "optional": {"timeout_seconds"}, "secret": (), "secret_optional": True},
 }
-_RETRY = {"max_attempts": (1, 100), "backoff_seconds": (1, 86400), "backoff_max_seconds": (1, 7 * 86400)}
+# A SCIM target that gets its bearer token by OAuth 2.0 client credentials (RFC 6749 §4.4) instead of a static one.
+SCIM_OAUTH: dict[str, Any] = {"required": {"url", "token_url", "client_id"},
+              "optional": {"timeout_seconds", "verify", "group", "scope"},
+              "secret": ("client_secret_file", "client_secret_env")}
+_RETRY = {"max_attempts": (1, 100), "backoff_seconds": (1, 86400), "backoff_max_seconds": (1, 7 * 86400),
+          "confirm_within_seconds": (60, 7 * 86400), "quarantine_after": (1, 1000)}
 
 
 def _targets(value: Any, known: set[str]) -> tuple[Target, ...]:
@@ -94,7 +102,7 @@ def _target(table: dict, path: str, known: set[str]) -> Target:
     kind = _str(table["type"], f"{path}.type")
     if kind not in TARGET_TYPES:
         raise _Fault(f"{path}.type", f"must be one of {', '.join(TARGET_TYPES)}, got {kind!r}")
-    spec = TARGET_TYPES[kind]
+    spec = SCIM_OAUTH if kind == "scim" and "token_url" in table else TARGET_TYPES[kind]
     _keys(table, path, required={"key", "type", "resource", *spec["required"]},
           optional={*spec["optional"], *spec["secret"], *_RETRY})
     resource = _str(table["resource"], f"{path}.resource")
@@ -107,19 +115,32 @@ def _target(table: dict, path: str, known: set[str]) -> Target:
     for name in sorted(table.keys() - {"key", "type", "resource", *_RETRY}):
         if name in ("timeout_seconds",):
             settings[name] = _bounded(table[name], f"{path}.{name}", 1, 300)
+        elif name == "command":
+            settings[name] = _argv(table[name], f"{path}.{name}")
         elif name == "verify":
             if not isinstance(table[name], bool):
                 raise _Fault(f"{path}.{name}", f"must be a boolean, got {_type(table[name])}")
             settings[name] = table[name]
         else:
             settings[name] = _str(table[name], f"{path}.{name}")
-    if "url" in settings and not str(settings["url"]).startswith(_SCHEMES[kind]):
-        raise _Fault(f"{path}.url", f"must start with {' or '.join(_SCHEMES[kind])}, got {settings['url']!r}")
+    for url in ("url", "token_url"):
+        if url in settings and not str(settings[url]).startswith(_SCHEMES[kind]):
+            raise _Fault(f"{path}.{url}", f"must start with {' or '.join(_SCHEMES[kind])}, got {settings[url]!r}")
     retry = {name: _bounded(table[name], f"{path}.{name}", *_RETRY[name]) for name in _RETRY if name in table}
     return Target(key=_key(table["key"], f"{path}.key"), type=kind, resource=resource, settings=settings, **retry)
 
 
-_SCHEMES = {"scim": ("https://", "http://"), "webhook": ("https://", "http://"), "ldap_group": ("ldap://", "ldaps://")}
+def _argv(value: Any, path: str) -> tuple[str, ...]:
+    """A command as a list of words, run without a shell: an absolute program path, then its arguments."""
+    if not isinstance(value, list) or not value or not all(isinstance(w, str) and w for w in value):
+        raise _Fault(path, "must be a non-empty list of non-empty strings (the program, then its arguments)")
+    if not value[0].startswith("/"):
+        raise _Fault(path, f"the program must be an absolute path, got {value[0]!r}")
+    return tuple(value)
+
+
+_SCHEMES = {"scim": ("https://", "http://"), "webhook": ("https://", "http://"), "ldap_group": ("ldap://", "ldaps://"),
+            "openvpn": ("tcp://", "unix://")}
 
 
 def _bounded(value: Any, path: str, low: int, high: int) -> int:

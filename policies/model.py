@@ -92,7 +92,9 @@ class Target:
 
     `settings` holds the type's own keys (url, group_dn, token_env, ...); secrets are named by file path or
     environment variable there, never given. Deliveries are retried with exponential backoff from
-    backoff_seconds up to backoff_max_seconds, and dead-lettered after max_attempts.
+    backoff_seconds up to backoff_max_seconds, and dead-lettered after max_attempts. A row the target took but
+    a re-read has not confirmed within confirm_within_seconds is escalated to the admins; after
+    quarantine_after failed attempts in a row the target is quarantined (tried at 6 h, 12 h, 24 h, then daily).
     """
 
     key: str
@@ -102,6 +104,8 @@ class Target:
     max_attempts: int = 8
     backoff_seconds: int = 30
     backoff_max_seconds: int = 3600
+    confirm_within_seconds: int = 3600
+    quarantine_after: int = 20
 
     def __post_init__(self):
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))

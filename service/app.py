@@ -23,6 +23,7 @@ from service.config import Settings
 from service.db import tx
 from service.directory import views as directory_views
 from service.errors import GatehouseError
+from service.outbox import views as outbox_views
 from service.people import pages as people_pages
 from service.people import views as people_views
 from service.reviews import views as reviews_views
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(journal_api.bp)
     openapi.init_app(app)
     for views in (console, admins_views, clients_views, directory_views, access_views, people_views, people_pages,
-                  reviews_views, audit_pages):
+                  reviews_views, outbox_views, audit_pages):
         views.init_app(app)
     oauth.init_app(app)
     oidc.init_app(app)

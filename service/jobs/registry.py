@@ -69,6 +69,7 @@ def configured(settings) -> dict[str, Job]:
     """The jobs these settings turn on (later jobs add a register() call here)."""
     from service.directory import sync as ldapsync
     from service.outbox import delivery as outbox
+    from service.outbox import reconcile as outbox_reconcile
     from service.reviews import jobs as reviews
     from service.training import sweep as training
 
@@ -79,6 +80,7 @@ def configured(settings) -> dict[str, Job]:
         register(jobs, Job("ldap_full", ldapsync.full_job, daily_at_hour=settings.ldap_full_sync_at))
     register(jobs, Job("training_sweep", training.sweep_job, every_minutes=60))
     register(jobs, Job("outbox", outbox.outbox_job, every_minutes=1, run_at_start=True))
+    register(jobs, Job("outbox_reconcile", outbox_reconcile.reconcile_job, every_minutes=60))
     if settings.smtp_host:
         register(jobs, Job("mail_deliver", training.deliver_job, every_minutes=1, run_at_start=True))
     register(jobs, Job("reviews_deadline", reviews.deadline_job, every_minutes=1))

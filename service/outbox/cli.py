@@ -33,12 +33,15 @@ def outbox_list(ctx: Context, state: str | None, limit: int):
 @outbox_group.command("targets")
 @pass_ctx
 def outbox_targets(ctx: Context):
-    """Per target: backlog, oldest pending, sent but unconfirmed, dead letters, last confirmation."""
+    """Per target: backlog, oldest pending, unconfirmed and escalated, dead letters, last success, quarantine."""
     with ctx.connection() as conn:
         found = store.summary(conn)
-    rows = [("TARGET", "TYPE", "ENABLED", "BACKLOG", "OLDEST PENDING", "UNCONFIRMED", "DEAD", "LAST CONFIRMED")]
-    table(rows + [(k, t, "yes" if on else "no", n, when(oldest), sent, dead, when(last))
-                  for k, t, on, n, oldest, sent, dead, last in found])
+    rows = [("TARGET", "TYPE", "ENABLED", "BACKLOG", "OLDEST PENDING", "UNCONFIRMED", "ESCALATED", "DEAD",
+             "LAST SUCCESS", "QUARANTINE")]
+    table(rows + [(t.key, t.type, "yes" if t.enabled else "no", t.backlog, when(t.oldest_pending), t.unconfirmed,
+                   t.escalated, t.dead, when(t.last_success),
+                   f"until {when(t.probe_at)} ({t.failures} failures)" if t.quarantined_at else "-")
+                  for t in found])
 
 
 @outbox_group.command("retry")

@@ -1,5 +1,6 @@
 """What the browser tests share: `gatehouse serve` as a real process, Chromium with a virtual authenticator."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,14 +15,14 @@ from tests.support.cli import db_env
 from tests.support.net import free_port, wait_ready
 
 
-@pytest.fixture
-def server(database, tmp_path):
-    """`gatehouse serve` on this test's database, as a real process."""
+@contextlib.contextmanager
+def serving(database, tmp_path, **settings):
+    """`gatehouse serve` on this test's database, as a real process, with these GATEHOUSE_* settings more."""
     port = free_port()
     base = f"http://localhost:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
     env.update(db_env(database), GATEHOUSE_PORT=str(port), GATEHOUSE_BASE_URL=base, GATEHOUSE_WORKERS="1",
-               GATEHOUSE_HOST="127.0.0.1")
+               GATEHOUSE_HOST="127.0.0.1", **settings)
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "serve"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
@@ -32,6 +33,13 @@ def server(database, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
+
+
+@pytest.fixture
+def server(database, tmp_path):
+    """`gatehouse serve` on this test's database, as a real process."""
+    with serving(database, tmp_path) as base:
+        yield base
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Revocations and restorations reach a real downstream SCIM server (scim2-server), verified by a re-read."""
 
+import dataclasses
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,10 @@ import psycopg
 import pytest
 
 from service.access import store as grant_store
+from service.admins import store as admins
+from service.outbox import store
 from service.outbox.delivery import deliver_due
+from tests.outbox.conftest import change, outbox_services
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
 from tests.support.scimtool import TOKEN, ScimTool
@@ -18,19 +22,6 @@ from tests.support.scimtool import TOKEN, ScimTool
 def scim_target(url, **more):
     return {"key": "gh-scim", "type": "scim", "resource": "github", "url": url, "token_env": "GH_SCIM_TOKEN",
             "backoff_seconds": 10, **more}
-
-
-@pytest.fixture
-def tool(monkeypatch):
-    monkeypatch.setenv("GH_SCIM_TOKEN", TOKEN)
-    server = ScimTool().start()
-    yield server
-    server.stop()
-
-
-def change(database, fn, *args, **kwargs):
-    with psycopg.connect(database.app_url) as conn:
-        fn(conn, *args, **kwargs)
 
 
 def states(database):
@@ -44,7 +35,7 @@ def test_a_revocation_deactivates_the_remote_user_and_a_restoration_reactivates_
     add_grant(database, alice, "github")
     assert deliver_due(services)["confirmed"] == 1  # the grant: alice is active already, nothing to change
     change(database, grant_store.revoke, "alice", "github", reason="leaver")
-    assert deliver_due(services) == {"confirmed": 1, "retry": 0, "dead": 0, "skipped": 0}
+    assert deliver_due(services) == {"confirmed": 1, "retry": 0, "dead": 0, "skipped": 0, "escalated": 0}
     assert tool.user(remote)["active"] is False
     assert states(database) == [("enable", "confirmed", 1), ("disable", "confirmed", 1)]
     assert rows(database, "SELECT remote_id FROM outbound_accounts") == [(remote,)]
@@ -159,7 +150,9 @@ def test_a_200_that_leaves_the_user_active_is_caught_by_the_re_read(liar, databa
     deliver_due(services, now=later + timedelta(hours=2))
     assert rows(database, "SELECT state, attempts FROM outbox WHERE id = %s", (row_id,)) == [("dead", 2)]
     assert rows(database, "SELECT outcome FROM journal WHERE kind = 'outbound' AND detail->>'outbox' = %s "
-                          "ORDER BY seq", (str(row_id),)) == [("sent",), ("failed",), ("sent",), ("dead",)]
+                          "ORDER BY seq", (str(row_id),)) == [
+        ("sent",), ("failed",), ("escalated",), ("sent",), ("dead",)]
+    # sent 2 h before "now" and never confirmed (the default confirm_within_seconds is an hour): escalated once
 
 
 def test_429_waits_as_retry_after_says(liar, database, make_services, monkeypatch):
@@ -173,3 +166,31 @@ def test_429_waits_as_retry_after_says(liar, database, make_services, monkeypatc
         database, "SELECT state, attempts, next_attempt_at - now(), last_error FROM outbox WHERE id = %s", (row_id,))
     assert (state, attempts, error) == ("intent", 1, "PATCH /Users/u1: HTTP 429")
     assert timedelta(seconds=590) < wait <= timedelta(seconds=600)
+
+
+def test_a_row_sent_but_never_confirmed_is_escalated_once_by_mail_and_journal(liar, settings, database,
+                                                                              monkeypatch):
+    monkeypatch.setenv("GH_SCIM_TOKEN", "t")
+    with psycopg.connect(database.app_url) as conn:
+        admins.create_admin(conn, "ada@example.com", display_name=None, created_by="test")
+    services = outbox_services(dataclasses.replace(settings, smtp_host="127.0.0.1"), database,
+                               [scim_target(liar(), confirm_within_seconds=60, max_attempts=50)])
+    try:
+        row_id = _revoked_carol(database)
+        start = datetime.now(UTC)
+        deliver_due(services, now=start)
+        assert deliver_due(services, now=start)["escalated"] == 0  # sent just now: not late yet
+        assert rows(database, "SELECT state FROM outbox WHERE id = %s", (row_id,)) == [("sent",)]
+        assert deliver_due(services, now=start + timedelta(minutes=2))["escalated"] == 1
+        assert deliver_due(services, now=start + timedelta(hours=5))["escalated"] == 0  # once, though still late
+    finally:
+        services.close()
+    assert rows(database, "SELECT detail->'notified' FROM journal WHERE outcome = 'escalated' "
+                          "AND detail->>'outbox' = %s", (str(row_id),)) == [(["ada@example.com"],)]
+    (kind, to, subject, body), = rows(database, "SELECT kind, to_addrs, subject, body FROM notifications")
+    assert (kind, to, subject) == ("outbox_unconfirmed", ["ada@example.com"], "Gatehouse: 1 change(s) at gh-scim "
+                                                                              "not confirmed")
+    assert f"row {row_id}: disable carol" in body
+    with psycopg.connect(database.app_url) as conn:
+        (page,) = [t for t in store.summary(conn) if t.key == "gh-scim"]
+    assert (page.unconfirmed, page.escalated) == (1, 1)
