@@ -6,11 +6,11 @@ A screenshot of the page before and after is kept in GATEHOUSE_SCREENSHOTS (defa
 from playwright.sync_api import expect
 
 from service.outbox.delivery import deliver_due
-from tests.conftest import db_env, gatehouse
-from tests.e2e.conftest import serving, shots_dir
-from tests.outbox.conftest import outbox_services
+from tests.support.browser import shots_dir
+from tests.support.cli import db_env, gatehouse, serving
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
+from tests.support.outbox import outbox_services
 from tests.support.policy import policy_toml, resource
 
 TARGET = {"key": "gh-scim", "type": "scim", "resource": "github", "max_attempts": 1,

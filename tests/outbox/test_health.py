@@ -11,8 +11,8 @@ from service.access import store as grant_store
 from service.admins import store as admins
 from service.outbox.delivery import deliver_due
 from service.outbox.health import quarantine_wait
-from tests.outbox.conftest import outbox_services
 from tests.support.factories import add_grant, add_person, rows
+from tests.support.outbox import outbox_services
 from tests.support.scimtool import TOKEN, ScimTool
 
 

@@ -9,10 +9,10 @@ import pytest
 from service.access import store as grant_store
 from service.app import create_app
 from service.outbox.reconcile import plan, reconcile_job
-from tests.outbox.conftest import outbox_services
 from tests.support.admin import ORIGIN, enroll, step_up
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.ldapserver import ROOT_DN, ROOT_PW, group_dn, group_ldif, user_dn
+from tests.support.outbox import outbox_services
 from tests.support.scimtool import TOKEN, ScimTool
 from tests.support.softauthn import SoftAuthenticator
 

@@ -5,8 +5,8 @@ import pytest
 
 from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
-from tests.outbox.conftest import change
 from tests.support.factories import add_grant, add_person, rows
+from tests.support.outbox import change
 from tests.support.scimtool import OAuthGate, add_group, members
 
 

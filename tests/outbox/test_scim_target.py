@@ -13,9 +13,9 @@ from service.access import store as grant_store
 from service.admins import store as admins
 from service.outbox import store
 from service.outbox.delivery import deliver_due
-from tests.outbox.conftest import change, outbox_services
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
+from tests.support.outbox import change, outbox_services
 from tests.support.scimtool import TOKEN, ScimTool
 
 

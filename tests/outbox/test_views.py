@@ -8,10 +8,10 @@ import pytest
 from service.access import store as grant_store
 from service.app import create_app
 from service.outbox.delivery import deliver_due
-from tests.outbox.conftest import outbox_services
 from tests.support.admin import ORIGIN, csrf_of, enroll, step_up
 from tests.support.factories import add_grant, add_person, rows
 from tests.support.net import free_port
+from tests.support.outbox import outbox_services
 from tests.support.softauthn import SoftAuthenticator
 
 

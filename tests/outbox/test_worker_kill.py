@@ -21,9 +21,9 @@ import psycopg
 import pytest
 
 from service.access import store as grant_store
-from tests.conftest import db_env
-from tests.outbox.conftest import outbox_services
+from tests.support.cli import db_env
 from tests.support.factories import add_grant, add_person, rows
+from tests.support.outbox import outbox_services
 from tests.support.policy import policy_toml, resource
 from tests.support.scimtool import TOKEN, ScimTool
 

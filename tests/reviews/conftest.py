@@ -1,4 +1,4 @@
-"""Fixtures of the review tests: the SMTP server and the review world (tests/reviews/support.py)."""
+"""Fixtures of the review tests: the SMTP server and the review world (tests/support/reviews.py)."""
 
 import pytest
 

@@ -1,11 +1,14 @@
 """The real `gatehouse` command line, run in a subprocess, and the environment that names a test database."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from service import db
+from tests.support.net import free_port, wait_ready
 
 
 def gatehouse(*args: str, env: dict | None = None, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
@@ -19,3 +22,22 @@ def db_env(database: db.Database) -> dict:
     """Environment naming a test database, in the two-URL mode."""
     return {"GATEHOUSE_DATABASE_URL": database.app_url, "GATEHOUSE_DATABASE_OWNER_URL": database.owner_url}
 
+
+@contextlib.contextmanager
+def serving(database, tmp_path, **settings):
+    """`gatehouse serve` on this test's database, as a real process, with these GATEHOUSE_* settings more."""
+    port = free_port()
+    base = f"http://localhost:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env.update(db_env(database), GATEHOUSE_PORT=str(port), GATEHOUSE_BASE_URL=base, GATEHOUSE_WORKERS="1",
+               GATEHOUSE_HOST="127.0.0.1", **settings)
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "serve"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
