@@ -19,7 +19,12 @@ _COLUMNS = sql.SQL("""
     p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at, p.formatted_name,
     p.scim_owner, p.active_assigned,
     coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
-              WHERE x.person_id = p.id), '{}')""")
+              WHERE x.person_id = p.id), '{}'),
+    coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM person_logins l CROSS JOIN jsonb_each_text(l.logins) e
+              WHERE l.person_id = p.id), '{}'),
+    coalesce((SELECT jsonb_agg(jsonb_build_object('id', g.id::text, 'name', g.display_name)
+                               ORDER BY lower(g.display_name), g.id)
+              FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.person_id = p.id), '[]')""")
 
 
 
@@ -49,6 +54,8 @@ class Person:
     scim_owner: str | None  # the SCIM client ("scim:<name>") that created or joined this person
     active_assigned: bool  # False after a SCIM remove of `active`: inactive, and `active` not returned
     external_ids: dict
+    logins: dict  # source → the login it gave ("userName", "ldap", "scim:okta"), each resolving this person
+    groups: list  # [{"id", "name"}]: the groups this person is a member of, by name
 
     @property
     def etag(self) -> str:
@@ -289,6 +296,9 @@ UPDATE people SET user_name = %(user_name)s, given_name = %(given_name)s, family
 WHERE id = %(id)s
 """
 
+# The key of attribute_sources naming the SCIM client that owns the person (people.scim_owner), if one does.
+OWNER = "owner"
+
 # Changes that can make this person the manager someone is waiting for.
 _IDENTITY = {"user_name", "emails", "employee_number", "external_id"}
 
@@ -301,12 +311,15 @@ def create(conn: psycopg.Connection, fields: Fields, *, source: str, ext_source:
     values = _values(fields, conn)
     values["manager_ref"] = None if values["manager_id"] else fields.manager_ref
     params = {**values, "active": fields.active is not False, "source": source,
-              "sources": Jsonb({f: ext_source for f in FIELDS}),
               "scim_owner": ext_source if ext_source.startswith("scim:") else None}
+    # Who owns the person (scim_ownership) is shown with who set what: attribute_sources["owner"].
+    owned = {OWNER: params["scim_owner"]} if params["scim_owner"] else {}
+    params["sources"] = Jsonb({**{f: ext_source for f in FIELDS}, **owned})
     try:
         person_id = conn.execute(_INSERT, params).fetchone()[0]
         if fields.external_id:
             link_external_id(conn, person_id, ext_source, fields.external_id)
+        set_login(conn, person_id, ext_source, fields.user_name)
     except REFUSALS as e:
         raise _refused(e, fields) from None
     person = get(conn, person_id)
@@ -339,6 +352,8 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
     if not changes:
         return person, {}
     sources = {**person.attribute_sources, **{f: ext_source for f in changes if f != "scim_owner"}}
+    if "scim_owner" in changes:
+        sources[OWNER] = owner
     try:
         conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id,
                                "scim_owner": owner, "active_assigned": assigned})
@@ -347,12 +362,23 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
                          (person.id, ext_source))
         elif "external_id" in changes:
             link_external_id(conn, person.id, ext_source, fields.external_id)
+        if "user_name" in changes or person.logins.get(ext_source) != fields.user_name:
+            set_login(conn, person.id, ext_source, fields.user_name)
     except REFUSALS as e:
         raise _refused(e, fields) from None
     updated = get(conn, person.id)
     if _IDENTITY & changes.keys():
         adopt_pending_reports(conn, updated)
     return updated, changes
+
+
+def set_login(conn: psycopg.Connection, person_id: str, source: str, login: str | None) -> None:
+    """This source's login of the person (sql/018): it replaces the source's old one; another source's stay.
+
+    Gateways send the directory login, SCIM clients their userName: each keeps resolving the person through the
+    one login key. A key that is another person's raises UniqueViolation on person_logins_pkey.
+    """
+    conn.execute("SELECT person_login_set(%s, %s, %s)", (person_id, source, login))
 
 
 def link_external_id(conn: psycopg.Connection, person_id: str, source: str, external_id: str) -> None:
