@@ -208,15 +208,20 @@ def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
 
 
 def adopt_pending_reports(conn: psycopg.Connection, person: Person) -> int:
-    """People whose manager reference names this person now get them as manager."""
-    refs = [person.id, person.user_name.lower(), *(v.lower() for v in person.external_ids.values())]
+    """People whose manager reference names this person now get them as manager (as resolve_manager would).
+
+    A reference names them by id, e-mail or external id, by employee number, or by any of their logins through
+    the login key (ＢＯＳＳ names boss; an LDAP uid names the person Okta renamed).
+    """
+    refs = [person.id, *(v.lower() for v in person.external_ids.values())]
     if person.primary_email:
         refs.append(person.primary_email.lower())
     return conn.execute(
         "UPDATE people SET manager_id = %s, manager_ref = NULL, version = version + 1, updated_at = now() "
         "WHERE manager_ref IS NOT NULL AND manager_id IS NULL AND id <> %s "
-        "AND (lower(manager_ref) = ANY(%s) OR manager_ref = %s)",
-        (person.id, person.id, refs, person.employee_number)).rowcount
+        "AND (lower(manager_ref) = ANY(%s) OR manager_ref = %s "
+        "OR login_key(manager_ref) IN (SELECT l.login_key FROM person_logins l WHERE l.person_id = %s))",
+        (person.id, person.id, refs, person.employee_number, person.id)).rowcount
 
 
 def _values(fields: Fields, conn: psycopg.Connection) -> dict:
