@@ -10,8 +10,8 @@
 -- person_login_set(person, source, login) is the one way to change a source's login: the source's old one goes
 -- (a row no longer naming any login goes with it), the new one joins the person's row for its key, and a key
 -- that is another person's raises unique_violation on person_logins_pkey (a 409, a sync conflict). A NULL login
--- removes the source's. Existing rows need nothing: their "userName" entries stay as they are, and each source
--- adds its own the next time it writes the person (the next sync, the next SCIM write).
+-- removes the source's. Existing people get the login of the source that set their userName (below); every
+-- other login a source gives is added the next time it writes the person (the next sync, the next SCIM write).
 
 CREATE FUNCTION person_login_set(person uuid, source text, login text) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
