@@ -36,8 +36,9 @@ class Rule:
 
 
 def _ids(conn: psycopg.Connection, user: str, resource: str) -> tuple[str, str, str]:
-    person = conn.execute("SELECT id::text, user_name FROM people WHERE lower(user_name) = lower(%s) "
-                          "AND deleted_at IS NULL", (user,)).fetchone()
+    # Any of the person's logins (their userName, their LDAP uid...), through the one login key (sql/013, 018).
+    person = conn.execute("SELECT p.id::text, p.user_name FROM person_logins l JOIN people p ON p.id = l.person_id "
+                          "WHERE l.login_key = login_key(%s) AND p.deleted_at IS NULL", (user,)).fetchone()
     if person is None:
         raise NotFound(f"no person with userName {user!r}")
     row = conn.execute("SELECT id::text FROM resources WHERE key = %s", (resource,)).fetchone()
@@ -122,7 +123,8 @@ class Grant:
 _GRANTS = """
 SELECT p.user_name, r.key, g.state, g.reason, g.granted_by, g.granted_at, g.updated_at
 FROM grants g JOIN people p ON p.id = g.person_id JOIN resources r ON r.id = g.resource_id
-WHERE (%(user)s::text IS NULL OR lower(p.user_name) = lower(%(user)s))
+WHERE (%(user)s::text IS NULL
+       OR p.id = (SELECT l.person_id FROM person_logins l WHERE l.login_key = login_key(%(user)s)))
   AND (%(resource)s::text IS NULL OR r.key = %(resource)s)
 ORDER BY lower(p.user_name), r.key
 """
@@ -130,7 +132,7 @@ ORDER BY lower(p.user_name), r.key
 
 def list_grants(conn: psycopg.Connection, *, user: str | None = None, resource: str | None = None) -> list[Grant]:
     """Grants of every state, of one person (by userName) or on one resource; NotFound for an unknown one."""
-    if user is not None and conn.execute("SELECT 1 FROM people WHERE lower(user_name) = lower(%s)",
+    if user is not None and conn.execute("SELECT 1 FROM person_logins WHERE login_key = login_key(%s)",
                                          (user,)).fetchone() is None:
         raise NotFound(f"no person with userName {user!r}")
     if resource is not None and conn.execute("SELECT 1 FROM resources WHERE key = %s", (resource,)).fetchone() is None:

@@ -33,7 +33,9 @@ WHERE lower(p.primary_email) = lower(%(value)s)
    OR EXISTS (SELECT 1 FROM jsonb_array_elements(p.emails) e
               WHERE lower(coalesce(e ->> 'value', e #>> '{}')) = lower(%(value)s))
 """
-_BY_USER_NAME = _PERSON + "WHERE lower(p.user_name) = lower(%(value)s)"
+# Any login the person's sources gave (userName, LDAP uid...), through the one login key (sql/013, 018).
+_BY_USER_NAME = _PERSON + ("WHERE p.id = (SELECT l.person_id FROM person_logins l "
+                           "WHERE l.login_key = login_key(%(value)s))")
 
 _BOUND_SUBJECT = "SELECT subject FROM person_oidc_identities WHERE issuer = %s AND person_id = %s"
 _BIND = """

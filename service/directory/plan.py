@@ -44,6 +44,8 @@ class Current:
     dn: str | None
     shared: bool  # known to another source too: leaving LDAP deactivates them, never deletes
     external_ids: tuple = ()
+    name_key: str | None = None  # login_key(userName), the one key names compare by (sql/013)
+    login: str | None = None  # the login LDAP gave them (person_logins under "ldap"; sql/018), kept through joins
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +63,14 @@ class Loaded:
     known: dict  # LDAP key → Current (deleted people too, so a returning entry is revived)
     candidates: list  # live people of other sources the join key may match, oldest first
     pending: list  # people waiting for a manager whose DN this read names
-    names: dict  # lower(userName) → person id, for every person a read names
+    names: dict  # login key → person id, for every login (userName, uid, ...) a read's names have
     numbers: dict  # employee number → person id
     dns: dict  # normalized DN → id of a live LDAP person
     groups: dict  # LDAP key → CurrentGroup
     other_group_names: set  # lower(displayName) of groups from other sources
     total: int  # live people from LDAP
     emails: dict = dataclasses.field(default_factory=dict)  # lower(primary e-mail) → id of the live person with it
+    keys: dict = dataclasses.field(default_factory=dict)  # each uid the read has → its login key (computed by SQL)
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -166,19 +169,20 @@ def _identify(people_read, loaded: Loaded, join_key: str, out: Plan) -> list[tup
     for c in loaded.candidates:  # oldest first: the first person with a value is the one joined
         for value in _join_values_of(c, join_key):
             by_join.setdefault(value, c)
-    returning = {c.values["user_name"].lower(): c for c in loaded.known.values() if c.deleted and not c.shared}
+    returning = {c.name_key: c for c in loaded.known.values() if c.deleted and not c.shared}
     taken = {"userName": dict(loaded.names), "employeeNumber": dict(loaded.numbers), "e-mail": dict(loaded.emails)}
     used, targets = set(), []
     for lp in people_read:
         cur = loaded.known.get(lp.key)
         op = "revive" if cur and cur.deleted else "update"
         if cur is None:
-            cur, op = returning.get(lp.user_name.lower()), "revive"
+            cur, op = returning.get(loaded.keys[lp.user_name]), "revive"
         if cur is None:
             cur, op = by_join.get(_join_value(lp, join_key)), "join"
         pid = cur.id if cur else str(uuid.uuid4())
         email = _email_after(lp, cur)
-        claims = {"userName": (lp.user_name.lower(), lp.user_name), "employeeNumber": (lp.employee_number,) * 2,
+        # The uid is the person's LDAP login whoever sets their userName: no one else may have its key.
+        claims = {"userName": (loaded.keys[lp.user_name], lp.user_name), "employeeNumber": (lp.employee_number,) * 2,
                   "e-mail": (email.lower() if email else None, email)}
         problem = "another entry matches the same person" if pid in used else _taken(taken, claims, pid)
         if problem:  # the entry is skipped whole: nothing of it is written, and it claims nothing
@@ -279,6 +283,8 @@ def _person_entry(lp: LdapPerson, op: str, cur: Current | None, pid: str, dns: d
     else:
         old, new = _journaled(cur.values), _journaled(values)
         changes = {f: [old[f], new[f]] for f in new if old[f] != new[f]}
+    if cur is not None and cur.login != lp.user_name:  # the LDAP login, kept even where SCIM sets the userName
+        changes["login"] = [cur.login, lp.user_name]
     if op == "update" and not changes and not links:
         return None
     leaver = cur is not None and not cur.deleted and cur.values["active"] and not values["active"]

@@ -32,17 +32,19 @@ SELECT p.id::text, p.version, p.user_name, p.given_name, p.family_name, p.displa
        p.deleted_at IS NOT NULL, k.external_id, d.external_id,
        p.source <> 'ldap' OR EXISTS (SELECT 1 FROM person_external_ids o WHERE o.person_id = p.id
                                      AND o.source NOT IN ('ldap', 'ldap:dn')),
-       CASE WHEN %(with_ids)s THEN ARRAY(SELECT x.external_id FROM person_external_ids x WHERE x.person_id = p.id) END
+       CASE WHEN %(with_ids)s THEN ARRAY(SELECT x.external_id FROM person_external_ids x WHERE x.person_id = p.id) END,
+       login_key(p.user_name),
+       (SELECT l.logins->>'ldap' FROM person_logins l WHERE l.person_id = p.id AND l.logins ? 'ldap')
 FROM people p
 LEFT JOIN person_external_ids k ON k.person_id = p.id AND k.source = 'ldap'
 LEFT JOIN person_external_ids d ON d.person_id = p.id AND d.source = 'ldap:dn'
 WHERE {}
 """)
 _ALL_KNOWN = "k.external_id IS NOT NULL"
-# By key, or by userName (a returning entry with a new key); two index lookups, not a scan.
+# By key, or by login (a returning entry with a new key); two index lookups, not a scan.
 _KNOWN = ("k.external_id IS NOT NULL AND p.id = ANY(ARRAY(SELECT person_id FROM person_external_ids "
           "WHERE source = 'ldap' AND external_id = ANY(%(keys)b) "
-          "UNION SELECT id FROM people WHERE lower(user_name) = ANY(%(names)b)))")
+          "UNION SELECT person_id FROM person_logins WHERE login_key = ANY(%(name_keys)b)))")
 _CANDIDATES = {  # oldest first: the plan joins the first person a value names
     "email": "lower(p.primary_email) = ANY(%(emails)b) ORDER BY p.created_at, p.id",
     "employeeNumber": "p.employee_number = ANY(%(numbers)b) ORDER BY p.created_at, p.id",
@@ -51,11 +53,15 @@ _CANDIDATES = {  # oldest first: the plan joins the first person a value names
 }
 _PENDING = ("p.deleted_at IS NULL AND p.manager_id IS NULL AND p.manager_ref IS NOT NULL "
             "AND lower(p.manager_ref) = ANY(%(dns)b)")
-# Taken by anyone: userNames and employee numbers (deleted people's too), primary e-mails of live people.
-_ALL_TAKEN = ("SELECT lower(user_name), employee_number, CASE WHEN deleted_at IS NULL THEN lower(primary_email) END, "
+# Taken by anyone: logins and employee numbers (deleted people's too), primary e-mails of live people.
+_ALL_TAKEN = ("SELECT employee_number, CASE WHEN deleted_at IS NULL THEN lower(primary_email) END, "
               "id::text FROM people")
-_TAKEN = _ALL_TAKEN + (" WHERE lower(user_name) = ANY(%(names)b) OR employee_number = ANY(%(numbers)b) "
+_TAKEN = _ALL_TAKEN + (" WHERE employee_number = ANY(%(numbers)b) "
                        "OR (deleted_at IS NULL AND lower(primary_email) = ANY(%(emails)b))")
+# Every login (userName, LDAP uid, SCIM userName: sql/018) by its key, the one key names are compared by.
+_ALL_LOGINS = "SELECT login_key, person_id::text FROM person_logins"
+_LOGINS = _ALL_LOGINS + " WHERE login_key = ANY(%(name_keys)b)"
+_KEYS = "SELECT n, login_key(n) FROM unnest(%b::text[]) AS n"
 _DNS = ("SELECT d.external_id, d.person_id::text FROM person_external_ids d JOIN people p ON p.id = d.person_id "
         "WHERE d.source = 'ldap:dn' AND p.deleted_at IS NULL")
 _GROUPS = """
@@ -84,6 +90,8 @@ def _people(conn: psycopg.Connection, where: str, params: dict) -> list[Current]
             dn=r[16],
             shared=r[17],
             external_ids=tuple(r[18] or ()),
+            name_key=r[19],
+            login=r[20],
         )
         for r in rows
     ]
@@ -92,7 +100,8 @@ def _people(conn: psycopg.Connection, where: str, params: dict) -> list[Current]
 def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, normalize) -> Loaded:
     """Everything the plan compares a read with, in a few queries (all of it for a full read)."""
     read = snapshot.people
-    params = {"keys": [p.key for p in read], "names": [p.user_name.lower() for p in read],
+    keys = dict(conn.execute(_KEYS, ([p.user_name for p in read],)).fetchall()) if read else {}
+    params = {"keys": [p.key for p in read], "name_keys": list(set(keys.values())),
               "numbers": [p.employee_number for p in read if p.employee_number],
               "emails": [p.email.lower() for p in read if p.email], "dns": [normalize(p.dn) for p in read]}
     known = {c.key: c for c in _people(conn, _ALL_KNOWN if full else _KNOWN, params)}
@@ -101,9 +110,9 @@ def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, norma
     if unknown:
         where = "k.external_id IS NULL AND p.deleted_at IS NULL AND " + _CANDIDATES[join_key]
         candidates = _people(conn, where, {**params, "with_ids": join_key == "externalId"})
-    names, numbers, emails = {}, {}, {}
-    for name, number, email, pid in conn.execute(_ALL_TAKEN if full else _TAKEN, params):  # a scan beats 100k probes
-        names[name] = pid
+    numbers, emails = {}, {}
+    names = dict(conn.execute(_ALL_LOGINS if full else _LOGINS, params).fetchall())
+    for number, email, pid in conn.execute(_ALL_TAKEN if full else _TAKEN, params):  # a scan beats 100k probes
         if number:
             numbers[number] = pid
         if email:
@@ -113,7 +122,7 @@ def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, norma
     # Every live LDAP person has a DN, so len(dns) counts them; a full load already has them all.
     dns = ({c.dn: c.id for c in known.values() if not c.deleted and c.dn} if full
            else dict(conn.execute(_DNS).fetchall()))
-    return Loaded(known=known, candidates=candidates, pending=_people(conn, _PENDING, params), names=names,
+    return Loaded(known=known, candidates=candidates, pending=_people(conn, _PENDING, params), names=names, keys=keys,
                   numbers=numbers, emails=emails, dns=dns, groups=groups, total=len(dns),
                   other_group_names={r[0] for r in conn.execute(
                       "SELECT lower(display_name) FROM groups WHERE source <> 'ldap'")})
@@ -201,6 +210,7 @@ def apply(conn: psycopg.Connection, plan, *, run_id: str, actor: str) -> None:
               ((e["version"], *_row(e, encoded)) for e in updates))
         _expect(conn.execute(_UPDATE_PEOPLE).rowcount, len(updates), "people")
     _write_links(conn, plan.people, {e["id"] for e in creates})
+    _write_logins(conn, [e for e in plan.people if e["op"] == "create" or "login" in e["changes"]])
     _write_removals(conn, plan.removals)
     leavers = [(e["id"], "disabled in") for e in plan.people if e["leaver"]] + [(r["id"], "removed from")
                                                                                   for r in plan.removals]
@@ -226,6 +236,14 @@ def _write_links(conn: psycopg.Connection, entries: list, new: set) -> None:
     _copy(conn, "COPY person_external_ids (person_id, source, external_id) FROM STDIN",
           (link for link in links if link[0] in new))
     conn.cursor().executemany(_UPSERT_LINK, [link for link in links if link[0] not in new])
+
+
+def _write_logins(conn: psycopg.Connection, entries: list) -> None:
+    """Each entry's uid as the person's "ldap" login (sql/018): it resolves them at gateways whoever sets their
+    userName. The plan already refused a uid another person has (a conflict), so this does not raise."""
+    if entries:
+        conn.execute("SELECT person_login_set(id, 'ldap', login) FROM unnest(%s::uuid[], %s::text[]) AS e(id, login)",
+                     ([e["id"] for e in entries], [e["user_name"] for e in entries]))
 
 
 def _write_members(conn: psycopg.Connection, members: dict, new_groups: set) -> None:

@@ -20,7 +20,12 @@ _COLUMNS = sql.SQL("""
     p.source, p.attribute_sources, p.version, p.created_at, p.updated_at, p.deleted_at, p.formatted_name,
     p.scim_owner, p.active_assigned,
     coalesce((SELECT jsonb_object_agg(x.source, x.external_id) FROM person_external_ids x
-              WHERE x.person_id = p.id), '{}')""")
+              WHERE x.person_id = p.id), '{}'),
+    coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM person_logins l CROSS JOIN jsonb_each_text(l.logins) e
+              WHERE l.person_id = p.id), '{}'),
+    coalesce((SELECT jsonb_agg(jsonb_build_object('id', g.id::text, 'name', g.display_name)
+                               ORDER BY lower(g.display_name), g.id)
+              FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.person_id = p.id), '[]')""")
 
 
 
@@ -50,6 +55,8 @@ class Person:
     scim_owner: str | None  # the SCIM client ("scim:<name>") that created or joined this person
     active_assigned: bool  # False after a SCIM remove of `active`: inactive, and `active` not returned
     external_ids: dict
+    logins: dict  # source → the login it gave ("userName", "ldap", "scim:okta"), each resolving this person
+    groups: list  # [{"id", "name"}]: the groups this person is a member of, by name
 
     @property
     def etag(self) -> str:
@@ -202,15 +209,20 @@ def resolve_manager(conn: psycopg.Connection, ref: str | None) -> str | None:
 
 
 def adopt_pending_reports(conn: psycopg.Connection, person: Person) -> int:
-    """People whose manager reference names this person now get them as manager."""
-    refs = [person.id, person.user_name.lower(), *(v.lower() for v in person.external_ids.values())]
+    """People whose manager reference names this person now get them as manager (as resolve_manager would).
+
+    A reference names them by id, e-mail or external id, by employee number, or by any of their logins through
+    the login key (ＢＯＳＳ names boss; an LDAP uid names the person Okta renamed).
+    """
+    refs = [person.id, *(v.lower() for v in person.external_ids.values())]
     if person.primary_email:
         refs.append(person.primary_email.lower())
     return conn.execute(
         "UPDATE people SET manager_id = %s, manager_ref = NULL, version = version + 1, updated_at = now() "
         "WHERE manager_ref IS NOT NULL AND manager_id IS NULL AND id <> %s "
-        "AND (lower(manager_ref) = ANY(%s) OR manager_ref = %s)",
-        (person.id, person.id, refs, person.employee_number)).rowcount
+        "AND (lower(manager_ref) = ANY(%s) OR manager_ref = %s "
+        "OR login_key(manager_ref) IN (SELECT l.login_key FROM person_logins l WHERE l.person_id = %s))",
+        (person.id, person.id, refs, person.employee_number, person.id)).rowcount
 
 
 def _values(fields: Fields, conn: psycopg.Connection) -> dict:
@@ -290,6 +302,9 @@ UPDATE people SET user_name = %(user_name)s, given_name = %(given_name)s, family
 WHERE id = %(id)s
 """
 
+# The key of attribute_sources naming the SCIM client that owns the person (people.scim_owner), if one does.
+OWNER = "owner"
+
 # Changes that can make this person the manager someone is waiting for.
 _IDENTITY = {"user_name", "emails", "employee_number", "external_id"}
 
@@ -302,12 +317,15 @@ def create(conn: psycopg.Connection, fields: Fields, *, source: str, ext_source:
     values = _values(fields, conn)
     values["manager_ref"] = None if values["manager_id"] else fields.manager_ref
     params = {**values, "active": fields.active is not False, "source": source,
-              "sources": Jsonb({f: ext_source for f in FIELDS}),
               "scim_owner": ext_source if ext_source.startswith("scim:") else None}
+    # Who owns the person (scim_ownership) is shown with who set what: attribute_sources["owner"].
+    owned = {OWNER: params["scim_owner"]} if params["scim_owner"] else {}
+    params["sources"] = Jsonb({**{f: ext_source for f in FIELDS}, **owned})
     try:
         person_id = scalar(conn, _INSERT, params)
         if fields.external_id:
             link_external_id(conn, person_id, ext_source, fields.external_id)
+        set_login(conn, person_id, ext_source, fields.user_name)
     except REFUSALS as e:
         raise _refused(e, fields) from None
     person = required(get(conn, person_id), f"person {person_id}")
@@ -340,6 +358,8 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
     if not changes:
         return person, {}
     sources = {**person.attribute_sources, **{f: ext_source for f in changes if f != "scim_owner"}}
+    if "scim_owner" in changes:
+        sources[OWNER] = owner
     try:
         conn.execute(_UPDATE, {**values, "active": active, "sources": Jsonb(sources), "id": person.id,
                                "scim_owner": owner, "active_assigned": assigned})
@@ -348,12 +368,23 @@ def update(conn: psycopg.Connection, person: Person, fields: Fields, *, ext_sour
                          (person.id, ext_source))
         elif "external_id" in changes and fields.external_id is not None:
             link_external_id(conn, person.id, ext_source, fields.external_id)
+        if "user_name" in changes or person.logins.get(ext_source) != fields.user_name:
+            set_login(conn, person.id, ext_source, fields.user_name)
     except REFUSALS as e:
         raise _refused(e, fields) from None
     updated = required(get(conn, person.id), f"person {person.id}")
     if _IDENTITY & changes.keys():
         adopt_pending_reports(conn, updated)
     return updated, changes
+
+
+def set_login(conn: psycopg.Connection, person_id: str, source: str, login: str | None) -> None:
+    """This source's login of the person (sql/018): it replaces the source's old one; another source's stay.
+
+    Gateways send the directory login, SCIM clients their userName: each keeps resolving the person through the
+    one login key. A key that is another person's raises UniqueViolation on person_logins_pkey.
+    """
+    conn.execute("SELECT person_login_set(%s, %s, %s)", (person_id, source, login))
 
 
 def link_external_id(conn: psycopg.Connection, person_id: str, source: str, external_id: str) -> None:

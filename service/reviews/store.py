@@ -329,8 +329,8 @@ def people_named(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, tupl
 
 
 def person_by_user(conn: psycopg.Connection, user: str) -> str | None:
-    row = conn.execute("SELECT id::text FROM people WHERE lower(user_name) = lower(%s) AND deleted_at IS NULL "
-                       "AND active", (user,)).fetchone()
+    row = conn.execute("SELECT p.id::text FROM person_logins l JOIN people p ON p.id = l.person_id "
+                       "WHERE l.login_key = login_key(%s) AND p.deleted_at IS NULL AND p.active", (user,)).fetchone()
     return row[0] if row else None
 
 

@@ -326,6 +326,8 @@ def _apply_user(person_id: str, make_fields):
 def replace_user(person_id):
     _immutable_id(g.body, person_id)
     fields = parse_user(g.body, replacing=True)  # `active` omitted → unchanged (documented in the README)
+    if fields.external_id is None:  # PUT replaces (RFC 7644 §3.5.1): an externalId left out is removed
+        fields = dataclasses.replace(fields, removed=frozenset({"external_id"}))
     return _apply_user(person_id, lambda person: fields)
 
 

@@ -8,12 +8,13 @@ from service.scim.resources import USER_MODEL
 
 MAX_RESULTS = 1000
 SUPPORTED = {
-    "User": {"userName", "name", "displayName", "title", "active", "emails"},
+    "User": {"userName", "name", "displayName", "title", "active", "emails", "groups"},
     "EnterpriseUser": {"employeeNumber", "department", "organization", "manager"},
     "Group": {"displayName", "members"},
 }
 SUB_SUPPORTED = {"name": {"givenName", "familyName", "formatted"}, "emails": {"value", "type", "primary"},
-                 "manager": {"value"}, "members": {"value", "display", "type", "$ref"}}
+                 "manager": {"value"}, "members": {"value", "display", "type", "$ref"},
+                 "groups": {"value", "display", "type", "$ref"}}
 
 
 def service_provider_config(base: str) -> dict:

@@ -80,6 +80,7 @@ class _Attr:
     column: sql.Composable
     case_exact: bool = True
     within: _Rows | None = None  # tested with EXISTS over these rows
+    login: bool = False  # a login: compared through login_key() (sql/013), the one key of every lookup by name
 
 
 def _text(column: str, case_exact: bool = True) -> _Attr:
@@ -111,7 +112,7 @@ _USER = {
     CORE_USER.lower(): {
         "id": _Attr("uuid", sql.SQL("p.id")),
         "externalid": _Attr("text", sql.SQL("x.external_id"), within=_EXTERNAL_IDS),
-        "username": _text("p.user_name", case_exact=False),
+        "username": _Attr("text", sql.SQL("p.user_name"), case_exact=False, login=True),
         "displayname": _text("p.display_name", case_exact=False),
         "name.givenname": _text("p.given_name", case_exact=False),
         "name.familyname": _text("p.family_name", case_exact=False),
@@ -296,12 +297,32 @@ class _Compiler:
         value = _VALUES[attr.kind](comp.value)
         if value is None:  # an id that is no uuid equals no row
             return sql.SQL("FALSE" if op == "eq" else "TRUE")
+        if attr.login:
+            return self.login(attr, op, value)
         column, param = attr.column, self.param(_like(op, value) if op in ("co", "sw", "ew") else value)
         if attr.kind == "text" and not attr.case_exact:
-            # Exactly lower(p.user_name) = lower(...), the shape of the index people_user_name_key.
             column, param = sql.SQL("lower({})").format(column), sql.SQL("lower({})").format(param)
         escape = sql.SQL(" ESCAPE '\\'") if op in ("co", "sw", "ew") else sql.SQL("")
         return sql.SQL("{} {} {}{}").format(column, sql.SQL(_SQL_OPERATORS[op]), param, escape)
+
+    def login(self, attr: _Attr, op: str, value: str) -> sql.Composable:
+        """A userName compared as the check API and the joins compare it: by login_key, on both sides.
+
+        eq goes through person_logins' primary key (one index probe, then the row's own userName), so a filter
+        by userName stays fast at any size; ne is its negation. co, sw and ew compare the keys as text, the
+        value's key (NFKC, trimmed, case-folded) taken literally: its %, _ and \\ are escaped after folding.
+        (%% is a literal % here: a filter's query always has parameters.)
+        """
+        key = sql.SQL("login_key({})").format(self.param(value))
+        if op in ("eq", "ne"):
+            same = sql.SQL("(p.id IN (SELECT l.person_id FROM person_logins l WHERE l.login_key = {}) "
+                           "AND login_key({}) = {})").format(key, attr.column, key)
+            return same if op == "eq" else sql.SQL("NOT {}").format(same)
+        if op in ("co", "sw", "ew"):
+            literal = sql.SQL("replace(replace(replace({}, '\\', '\\\\'), '%%', '\\%%'), '_', '\\_')").format(key)
+            pattern = sql.SQL({"co": "'%%' || {} || '%%'", "sw": "{} || '%%'", "ew": "'%%' || {}"}[op]).format(literal)
+            return sql.SQL("login_key({}) LIKE {} ESCAPE '\\'").format(attr.column, pattern)
+        return sql.SQL("login_key({}) {} {}").format(attr.column, sql.SQL(_SQL_OPERATORS[op]), key)
 
     def param(self, value) -> sql.Placeholder:
         """A new named bind parameter holding value."""

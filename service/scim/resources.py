@@ -161,6 +161,9 @@ def render_user(person: Person, *, base: str, ext_source: str) -> dict:
         user["active"] = person.active
     if person.emails:
         user["emails"] = [{k: v for k, v in e.items() if v is not None} for e in person.emails]
+    if person.groups:  # readOnly (RFC 7643 §4.1.2): changed through the Group resource, never here
+        user["groups"] = [{"value": g["id"], "$ref": f"{base}/Groups/{g['id']}", "display": g["name"],
+                           "type": "direct"} for g in person.groups]
     enterprise = {k: v for k, v in (("employeeNumber", person.employee_number), ("department", person.department),
                                     ("organization", person.organization)) if v}
     manager = person.manager_id or person.manager_ref

@@ -22,7 +22,7 @@ def current(name: str, pid: str, *, key=..., active=True, deleted=False, shared=
             "active": active}
     key = f"key-{name}" if key is ... else key
     return Current(id=pid, version=3, values={**base, **values}, sources=sources or {}, deleted=deleted, key=key,
-                   dn=f"uid={name},{BASE}" if key else None, shared=shared)
+                   dn=f"uid={name},{BASE}" if key else None, shared=shared, name_key=name.lower(), login=name)
 
 
 def loaded(*people, candidates=(), groups=(), pending=()) -> Loaded:
@@ -30,7 +30,14 @@ def loaded(*people, candidates=(), groups=(), pending=()) -> Loaded:
     return Loaded(known={c.key: c for c in people}, candidates=list(candidates), pending=list(pending),
                   names={c.values["user_name"].lower(): c.id for c in (*people, *candidates)}, numbers={},
                   dns={c.dn: c.id for c in live}, groups={g.key: g for g in groups}, other_group_names=set(),
-                  total=len(live))
+                  total=len(live), keys=_Keys())
+
+
+class _Keys(dict):
+    """login_key() as the store gives it for a read's uids; lower() stands in for it in these pure tests."""
+
+    def __missing__(self, name):
+        return name.lower()
 
 
 def snapshot(*people, groups=(), complete=True) -> Snapshot:
@@ -88,6 +95,18 @@ def test_a_taken_user_name_is_a_conflict_and_the_rest_goes_on():
     p = plan(snapshot(entry("ann"), entry("bob")), state, join_key="email", full=True)
     assert [e["user_name"] for e in p.people] == ["bob"]
     assert p.conflicts == [{"dn": f"uid=ann,{BASE}", "reason": "userName 'ann' belongs to another person"}]
+
+
+def test_names_compare_by_the_login_key_the_store_computed_not_by_lower():
+    """The key is login_key() in SQL (NFKC, trimmed, case-folded); the plan never re-derives it."""
+    state = loaded()
+    state.keys.update({"Straße": "strasse", "zoe": "zoe"})
+    state.names["strasse"] = "p9"  # someone's login STRASSE (a SCIM userName, say)
+    returning = current("ＺＯＥ", "p3", deleted=True)  # left earlier; their userName's key is zoe
+    state.known[returning.key] = dataclasses.replace(returning, name_key="zoe")
+    p = plan(snapshot(entry("Straße"), entry("zoe", key="new-key")), state, join_key="email", full=True)
+    assert p.conflicts == [{"dn": f"uid=Straße,{BASE}", "reason": "userName 'Straße' belongs to another person"}]
+    assert [(e["op"], e["id"]) for e in p.people] == [("revive", "p3")]
 
 
 def test_a_primary_email_another_live_person_holds_is_a_conflict_and_that_entry_is_not_written():

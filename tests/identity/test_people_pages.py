@@ -100,6 +100,7 @@ def test_a_persons_page_tells_their_whole_story(web, database, staff):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "<h1>Ivo Petrov</h1>" in page
     assert "uid=ivo" in text and "00u-ivo" in text and "department ldap" in text and "emails scim:okta" in text
+    assert "ivo ldap" in text and "ivo.petrov userName" in text  # every login, and which source gave it
     assert f'href="/admin/people/{staff["hana"]}">Hana' not in page  # manager named by display name or userName
     assert f'href="/admin/people/{staff["hana"]}"' in page
     assert "vpn (Corporate VPN) active granted by admin:ada@example.com" in text

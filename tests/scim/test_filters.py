@@ -355,10 +355,12 @@ def test_odd_attribute_names_and_trailing_sql_are_invalid(text):
         compile_filter(text, "User", scim_source="scim")
 
 
-def test_username_eq_has_the_shape_of_the_unique_index_and_named_parameters(database):
+def test_username_eq_goes_through_the_login_key_and_named_parameters(database):
     where = compile_filter('userName eq "Ann"', "User", scim_source="scim")
     with psycopg.connect(database.owner_url) as conn:
-        assert where.sql.as_string(conn) == "lower(p.user_name) = lower(%(f0)s)"
+        assert where.sql.as_string(conn) == (
+            "(p.id IN (SELECT l.person_id FROM person_logins l WHERE l.login_key = login_key(%(f0)s)) "
+            "AND login_key(p.user_name) = login_key(%(f0)s))")
     assert where == Where(where.sql, {"f0": "Ann"})
 
 
@@ -380,7 +382,9 @@ def test_lookups_by_username_and_employee_number_use_their_unique_indexes(databa
         conn.execute("INSERT INTO people (user_name, employee_number, source) "
                      "SELECT 'user' || i || '@example.com', 'E' || i, 'scim' FROM generate_series(1, 2000) i")
         conn.execute("ANALYZE people")
-        for text, index in [('userName eq "USER42@example.com"', "people_user_name_key"),
+        conn.execute("ANALYZE person_logins")
+        for text, index in [('userName eq "USER42@example.com"', "person_logins_pkey"),
+                            ('userName eq "ｕｓｅｒ42@example.com "', "person_logins_pkey"),
                             ('employeeNumber eq "E42"', "people_employee_number_key")]:
             where = compile_filter(text, "User", scim_source="scim")
             plan = conn.execute(sql.SQL("EXPLAIN SELECT p.id FROM people p WHERE {}").format(where.sql), where.params)

@@ -104,3 +104,15 @@ def test_manager_by_username_waits_for_the_manager(scim, database):
     (manager_id, ref), = rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,))
     assert (manager_id, ref) == (boss, None)
     assert scim.get(f"Users/{rid}")[1][ext]["manager"]["value"] == boss
+
+
+def test_a_waiting_manager_reference_is_resolved_through_the_login_key(scim, database):
+    ext = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    report = okta_user("r2@example.com", externalId="00ur2", schemas=[USER, ext],
+                       **{ext: {"manager": {"value": "ＢＯＳＳ2 "}}})  # fullwidth, a trailing space: boss2
+    rid = scim.post("Users", report)[1]["id"]
+    assert owner_rows(database, "SELECT manager_ref FROM people WHERE id = %s", (rid,)) == [("ＢＯＳＳ2 ",)]
+    boss = scim.post("Users", okta_user("boss2", externalId="00ub2",
+                                        emails=[{"value": "boss2@example.com", "primary": True}]))[1]["id"]
+    assert owner_rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,)) == [
+        (boss, None)]

@@ -34,6 +34,7 @@ def seed_staff(database) -> dict:
     sql(database, "INSERT INTO person_roles (person_id, role, granted_by) VALUES (%s, 'hr', 'test')", (ids["hana"],))
     sql(database, "INSERT INTO person_external_ids (person_id, source, external_id) VALUES (%s, 'ldap', 'uid=ivo'), "
                    "(%s, 'scim:okta', '00u-ivo')", (ids["ivo"], ids["ivo"]))
+    sql(database, "SELECT person_login_set(%s, 'ldap', 'ivo')", (ids["ivo"],))  # his uid; Okta set the userName
     sql(database, "INSERT INTO resources (key, name, kind) VALUES ('vpn', 'Corporate VPN', 'vpn') "
                    "ON CONFLICT (key) DO NOTHING")
     sql(database, "INSERT INTO grants (person_id, resource_id, state, granted_by) "
