@@ -100,7 +100,7 @@ def _people(conn: psycopg.Connection, where: str, params: dict) -> list[Current]
 def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, normalize) -> Loaded:
     """Everything the plan compares a read with, in a few queries (all of it for a full read)."""
     read = snapshot.people
-    keys = dict(conn.execute(_KEYS, ([p.user_name for p in read],)).fetchall()) if read else {}
+    keys: dict[str, str] = dict(conn.execute(_KEYS, ([p.user_name for p in read],)).fetchall()) if read else {}
     params = {"keys": [p.key for p in read], "name_keys": list(set(keys.values())),
               "numbers": [p.employee_number for p in read if p.employee_number],
               "emails": [p.email.lower() for p in read if p.email], "dns": [normalize(p.dn) for p in read]}
@@ -111,7 +111,7 @@ def load(conn: psycopg.Connection, snapshot, *, full: bool, join_key: str, norma
         where = "k.external_id IS NULL AND p.deleted_at IS NULL AND " + _CANDIDATES[join_key]
         candidates = _people(conn, where, {**params, "with_ids": join_key == "externalId"})
     numbers, emails = {}, {}
-    names = dict(conn.execute(_ALL_LOGINS if full else _LOGINS, params).fetchall())
+    names: dict[str, str] = dict(conn.execute(_ALL_LOGINS if full else _LOGINS, params).fetchall())
     for number, email, pid in conn.execute(_ALL_TAKEN if full else _TAKEN, params):  # a scan beats 100k probes
         if number:
             numbers[number] = pid

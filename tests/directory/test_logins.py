@@ -11,10 +11,11 @@ from service import bootstrap
 from service.access import store as grant_store
 from service.db import migrate
 from service.directory import sync as ldapsync
-from tests.scim.conftest import USER, Scim, make_token, patch_op
-from tests.support.ldap import ldap_settings, rows
+from tests.support.factories import rows
+from tests.support.ldap import ldap_settings
 from tests.support.ldapserver import person_ldif, user_dn
 from tests.support.migrations import migrate_before
+from tests.support.scim import USER, Scim, make_token, patch_op
 
 
 @pytest.fixture

@@ -127,22 +127,22 @@ def test_a_put_without_external_id_removes_it(scim, database):
     status, body, _ = scim.put(f"Users/{uid}", user("x", title="t"))  # PUT replaces (RFC 7644 §3.5.1)
     assert status == 200 and "externalId" not in body
     assert "externalId" not in scim.get(f"Users/{uid}")[1]
-    assert owner_rows(database, "SELECT count(*) FROM person_external_ids") == [(0,)]
-    (detail,), = owner_rows(database, "SELECT detail FROM journal WHERE outcome = 'updated'")
+    assert rows(database, "SELECT count(*) FROM person_external_ids") == [(0,)]
+    (detail,), = rows(database, "SELECT detail FROM journal WHERE outcome = 'updated'")
     assert detail["changes"] == {"external_id": ["00u1", None]}
     assert scim.put(f"Users/{uid}", user("x", title="t"))[0] == 200  # nothing left to remove: no change, no row
-    assert owner_rows(database, "SELECT count(*) FROM journal WHERE outcome = 'updated'") == [(1,)]
+    assert rows(database, "SELECT count(*) FROM journal WHERE outcome = 'updated'") == [(1,)]
 
 
 def test_the_owning_client_is_shown_in_attribute_sources(scim, database):
     uid = scim.post("Users", user("owned"))[1]["id"]
-    assert owner_rows(database, "SELECT attribute_sources->>'owner', attribute_sources->>'user_name' FROM people") \
+    assert rows(database, "SELECT attribute_sources->>'owner', attribute_sources->>'user_name' FROM people") \
         == [("scim:okta", "scim:okta")]
-    owner_rows(database, "INSERT INTO people (user_name, source) VALUES ('from-ldap', 'ldap') RETURNING 1")
-    assert owner_rows(database, "SELECT user_name, attribute_sources->>'owner' FROM people ORDER BY 1") == [
+    rows(database, "INSERT INTO people (user_name, source) VALUES ('from-ldap', 'ldap') RETURNING 1")
+    assert rows(database, "SELECT user_name, attribute_sources->>'owner' FROM people ORDER BY 1") == [
         ("from-ldap", None), ("owned", "scim:okta")]
     assert scim.patch(f"Users/{uid}", patch_op({"op": "replace", "path": "title", "value": "x"}))[0] == 200
-    assert owner_rows(database, "SELECT attribute_sources->>'owner' FROM people WHERE id = %s", (uid,)) == [
+    assert rows(database, "SELECT attribute_sources->>'owner' FROM people WHERE id = %s", (uid,)) == [
         ("scim:okta",)]
 
 
@@ -156,7 +156,7 @@ def test_a_user_lists_its_groups_read_only(scim, database):
     status, error, _ = scim.patch(f"Users/{uid}", patch_op({"op": "remove", "path": "groups"}))
     assert (status, error["scimType"]) == (400, "mutability")
     assert scim.put(f"Users/{uid}", {**user("member"), "groups": [{"value": gid}, {"value": uid}]})[0] == 200
-    assert owner_rows(database, "SELECT group_id::text, person_id::text FROM group_members") == [(gid, uid)]
+    assert rows(database, "SELECT group_id::text, person_id::text FROM group_members") == [(gid, uid)]
     schemas = {s["id"]: s for s in scim.get("Schemas")[1]["Resources"]}
     groups = next(a for a in schemas[USER]["attributes"] if a["name"] == "groups")
     assert groups["mutability"] == "readOnly" and {s["name"] for s in groups["subAttributes"]} == {

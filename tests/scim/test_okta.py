@@ -111,8 +111,8 @@ def test_a_waiting_manager_reference_is_resolved_through_the_login_key(scim, dat
     report = okta_user("r2@example.com", externalId="00ur2", schemas=[USER, ext],
                        **{ext: {"manager": {"value": "ＢＯＳＳ2 "}}})  # fullwidth, a trailing space: boss2
     rid = scim.post("Users", report)[1]["id"]
-    assert owner_rows(database, "SELECT manager_ref FROM people WHERE id = %s", (rid,)) == [("ＢＯＳＳ2 ",)]
+    assert rows(database, "SELECT manager_ref FROM people WHERE id = %s", (rid,)) == [("ＢＯＳＳ2 ",)]
     boss = scim.post("Users", okta_user("boss2", externalId="00ub2",
                                         emails=[{"value": "boss2@example.com", "primary": True}]))[1]["id"]
-    assert owner_rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,)) == [
+    assert rows(database, "SELECT manager_id::text, manager_ref FROM people WHERE id = %s", (rid,)) == [
         (boss, None)]
