@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import bootstrap, console, health, openapi
+from service import bootstrap, console, health, journal_api, openapi
 from service.access import api as access
 from service.access import views as access_views
 from service.admins import views as admins_views
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.register_blueprint(scim.bp)
     app.register_blueprint(access.bp)
     app.register_blueprint(training.bp)
+    app.register_blueprint(journal_api.bp)
     openapi.init_app(app)
     for views in (console, admins_views, clients_views, directory_views, access_views, people_views, people_pages,
                   reviews_views):

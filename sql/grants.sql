@@ -28,5 +28,8 @@ BEGIN
                    'confirmed_at, finished_by) ON public.outbox TO %I', app);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE (resource_id, type, enabled, updated_at) '
                    'ON public.outbound_targets TO %I', app);
+    -- Checkpoints (022): the Merkle tree's nodes and the signed checkpoints are append-only, like the journal.
+    EXECUTE format('REVOKE ALL ON public.journal_merkle, public.journal_checkpoints FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT ON public.journal_merkle, public.journal_checkpoints TO %I', app);
 END
 $$;
