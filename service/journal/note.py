@@ -56,7 +56,7 @@ def _b64(text: str, what: str) -> bytes:
 
 def parse_private_key(text: str) -> tuple[str, bytes]:
     """(name, 32-byte seed) from a key file's text."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 4)  # base64 may hold '+'
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
         raise NoteError("not a signed-note private key (PRIVATE+KEY+name+id+key)")
     raw = _b64(parts[4], "the key")
@@ -67,7 +67,7 @@ def parse_private_key(text: str) -> tuple[str, bytes]:
 
 def parse_verifier_key(text: str) -> tuple[str, bytes]:
     """(name, public key) from a verifier key, checking its key id."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise NoteError("not a verifier key (name+id+key)")
     raw = _b64(parts[2], "the verifier key")
