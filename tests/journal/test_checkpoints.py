@@ -91,7 +91,8 @@ def test_a_changed_signature_or_another_key_does_not_verify(database, keyed, tmp
 
 
 @pytest.mark.parametrize("statement", ["UPDATE journal_checkpoints SET tree_size = 0",
-                                       "DELETE FROM journal_checkpoints", "TRUNCATE journal_checkpoints", "UPDATE journal_merkle SET idx = idx + 100",
+                                       "DELETE FROM journal_checkpoints", "TRUNCATE journal_checkpoints",
+                                       "UPDATE journal_merkle SET idx = idx + 100",
                                        "DELETE FROM journal_merkle", "TRUNCATE journal_merkle"])
 def test_checkpoints_and_tree_nodes_are_append_only_for_everyone(database, keyed, superuser, statement):
     env, _, _ = keyed
