@@ -1,5 +1,6 @@
 """Checkpoints signed through PKCS#11 by a real SoftHSM2 token whose Ed25519 key can never be exported."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,15 +19,19 @@ PIN = "4711-0815"
 ED25519_OID = "1.3.101.112"
 
 
-@pytest.fixture
-def token(tmp_path, monkeypatch):
-    """A fresh SoftHSM2 token with an Ed25519 key pair generated inside it: sensitive, not extractable."""
+@pytest.fixture(scope="module")
+def token(tmp_path_factory):
+    """A SoftHSM2 token of this module with an Ed25519 key pair generated inside it: sensitive, not extractable.
+
+    One per module: python-pkcs11 loads the library once per process, and SoftHSM2 reads SOFTHSM2_CONF then.
+    """
     if not MODULE.exists() or not shutil.which("softhsm2-util"):
         pytest.fail("needs Debian softhsm2 (tests/run installs it)")
+    tmp_path = tmp_path_factory.mktemp("softhsm")
     (tmp_path / "tokens").mkdir()
     conf = tmp_path / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "journal", "--pin", PIN, "--so-pin",
                     "so-" + PIN], check=True, capture_output=True, env={"SOFTHSM2_CONF": str(conf)})
     lib = pkcs11.lib(str(MODULE))
@@ -36,7 +41,8 @@ def token(tmp_path, monkeypatch):
             public_template={Attribute.EC_PARAMS: encode_named_curve_parameters(ED25519_OID)},
             private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
         point = bytes(public[Attribute.EC_POINT])
-    return conf, lib, point[2:]
+    yield conf, lib, point[2:]
+    os.environ.pop("SOFTHSM2_CONF", None)
 
 
 def test_checkpoints_are_signed_by_the_token_and_its_key_cannot_be_exported(database, token):
