@@ -100,6 +100,15 @@ class Settings:
     smtp_ca_file: Path | None = None  # PEM of the CA that signed the server's certificate (default: the system's)
     smtp_user: str = ""
     smtp_password: str = dataclasses.field(default="", repr=False)
+    # Signed checkpoints of the journal (off while neither a key file nor a PKCS#11 module is set)
+    journal_origin: str = ""  # the checkpoint's origin line and key name; default: <base URL host>/gatehouse/journal
+    journal_key_file: Path | None = None  # a signed-note private key (development; `gatehouse journal keygen`)
+    journal_pkcs11_module: Path | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so
+    journal_pkcs11_token: str = ""  # the token's label
+    journal_pkcs11_key: str = ""  # the Ed25519 key pair's label
+    journal_pkcs11_pin: str = dataclasses.field(default="", repr=False)
+    journal_checkpoint_file: Path | None = None  # each new checkpoint is also written here (a copy outside)
+    journal_checkpoint_minutes: int = 10
 
     @property
     def public_base_url(self) -> str:
@@ -130,6 +139,11 @@ class Settings:
             return self.webauthn_origins
         parts = urlsplit(self.public_base_url)
         return (f"{parts.scheme}://{parts.netloc}",)
+
+    @property
+    def checkpoint_origin(self) -> str:
+        """The journal's checkpoint origin (and key name): GATEHOUSE_JOURNAL_ORIGIN, else from the base URL."""
+        return self.journal_origin or f"{urlsplit(self.public_base_url).hostname or 'localhost'}/gatehouse/journal"
 
     @property
     def secure_cookies(self) -> bool:
@@ -248,6 +262,17 @@ def _readable_file(name: str, value) -> Path:
     return path
 
 
+def _path(name: str, value) -> Path:
+    return Path(_text(name, value)).expanduser().absolute()
+
+
+def _origin_line(name: str, value) -> str:
+    value = _text(name, value)
+    if not value or not value.isprintable() or any(c.isspace() or c == "+" for c in value):
+        raise ConfigError(_env(name), f"expected a checkpoint origin such as example.com/journal, got {value!r}")
+    return value
+
+
 def _directory(name: str, value) -> Path:
     path = Path(_text(name, value)).expanduser().absolute()
     if path.exists() and not path.is_dir():
@@ -355,6 +380,11 @@ def _address(name: str, value) -> str:
 
 
 _PARSERS = {
+    "journal_origin": _origin_line,
+    "journal_key_file": _readable_file,
+    "journal_pkcs11_module": _readable_file,
+    "journal_checkpoint_file": _path,
+    "journal_checkpoint_minutes": _int_in(1, 24 * 60),
     "smtp_port": _int_in(1, 65535),
     "smtp_from": _address,
     "smtp_starttls": _bool,

@@ -210,6 +210,43 @@ PATHS.update({
     }},
 })
 
+_ROOT = {"type": "object", "properties": {"hex": {"type": "string"}, "base64": {"type": "string"}}}
+_HASHES = {"type": "array", "items": {"type": "string", "description": "a 32-byte hash, hex"}}
+_CHECKPOINT = {"type": ["string", "null"], "description": "the stored signed checkpoint (signed-note) of that size"}
+_JOURNAL_ERRORS = {
+    "400": _problem_response("a tree size that is not a whole number, or outside the tree"),
+    "401": _problem_response("no valid bearer token (journaled)"),
+    "403": _problem_response("the token lacks the journal:read scope (journaled)"),
+    "503": _problem_response("the database is unavailable"),
+}
+PATHS.update({
+    "/api/v1/journal/{seq}/proof": {"get": {
+        "summary": "The RFC 9162 inclusion proof of journal row seq (leaf seq-1, leaf input = the row's hash).",
+        "tags": ["Journal"], "security": [{"oauth2": ["journal:read"]}], "operationId": "journalProof",
+        "parameters": [{"name": "seq", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                       {"name": "tree_size", "in": "query", "required": False, "schema": {"type": "integer"},
+                        "description": "default: the newest stored checkpoint's if it covers seq, else the head"}],
+        "responses": {"200": {"description": "the proof", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "seq": {"type": "integer"}, "leaf_index": {"type": "integer"}, "tree_size": {"type": "integer"},
+                "leaf_input": {"type": "string"}, "root": _ROOT, "inclusion_path": _HASHES,
+                "checkpoint": _CHECKPOINT}}}}},
+            "404": _problem_response("no such row"), **_JOURNAL_ERRORS},
+    }},
+    "/api/v1/journal/consistency": {"get": {
+        "summary": "The RFC 9162 consistency proof between two tree sizes of the journal.",
+        "tags": ["Journal"], "security": [{"oauth2": ["journal:read"]}], "operationId": "journalConsistency",
+        "parameters": [{"name": n, "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}}
+                       for n in ("from", "to")],
+        "responses": {"200": {"description": "the proof", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "old_size": {"type": "integer"}, "new_size": {"type": "integer"}, "old_root": _ROOT,
+                "new_root": _ROOT, "consistency_path": _HASHES, "old_checkpoint": _CHECKPOINT,
+                "new_checkpoint": _CHECKPOINT}}}}},
+            **_JOURNAL_ERRORS},
+    }},
+})
+
 _REASON = {"type": "object", "required": ["code", "text"],
            "properties": {"code": {"type": "string"}, "text": {"type": "string"}}}
 ACCESS_SCHEMAS = {

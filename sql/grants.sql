@@ -33,5 +33,8 @@ BEGIN
         EXECUTE format('REVOKE ALL ON public.policy_texts FROM %I', app);
         EXECUTE format('GRANT SELECT, INSERT ON public.policy_texts TO %I', app);
     END IF;
+    -- Checkpoints (022): the Merkle tree's nodes and the signed checkpoints are append-only, like the journal.
+    EXECUTE format('REVOKE ALL ON public.journal_merkle, public.journal_checkpoints FROM %I', app);
+    EXECUTE format('GRANT SELECT, INSERT ON public.journal_merkle, public.journal_checkpoints TO %I', app);
 END
 $$;

@@ -22,6 +22,7 @@ from service.db import first_line
 from service.db.query import one, required
 from service.db.tx import current_request_id
 from service.errors import DatabaseUnavailable, JournalBroken
+from service.journal import merkle
 
 log = logging.getLogger(__name__)
 
@@ -322,15 +323,20 @@ def check_rows(rows: Iterator[tuple], *, after_seq: int = 0, after_hash: str = G
     return Verification(True, count, prev)
 
 
-def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tuple[int, str]] = ()) -> Verification:
-    """Verify the whole chain, its head, then each (seq, hash) anchor in `expect`, in one snapshot.
+def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tuple[int, str]] = (),
+           checkpoints: Iterable[tuple[int, bytes, str]] = ()) -> Verification:
+    """Verify the whole chain, its head, each (seq, hash) anchor in `expect`, then each checkpoint, in one snapshot.
 
     An anchor is a row's hash written down earlier, outside the database: the
     chain alone cannot show a rewrite whose author recomputed every later hash.
+    A checkpoint (tree size, Merkle root, a name to report it by) is an anchor
+    for every row up to its size at once: the root is recomputed from the rows.
     """
+    checkpoints = list(checkpoints)
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        result = _walk(conn, batch)
+        roots: dict[int, bytes] = {}
+        result = _walk(conn, batch, roots if checkpoints else None, {size for size, _, _ in checkpoints})
         if not result.ok:
             return result
         head_seq, head_hash = one(conn, "SELECT seq, encode(hash, 'hex') FROM public.journal_head")
@@ -347,11 +353,25 @@ def verify(conn: psycopg.Connection, *, batch: int = 20000, expect: Iterable[tup
         if found.get(seq) != digest:
             why = f"hash is {found[seq]}" if seq in found else "row is missing"
             return dataclasses.replace(result, ok=False, bad_seq=seq, problem=f"{why}, expected {digest} (--expect)")
+    for size, root, name in checkpoints:
+        if size > result.count:
+            return dataclasses.replace(result, ok=False, bad_seq=result.count + 1,
+                                       problem=f"{name} covers {size} rows but the chain has {result.count}")
+        if roots[size] != root:
+            return dataclasses.replace(result, ok=False, bad_seq=size, problem=(
+                f"the Merkle root of rows 1..{size} is {roots[size].hex()}, but {name} signed {root.hex()}"))
     return result
 
 
-def _walk(conn: psycopg.Connection, batch: int) -> Verification:
-    """Check every row with a server-side cursor (constant memory), fetching the next batch meanwhile."""
+def _walk(conn: psycopg.Connection, batch: int, roots: dict[int, bytes] | None = None,
+          sizes: set[int] | frozenset[int] = frozenset()) -> Verification:
+    """Check every row with a server-side cursor (constant memory), fetching the next batch meanwhile.
+
+    With `roots`, also feed each row's hash to a Merkle frontier and note its root at each of `sizes`.
+    """
+    frontier = merkle.Frontier() if roots is not None else None
+    if roots is not None and 0 in sizes:
+        roots[0] = merkle.EMPTY_ROOT
     total, head = 0, GENESIS.hex()
     with conn.cursor(name="journal_verify") as cur, ThreadPoolExecutor(1) as fetcher:
         cur.execute(_CANONICAL_SELECT, (0,))
@@ -363,4 +383,9 @@ def _walk(conn: psycopg.Connection, batch: int) -> Verification:
                 pending.result()
                 return dataclasses.replace(part, count=total + part.count)
             total, head = total + part.count, part.head
+            if frontier is not None and roots is not None:
+                for row in rows:
+                    frontier.append(bytes.fromhex(row[12]))
+                    if frontier.size in sizes:
+                        roots[frontier.size] = frontier.root()
     return Verification(True, total, head)
