@@ -7,7 +7,6 @@ ten thousand costs what page one does.
 
 import dataclasses
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from json.encoder import encode_basestring  # the C encoder: non-ASCII kept, as jsonb prints it
@@ -17,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from service.db.query import one
+from service.db.query import is_uuid, one
 
 COLUMNS = ("seq", "ts", "kind", "subject", "resource", "outcome", "reasons", "detail", "actor", "policy_version",
            "request_id", "prev_hash", "hash")
@@ -213,19 +212,11 @@ def revocations(conn: psycopg.Connection, q: Search, *, before: int | None = Non
 
 
 def _names(conn: psycopg.Connection, ids: set[str]) -> dict[str, tuple[str, str | None]]:
-    valid = [i for i in ids if _is_uuid(i)]
+    valid = [i for i in ids if is_uuid(i)]
     if not valid:
         return {}
     rows = conn.execute("SELECT id::text, user_name, display_name FROM people WHERE id = ANY(%s::uuid[])", (valid,))
     return {pid: (user_name, display) for pid, user_name, display in rows}
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 # --- the dashboard's figures -----------------------------------------------------------------------------------

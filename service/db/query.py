@@ -1,5 +1,6 @@
 """Reading the one value a query always answers."""
 
+import uuid
 from typing import Any, TypeVar
 
 import psycopg
@@ -34,3 +35,12 @@ def required(value: T | None, what: str) -> T:
     if value is None:
         raise LookupError(f"{what} is missing where it was just produced")
     return value
+
+
+def is_uuid(text: str) -> bool:
+    """Whether PostgreSQL would take `text` as a uuid: check before a ::uuid cast, which would abort the transaction."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

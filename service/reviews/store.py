@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from service.db.query import scalar
+from service.db.query import is_uuid, scalar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +169,7 @@ def insert_items(conn: psycopg.Connection, campaign_id: str, rows: Sequence[tupl
 
 def campaign(conn: psycopg.Connection, ref: str, *, lock: bool = False) -> Campaign | None:
     """The campaign with this key (or id)."""
-    where = "id = %s::uuid" if _is_uuid(ref) else "key = %s"
+    where = "id = %s::uuid" if is_uuid(ref) else "key = %s"
     row = conn.execute(f"SELECT {_CAMPAIGN_COLUMNS} FROM review_campaigns WHERE {where}"
                        + (" FOR UPDATE" if lock else ""), (ref,)).fetchone()
     return Campaign(*row) if row else None
@@ -213,7 +213,7 @@ def items(conn: psycopg.Connection, campaign_id: str, *, reviewer_id: str | None
 
 def item(conn: psycopg.Connection, item_id: str, *, lock: bool = False) -> Item | None:
     """One item by id (None for a malformed or unknown id)."""
-    if not _is_uuid(item_id):
+    if not is_uuid(item_id):
         return None
     row = conn.execute(f"SELECT {_ITEM_COLUMNS} FROM review_items i JOIN resources r ON r.id = i.resource_id "
                        "WHERE i.id = %s" + (" FOR UPDATE OF i" if lock else ""), (item_id,)).fetchone()
@@ -393,16 +393,6 @@ def counts_by(conn: psycopg.Connection, campaign_id: str) -> list[tuple]:
         FROM review_items i JOIN resources r ON r.id = i.resource_id
         LEFT JOIN people p ON p.id = coalesce(i.second_stage_by, i.reviewer_id)
         WHERE i.campaign_id = %s GROUP BY 1, 2 ORDER BY 1, 2""", (campaign_id,)).fetchall()
-
-
-def _is_uuid(ref: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(ref)
-    except ValueError:
-        return False
-    return True
 
 
 # -- delegation -- a reviewer's whole open set moves to another manager; review_delegations keeps the hand-over.

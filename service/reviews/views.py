@@ -102,43 +102,41 @@ def review_decide(token: str):
                                               "before deciding; nothing was changed.")
     if "delegate" in request.form:
         return _delegate(token, secret, campaign, reviewer_id, now)
-    outcome = error = None
-    status = 200
     try:
-        choices = _choices(request.form)
-        with web.transaction() as conn:
-            outcome = decisions.decide(conn, services.policy, campaign.id, reviewer_id, choices, now=now,
-                                       seconds_open=decisions.opened_at(secret, request.form.get("opened"), now),
-                                       actor=f"reviewer:{reviewer_id}", base_url=services.settings.public_base_url)
-    except decisions.Closed as e:
-        error, status = f"Campaign closed: {e.message}. Nothing was changed.", 409
+        outcome, error, status = _attempt(lambda conn: decisions.decide(
+            conn, services.policy, campaign.id, reviewer_id, _choices(request.form), now=now,
+            seconds_open=decisions.opened_at(secret, request.form.get("opened"), now),
+            actor=f"reviewer:{reviewer_id}", base_url=services.settings.public_base_url))
     except decisions.Refused as e:
         return _message(403, "Not yours to review", f"{e.message}. Nothing was changed.")
-    except BadRequest as e:
-        error, status = f"{e.message}. Nothing was changed.", 400
     with web.connection() as conn:
         fresh = reviews.campaign(conn, campaign.id)
         shown = decisions.page(conn, services.policy, fresh, reviewer_id, now=now)
     return _render(shown, token, secret, now, outcome=outcome, error=error, status=status)
 
 
+def _attempt(action) -> tuple:
+    """A reviewer's action in one transaction: (its result, None, 200), or (None, why nothing changed, status).
+    Refused (not this reviewer's to decide) goes to the caller, which answers with the refusal page."""
+    try:
+        with web.transaction() as conn:
+            return action(conn), None, 200
+    except decisions.Closed as e:
+        return None, f"Campaign closed: {e.message}. Nothing was changed.", 409
+    except BadRequest as e:
+        return None, f"{e.message}. Nothing was changed.", 400
+
+
 def _delegate(token: str, secret: bytes, campaign: reviews.Campaign, reviewer_id: str, now: datetime):
     """The whole open set to another manager; a refusal changes nothing and says why."""
     services = web.services()
-    delegated = error = None
-    status = 200
     try:
-        with web.transaction() as conn:
-            delegated = decisions.delegate(conn, campaign.id, reviewer_id, request.form.get("delegate", ""),
-                                           comment=(request.form.get("delegate_comment") or "").strip() or None,
-                                           now=now, actor=f"reviewer:{reviewer_id}",
-                                           base_url=services.settings.public_base_url)
-    except decisions.Closed as e:
-        error, status = f"Campaign closed: {e.message}. Nothing was changed.", 409
+        delegated, error, status = _attempt(lambda conn: decisions.delegate(
+            conn, campaign.id, reviewer_id, request.form.get("delegate", ""),
+            comment=(request.form.get("delegate_comment") or "").strip() or None, now=now,
+            actor=f"reviewer:{reviewer_id}", base_url=services.settings.public_base_url))
     except decisions.Refused as e:
         return _message(403, "Not yours to review", f"{e.message}. Nothing was changed.")
-    except BadRequest as e:
-        error, status = f"{e.message}. Nothing was changed.", 400
     with web.connection() as conn:
         shown = decisions.page(conn, services.policy, reviews.campaign(conn, campaign.id), reviewer_id, now=now)
     return _render(shown, token, secret, now, delegated=delegated, error=error, status=status)
