@@ -8,7 +8,7 @@ import csv
 import io
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, g, jsonify, render_template, request
 from markupsafe import Markup
 
 from service import web
@@ -178,18 +178,18 @@ def my_reviews():
 
 
 @console.get("/reviews")
-@require_role("admin")
+@require_role("admin", "auditor")
 def console_list():
     with web.connection() as conn:
         found = reviews.campaigns(conn)
         queue = reviews.admin_queue(conn)
     resources = [r.key for r in web.services().policy.resources]
-    return render_template("admin_reviews.html", campaigns=found, queue=queue, resources=resources,
+    return render_template("admin_reviews.html", me=g.principal, campaigns=found, queue=queue, resources=resources,
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
 @console.get("/reviews/<key>")
-@require_role("admin")
+@require_role("admin", "auditor")
 def console_campaign(key: str):
     now = _now()
     with web.connection() as conn:
@@ -198,13 +198,14 @@ def console_campaign(key: str):
         progress = reviews.progress(conn, c.id)
     would_hold = campaigns.held(campaigns.as_item(c), max(now, c.due_at))
     svg = chart.progress_svg(progress, total=c.items_total, start=c.started_at, end=min(now, c.due_at))
-    return render_template("admin_review.html", c=c, per=per, progress=progress, would_hold=would_hold, now=now,
+    return render_template("admin_review.html", me=g.principal, c=c, per=per, progress=progress,
+                           would_hold=would_hold, now=now,
                            chart=Markup(svg),  # noqa: S704 (built from numbers and dates, escaped in chart.py)
                            csrf=sessions.csrf_token(web.services(), request), b64=webauthn.b64)
 
 
 @console.get("/reviews/<key>.csv")
-@require_role("admin")
+@require_role("admin", "auditor")
 def console_export(key: str):
     with web.connection() as conn:
         c = _campaign(conn, key)

@@ -13,8 +13,10 @@ from service.clients import store as clients
 from service.journal import jsonb, offline
 from tests.support.admin import ORIGIN
 from tests.support.audit import story
+from tests.support.cli import db_env, gatehouse
 from tests.support.factories import rows
 from tests.support.people import session_for
+from tests.support.reviews import add_grant, add_person
 
 
 @pytest.fixture
@@ -164,3 +166,18 @@ def test_pages_need_the_auditor_or_admin_role(web, database, told):
 
 def test_an_admin_reads_the_audit_pages_too(web, signed_in, told):
     assert web.get("/admin/audit/revocations", headers={"Origin": ORIGIN}).status_code == 200
+
+
+def test_an_auditor_reads_the_campaign_reports_and_sees_no_admin_control(auditor, database, told):
+    mona = add_person(database, "mona")
+    add_grant(database, add_person(database, "zed", manager=mona), "vpn")
+    done = gatehouse("reviews", "start", "--resources", "vpn", "--due", "14d", env=db_env(database))
+    assert done.returncode == 0, done.stderr
+    key = rows(database, "SELECT key FROM review_campaigns")[0][0]
+    status, listing = _page(auditor, "/admin/reviews")
+    assert status == 200 and f'href="/admin/reviews/{key}"' in listing
+    assert 'data-action="reviews.start"' not in listing
+    status, report = _page(auditor, f"/admin/reviews/{key}")
+    assert status == 200 and 'data-action="reviews.extend"' not in report and 'role="img"' in report
+    r = auditor.get(f"/admin/reviews/{key}.csv")
+    assert r.status_code == 200 and "zed" in r.get_data(as_text=True)

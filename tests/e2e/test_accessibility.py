@@ -54,6 +54,7 @@ def test_the_console_pages_have_no_wcag_21_aa_violation(server, browser_page, da
     page.get_by_role("button", name="Register security key").click()
     page.wait_for_url(server + "/admin")
     for path in ("/admin", "/admin/access", "/admin/people", f"/admin/people/{staff['ivo']}", "/admin/reviews",
-                 f"/admin/reviews/{key}", "/"):
+                 f"/admin/reviews/{key}", "/admin/outbox", "/admin/audit", "/admin/audit/journal",
+                 "/admin/audit/revocations", f"/admin/audit/people/{staff['ivo']}", "/admin/audit/training", "/"):
         page.goto(server + path)
         assert axe.violations(page) == [], path

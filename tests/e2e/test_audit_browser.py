@@ -7,6 +7,7 @@ import psycopg
 from playwright.sync_api import expect
 
 from service.auth import store as auth_store
+from tests.support import axe
 from tests.support.audit import story
 from tests.support.browser import shots_dir
 
@@ -49,3 +50,16 @@ def test_an_auditor_reads_the_dashboard_and_the_revocation_log(server, browser_p
 
 def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def test_the_audit_pages_have_no_wcag_21_aa_violation_with_data_in_them(server, browser_page, database):
+    page = browser_page
+    axe.install(page.context)
+    told = story(database)
+    with psycopg.connect(database.app_url) as conn:
+        token = auth_store.create_session(conn, lifetime=600, person_id=told["audra"])
+    page.context.add_cookies([{"name": "gatehouse_session", "value": token, "url": server}])
+    for path in ("/admin/audit", "/admin/audit/journal", "/admin/audit/journal?kind=nonsense",
+                 "/admin/audit/revocations", f"/admin/audit/people/{told['ivo']}", "/admin/audit/training"):
+        page.goto(server + path)
+        assert axe.violations(page) == [], path
