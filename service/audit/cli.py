@@ -12,6 +12,7 @@ from service.audit import evidence, query
 from service.bootstrap import load_policy
 from service.cli_context import Context, operator_actor, pass_ctx
 from service.errors import BadRequest
+from service.journal import signers
 
 
 @click.group("evidence")
@@ -34,7 +35,7 @@ def evidence_export(ctx: Context, since: str, until: str, output: str):
         with conn.transaction():
             resources.record_text(conn, policy)  # the file in force now, should no serve have recorded it yet
         done = evidence.export(conn, output, since=start, until=end, policy=policy, now=datetime.now(UTC),
-                               generated_by=operator_actor())
+                               generated_by=operator_actor(), signer=signers.configured(ctx.settings))
         with conn.transaction():
             journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(), detail={
                 "action": "evidence.export", "since": start.isoformat(), "until": end.isoformat(),
@@ -49,7 +50,8 @@ def evidence_export(ctx: Context, since: str, until: str, output: str):
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
 @click.option("--expect", "expect", multiple=True, metavar="SEQ:HASH",
               help="A row's hash written down outside (e.g. from `gatehouse journal verify`); repeatable.")
-def evidence_verify(bundle: str, expect: tuple[str, ...]):
+@click.option("--key", metavar="VERIFIER_KEY", help="The checkpoint key you trust (name+id+key), not the bundle's.")
+def evidence_verify(bundle: str, expect: tuple[str, ...], key: str | None):
     """Check BUNDLE offline (no database, no server): prints OK, or the first problem and where (exit 1)."""
     anchors = []
     for item in expect:
@@ -57,7 +59,7 @@ def evidence_verify(bundle: str, expect: tuple[str, ...]):
         if not seq.isdigit() or len(digest) != 64:
             raise BadRequest(f"--expect {item!r}: want SEQ:HASH (a seq and 64 hex digits)")
         anchors.append((int(seq), digest.lower()))
-    result = evidence.verify(bundle, expect=tuple(anchors))
+    result = evidence.verify(bundle, expect=tuple(anchors), key=key)
     if not result.ok:
         click.echo(f"BAD {result.message}")
         sys.exit(1)

@@ -27,11 +27,13 @@ from policies import Policy
 from service import journal
 from service.audit import store
 from service.audit.store import Search
-from service.journal import offline
+from service.db.query import one
+from service.journal import checkpoints, merkle, note, offline, proofs, signers
 from service.journal.jsonb import loads
 from service.training import outlook
 
 FORMAT = "gatehouse-evidence-v1"
+CHECKPOINT, PREVIOUS, KEY, PROOFS = "checkpoint.txt", "checkpoint_previous.txt", "checkpoint_key.txt", "proofs.json"
 JOURNAL = "journal.jsonl"
 MANIFEST = "manifest.json"
 
@@ -62,9 +64,12 @@ class Exported:
 
 
 def export(conn: psycopg.Connection, path: str, *, since: datetime, until: datetime, policy: Policy, now: datetime,
-           generated_by: str) -> Exported:
-    """Write the bundle for [since, until) to `path`, reading in one REPEATABLE READ snapshot."""
+           generated_by: str, signer: signers.Signer | None = None) -> Exported:
+    """Write the bundle for [since, until) to `path`, reading in one REPEATABLE READ snapshot. With a signer, a
+    checkpoint is signed first and the bundle carries it, its key, the previous checkpoint and the proofs that tie
+    the period's first and last rows to the signed root."""
     files: dict[str, dict] = {}
+    signed = _sign(conn, signer, since, until) if signer else None
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         chain = _write_journal(zf, conn, Search(since=since, until=until), files)
@@ -82,11 +87,37 @@ def export(conn: psycopg.Connection, path: str, *, since: datetime, until: datet
             if version in texts:
                 _put(zf, files, f"policies/{version}.toml", texts[version].encode())
         _put(zf, files, "controls.json", _json(CONTROLS))
+        if signed:
+            for name, data in signed.items():
+                _put(zf, files, name, data)
         _put(zf, files, MANIFEST, _json({
             "format": FORMAT, "period": {"since": since.isoformat(), "until": until.isoformat()},
             "generated_at": now.isoformat(), "generated_by": generated_by, "journal": chain,
-            "policies_without_text": [v for v in versions if v not in texts], "files": files}))
+            "policies_without_text": [v for v in versions if v not in texts], "signed": bool(signed),
+            "files": files}))
     return Exported(path, chain["count"], chain["first_seq"], chain["last_seq"], tuple(versions))
+
+
+def _sign(conn: psycopg.Connection, signer: signers.Signer, since: datetime, until: datetime) -> dict[str, bytes]:
+    """A checkpoint signed now (the tree extended to the head), the one before it, and the proofs: inclusion of the
+    period's first and last rows in the new tree, consistency of the previous tree with it."""
+    with conn.transaction():
+        before = checkpoints.stored(conn)
+        made = checkpoints.make(conn, signer)
+        first, last = one(conn, "SELECT min(seq), max(seq) FROM public.journal WHERE ts >= %s AND ts < %s",
+                          (since, until))
+        found: dict = {"tree_size": made.tree_size}
+        for end, seq in (("first", first), ("last", last)):
+            if seq is not None:
+                found[end] = {"seq": seq, "path": proofs.inclusion(conn, seq, made.tree_size)["inclusion_path"]}
+        out = {CHECKPOINT: made.note.encode(), KEY: (note.verifier_key(signer.name, signer.public_key) + "\n").encode()}
+        previous = next((c for c in reversed(before) if c.tree_size <= made.tree_size), None)
+        if previous is not None:
+            found["previous"] = {"tree_size": previous.tree_size, "path": proofs.consistency(
+                conn, previous.tree_size, made.tree_size)["consistency_path"]}
+            out[PREVIOUS] = previous.note.encode()
+        out[PROOFS] = _json(found)
+    return out
 
 
 def _write_journal(zf: zipfile.ZipFile, conn: psycopg.Connection, search: Search, files: dict) -> dict:
@@ -158,7 +189,7 @@ class Checked:
     message: str  # "OK ..." or the first problem and where
 
 
-def verify(path: str, *, expect: tuple[tuple[int, str], ...] = ()) -> Checked:
+def verify(path: str, *, expect: tuple[tuple[int, str], ...] = (), key: str | None = None) -> Checked:
     """Check a bundle with nothing but the file: manifest, every file's digest, the journal slice's chain and its
     ends, the policy texts; then each (seq, hash) anchor in `expect` kept outside the bundle."""
     try:
@@ -184,15 +215,56 @@ def verify(path: str, *, expect: tuple[tuple[int, str], ...] = ()) -> Checked:
         problem, seen = _check_journal(zf, chain, expect)
         if problem:
             return Checked(False, problem)
+        signed = ""
+        if manifest.get("signed"):
+            problem, signed = _check_signed(zf, chain, seen, key)
+            if problem:
+                return Checked(False, problem)
+        elif key:
+            return Checked(False, f"{MANIFEST}: the bundle carries no signed checkpoint to check against --key")
         for name in listed:
             if name.startswith("policies/"):
                 version = name.removeprefix("policies/").removesuffix(".toml")
                 if hashlib.sha256(zf.read(name)).hexdigest() != version:
                     return Checked(False, f"{name}: its text is not the policy version it is named for")
-    if missing := [seq for seq, _ in expect if seq not in seen]:
+    if missing := [seq for seq, _ in expect if seq not in seen["anchors"]]:
         return Checked(False, f"anchor seq {missing[0]} is not in this bundle's rows")
     return Checked(True, f"OK {chain['count']} rows, seq {chain['first_seq']} to {chain['last_seq']}, "
-                         f"last hash {chain['last_hash']}")
+                         f"last hash {chain['last_hash']}{signed}")
+
+
+def _check_signed(zf: zipfile.ZipFile, chain: dict, seen: dict, pinned: str | None) -> tuple[str | None, str]:
+    """The checkpoint's signature by the bundle's key (or the one the auditor pins), the period's first and last
+    rows in its tree, and the previous checkpoint's tree inside it."""
+    try:
+        vkey = zf.read(KEY).decode().strip()
+        name, public = note.parse_verifier_key(pinned or vkey)
+        if pinned and pinned.strip() != vkey:
+            return f"{KEY}: the bundle was signed by {vkey.split('+')[0]}+{vkey.split('+')[1]}, not the key given", ""
+        cp = note.open_checkpoint(zf.read(CHECKPOINT).decode(), name, public)
+        found = json.loads(zf.read(PROOFS))
+    except (KeyError, ValueError, note.NoteError) as e:
+        return f"{CHECKPOINT}: {e}", ""
+    if cp.size != found.get("tree_size"):
+        return f"{PROOFS}: for a tree of {found.get('tree_size')} rows, but the checkpoint signs {cp.size}", ""
+    for end, digest in (("first", seen.get("first")), ("last", chain["last_hash"])):
+        proof = found.get(end)
+        if chain["count"] and (proof is None or digest is None or not merkle.verify_inclusion(
+                proof["seq"] - 1, cp.size, merkle.leaf_hash(bytes.fromhex(digest)),
+                [bytes.fromhex(p) for p in proof["path"]], cp.root)):
+            return f"{PROOFS}: the {end} row is not in the signed tree of {cp.size} rows (checkpoint.txt)", ""
+        if proof and proof["seq"] != chain[f"{end}_seq"]:
+            return f"{PROOFS}: the {end} proof is of seq {proof['seq']}, not {chain[f'{end}_seq']}", ""
+    if "previous" in found:
+        try:
+            old = note.open_checkpoint(zf.read(PREVIOUS).decode(), name, public)
+        except (KeyError, note.NoteError) as e:
+            return f"{PREVIOUS}: {e}", ""
+        path = [bytes.fromhex(p) for p in found["previous"]["path"]]
+        if old.size != found["previous"]["tree_size"] or not merkle.verify_consistency(
+                old.size, cp.size, path, old.root, cp.root):
+            return f"{PROOFS}: the previous checkpoint's tree ({old.size} rows) is not a prefix of the new one", ""
+    return None, f"; signed checkpoint of {cp.size} rows by {name}+{note.key_id(name, public).hex()} verified"
 
 
 def _digest_problem(zf: zipfile.ZipFile, name: str, want: dict) -> str | None:
@@ -209,8 +281,9 @@ def _digest_problem(zf: zipfile.ZipFile, name: str, want: dict) -> str | None:
     return None
 
 
-def _check_journal(zf: zipfile.ZipFile, chain: dict, expect: tuple[tuple[int, str], ...]) -> tuple[str | None, set]:
-    anchors, seen = dict(expect), set()
+def _check_journal(zf: zipfile.ZipFile, chain: dict, expect: tuple[tuple[int, str], ...]) -> tuple[str | None, dict]:
+    anchors: dict = dict(expect)
+    seen: dict = {"anchors": set(), "first": None}
     if not chain["count"]:
         return None, seen
     with zf.open(JOURNAL) as raw:
@@ -233,15 +306,17 @@ class _Bad(Exception):
     pass
 
 
-def _rows(lines, anchors: dict, seen: set) -> Iterator[tuple]:
+def _rows(lines, anchors: dict, seen: dict) -> Iterator[tuple]:
     for n, line in enumerate(lines, 1):
         try:
             row = offline.fields(loads(line))
         except (ValueError, KeyError, TypeError) as e:
             raise _Bad(f"line {n} is not a journal row ({e})") from None
         seq = int(row[0])
+        if n == 1:
+            seen["first"] = row[12]
         if seq in anchors:
-            seen.add(seq)
+            seen["anchors"].add(seq)
             if anchors[seq] != row[12]:
                 raise _Bad(f"line {n}: seq {seq} has hash {row[12]}, but the anchor kept outside says {anchors[seq]}")
         yield row

@@ -6,8 +6,10 @@ import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
+from service import journal
 from tests.support.audit import story
 from tests.support.cli import db_env, gatehouse
 from tests.support.factories import rows
@@ -126,3 +128,90 @@ def test_an_auditor_downloads_the_bundle_from_the_console(web, database, tmp_pat
     assert rows(database, "SELECT actor, detail->>'action' FROM journal WHERE kind = 'admin'") == [
         ("person:audra", "evidence.export")]
     assert web.get("/admin/audit/evidence.zip?since=2026-02-01").status_code == 400
+
+
+def _keyed(database, tmp_path, name="keys"):
+    """A checkpoint key made by `gatehouse journal keygen`; the environment that signs with it; its verifier key."""
+    key = tmp_path / f"{name}.key"
+    env = {**db_env(database), "GATEHOUSE_JOURNAL_ORIGIN": "evidence.example/journal"}
+    done = gatehouse("journal", "keygen", "-o", str(key), env=env)
+    assert done.returncode == 0, done.stderr
+    return {**env, "GATEHOUSE_JOURNAL_KEY_FILE": str(key)}, done.stdout.split()[-1]
+
+
+@pytest.fixture
+def signed(database, tmp_path):
+    told = story(database)
+    env, vkey = _keyed(database, tmp_path)
+    assert gatehouse("journal", "checkpoint", env=env).returncode == 0  # an earlier checkpoint, as the job leaves
+    with psycopg.connect(database.app_url) as conn:  # and the journal grew since
+        journal.append(conn, journal.Event(kind="check", outcome="deny", actor="client:vpn-gw", resource="vpn"))
+    story_more = rows(database, "SELECT count(*) FROM journal")[0][0]
+    path = tmp_path / "signed.zip"
+    done = gatehouse("evidence", "export", "--from", str(TODAY), "--to", str(TODAY), "-o", str(path), env=env)
+    assert done.returncode == 0, done.stderr
+    return path, vkey, told, story_more
+
+
+def test_a_signed_bundle_ties_its_rows_to_a_checkpoint_verified_offline(signed, database):
+    path, vkey, told, _ = signed
+    with zipfile.ZipFile(path) as zf:
+        assert {"checkpoint.txt", "checkpoint_previous.txt", "checkpoint_key.txt", "proofs.json"} <= set(zf.namelist())
+        proofs = json.loads(zf.read("proofs.json"))
+    assert proofs["first"]["seq"] == 1 and proofs["previous"]["tree_size"] < proofs["tree_size"]
+    checked = _verify(path, "--key", vkey)
+    assert checked.returncode == 0 and "signed checkpoint of" in checked.stdout, checked
+    assert rows(database, "SELECT count(*) FROM journal_checkpoints") == [(2,)]  # one more, made by the export
+
+
+def _replace(path, tmp_path, **files):
+    """A copy with some files replaced, the manifest's digests recomputed to match (a careful forger)."""
+    import hashlib
+    out = tmp_path / "forged.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        manifest = json.loads(src.read("manifest.json"))
+        for name, data in files.items():
+            manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        for name in src.namelist():
+            if name == "manifest.json":
+                dst.writestr(name, json.dumps(manifest))
+            else:
+                dst.writestr(name, files.get(name, src.read(name)))
+    return out
+
+
+def test_an_altered_signature_or_a_swapped_key_is_caught(signed, database, tmp_path):
+    path, vkey, _, _ = signed
+    with zipfile.ZipFile(path) as zf:
+        text = zf.read("checkpoint.txt").decode()
+    body, _, sig = text.partition("\n\n")
+    name, _, b64 = sig.strip().rpartition(" ")
+    flipped = b64[:10] + ("A" if b64[10] != "A" else "B") + b64[11:]
+    altered = _verify(_replace(path, tmp_path, **{"checkpoint.txt": f"{body}\n\n{name} {flipped}\n".encode()}))
+    assert altered.returncode == 1 and "checkpoint.txt" in altered.stdout and "verify" in altered.stdout, altered
+    # another key re-signs a checkpoint of a rewritten history: the bundle's own key says OK, the pinned one not
+    env2, other = _keyed(database, tmp_path, "other")
+    assert gatehouse("journal", "checkpoint", env=env2).returncode == 0
+    (forged,), = rows(database, "SELECT note FROM journal_checkpoints ORDER BY id DESC LIMIT 1")
+    swapped = _replace(path, tmp_path, **{"checkpoint_key.txt": (other + "\n").encode()})
+    assert _verify(swapped).returncode == 1  # the old signature does not verify under the swapped key
+    pinned = _verify(swapped, "--key", vkey)
+    assert pinned.returncode == 1 and "not the key given" in pinned.stdout, pinned.stdout
+    wrong_root = _replace(path, tmp_path, **{"checkpoint.txt": forged.encode(), "checkpoint_key.txt": other.encode()})
+    checked = _verify(wrong_root)
+    assert checked.returncode == 1 and "proofs.json" in checked.stdout, checked.stdout
+
+
+def test_a_checkpoint_of_the_same_size_over_another_history_fails_the_inclusion_proofs(signed, tmp_path, database):
+    from pathlib import Path
+
+    from service.journal import signers
+    path, _, _, _ = signed
+    env2, other = _keyed(database, tmp_path, "forger")
+    with zipfile.ZipFile(path) as zf:
+        size = json.loads(zf.read("proofs.json"))["tree_size"]
+    forger = signers.KeyFileSigner(Path(env2["GATEHOUSE_JOURNAL_KEY_FILE"]), "evidence.example/journal")
+    forged = signers.sign_checkpoint(forger, size, bytes(32))  # the right size, a root of some other rows
+    checked = _verify(_replace(path, tmp_path, **{"checkpoint.txt": forged.encode(),
+                                                  "checkpoint_key.txt": (other + "\n").encode()}))
+    assert checked.returncode == 1 and "row is not in the signed tree" in checked.stdout, checked.stdout
