@@ -182,13 +182,15 @@ class Revocation:
     downstream: list[dict]  # [{target, state, confirmed_at}] for the outbox rows the change wrote
 
 
+# One query for a whole page: a row per (journal row, resource) it ended, each joined to the outbox rows it wrote.
 _DOWNSTREAM = """
-SELECT coalesce(jsonb_agg(jsonb_build_object('target', o.target, 'resource', o.resource, 'state', o.state,
-                                              'attempts', o.attempts, 'confirmed_at', o.confirmed_at)
-                          ORDER BY o.id), '[]')
-FROM public.outbox o
-WHERE o.person_id = %(person)s::uuid AND o.resource = ANY(%(resources)s) AND o.op = 'disable'
-  AND o.created_at <= %(ts)s AND o.created_at > %(ts)s::timestamptz - interval '1 minute'
+SELECT k.seq, jsonb_agg(jsonb_build_object('target', o.target, 'resource', o.resource, 'state', o.state,
+                                           'attempts', o.attempts, 'confirmed_at', o.confirmed_at) ORDER BY o.id)
+FROM unnest(%(seqs)s::bigint[], %(people)s::uuid[], %(resources)s::text[], %(ts)s::timestamptz[])
+     AS k (seq, person_id, resource, ts)
+JOIN public.outbox o ON o.person_id = k.person_id AND o.resource = k.resource AND o.op = 'disable'
+                    AND o.created_at <= k.ts AND o.created_at > k.ts - interval '1 minute'
+GROUP BY k.seq
 """
 
 
@@ -201,13 +203,15 @@ def revocations(conn: psycopg.Connection, q: Search, *, before: int | None = Non
     """
     entries = page(conn, dataclasses.replace(q, kinds=q.kinds or REVOKING), before=before, limit=limit)
     people = _names(conn, {e.subject for e in entries if e.subject})
+    ended = {e.seq: [e.resource] if e.resource else [str(r) for r in e.detail.get("resources", [])] for e in entries}
+    keys = [(e, r) for e in entries if e.subject and is_uuid(e.subject) for r in ended[e.seq]]
+    downstream: dict[int, list[dict]] = dict(conn.execute(_DOWNSTREAM, {
+        "seqs": [e.seq for e, _ in keys], "people": [e.subject for e, _ in keys], "resources": [r for _, r in keys],
+        "ts": [e.ts for e, _ in keys]}).fetchall()) if keys else {}
     found = []
     for e in entries:
-        resources = [e.resource] if e.resource else [str(r) for r in e.detail.get("resources", [])]
-        downstream = one(conn, _DOWNSTREAM, {"person": e.subject, "resources": resources, "ts": e.ts})[0] \
-            if e.subject and resources else []
         user_name, display = people.get(e.subject or "", (None, None))
-        found.append(Revocation(e, user_name, display, resources, downstream))
+        found.append(Revocation(e, user_name, display, ended[e.seq], downstream.get(e.seq, [])))
     return found
 
 

@@ -105,3 +105,30 @@ def test_the_revocation_log_names_who_what_why(database, told):
         ("revoke", "mia", ["git"]), ("suspend", "ivo.petrov", ["vpn"])]
     assert found[1].entry.detail["lapses"][0]["course"] == "security-awareness"
     assert found[0].downstream == []  # no outbound target for git
+
+
+def test_the_revocation_log_shows_each_changes_own_downstream_rows_in_one_query(database):
+    from policies import parse_policy
+    from service.access import grants
+    from service.access.resources import sync_resources
+    from tests.support.factories import add_grant, add_person, rows
+    from tests.support.policy import policy_toml, resource
+    targets = [{"key": "gh-scim", "type": "scim", "resource": "github", "url": "http://127.0.0.1:9/scim/v2",
+                "token_env": "GH_TOKEN"},
+               {"key": "gh-hook", "type": "webhook", "resource": "github", "url": "http://127.0.0.1:9/hook",
+                "secret_env": "GH_HOOK"}]
+    text = policy_toml(resources=[resource("vpn", kind="vpn"), resource("github")], targets=targets)
+    with _conn(database) as conn:
+        sync_resources(conn, parse_policy(text.encode(), source="test.toml"))
+    for name in ("alice", "bob"):
+        add_grant(database, add_person(database, name), "github")
+    with _conn(database) as conn:
+        for name in ("alice", "bob"):
+            with conn.transaction():
+                grants.revoke(conn, name, "github", actor="operator:test", via="operator", reason="left")
+        found = store.revocations(conn, Search())
+    assert [v.user_name for v in found] == ["bob", "alice"]
+    for v in found:  # each change its own two rows (the grants' enable rows and the other person's are not it)
+        assert [(d["target"], d["resource"], d["state"]) for d in v.downstream] == [
+            ("gh-hook", "github", "intent"), ("gh-scim", "github", "intent")]
+    assert rows(database, "SELECT count(*) FROM outbox") == [(8,)]
