@@ -81,8 +81,16 @@ def run_gatehouse(args, tmp: Path) -> tuple[dict, tuple[float, float]]:
 def lookups(base: str, token: str, env: dict, args) -> tuple[float, float]:
     """Fill to --lookup-people people with SQL, then time single `userName eq` GETs."""
     from service import db
+    from service.db import lifecycle
 
     database = db.embedded(Path(env["GATEHOUSE_DATA_DIR"]), "gatehouse_app")
+    try:
+        return _timed_lookups(base, token, database, args)
+    finally:  # leave before the temporary directory goes, so the last holder stops the postmaster
+        lifecycle.leave((Path(env["GATEHOUSE_DATA_DIR"]) / "postgres").absolute())
+
+
+def _timed_lookups(base: str, token: str, database, args) -> tuple[float, float]:
     with psycopg.connect(database.owner_url) as conn:
         conn.execute("INSERT INTO people (user_name, given_name, family_name, primary_email, emails, source) "
                      "SELECT 'filler' || i || '@example.com', 'F', 'P' || i, 'filler' || i || '@example.com', "
