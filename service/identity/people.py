@@ -130,7 +130,9 @@ def search(conn: psycopg.Connection, where: sql.Composable | None, params: dict,
 # employee number names only live people.
 _NAMED_BY = {
     # through the login key (sql/013): NFKC, trimmed and case-folded, so ＺＯＥ and "zoe " name Zoe
-    "user_name": "EXISTS (SELECT 1 FROM person_logins l WHERE l.person_id = p.id AND l.login_key = login_key({r}))",
+    # (the login key is person_logins' primary key: at most one person, found by index, then people by its pkey;
+    # an EXISTS per row here would make the OR below a sequential scan of people)
+    "user_name": "p.id = (SELECT l.person_id FROM person_logins l WHERE l.login_key = login_key({r}))",
     "email": "p.deleted_at IS NULL AND lower(p.primary_email) = lower({r})",
     "employee_number": "p.deleted_at IS NULL AND p.employee_number = {r}",
 }
