@@ -40,7 +40,11 @@ def build(settings: Settings | None = None, database: db.Database | None = None,
     policy = policy or load_policy(settings.policy_file)
     database = database or db.resolve(settings)
     pool = db.make_pool(database.app_url, size=settings.pool_size, timeout=settings.db_timeout)
-    journal = JournalWriter(database.app_url, timeout=settings.db_timeout)
+    # One chain, one head lock: each batch holds it through its insert and fsync. Two flushers per process
+    # overlap a batch's preparation with another's commit, but with several processes (gunicorn workers) the
+    # others already do, and more flushers only split the queue into more, smaller batches waiting on the lock
+    # (pg_stat_statements at 300 checks/s, 2 workers x 2 flushers: 1.3 rows a batch, 13 ms of lock wait a row).
+    journal = JournalWriter(database.app_url, timeout=settings.db_timeout, flushers=1 if settings.workers > 1 else 2)
     return Services(settings=settings, database=database, pool=pool, journal=journal, policy=policy,
                     tokens=TokenCache(settings.token_cache_seconds), refusals=RefusalTally(journal))
 
