@@ -29,6 +29,7 @@ import psycopg  # noqa: E402
 
 from bench._http import free_port, wait_for  # noqa: E402
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from service import journal  # noqa: E402
 from service.clients import store as clients
 
@@ -225,6 +226,11 @@ def measure(args, database, tmp: Path) -> None:
     after = hello_world(free_port(), script, args, tmp)  # before and after: the baseline brackets the checks
     report_journal(database, full["requests"] - full["non2xx"] + half["statuses"].get(200, 0))
     baseline = (before["rate"] + after["rate"]) / 2
+    bench_result("access check, full rate", ours=f"{full['rate']:.0f} checks/s", baseline=f"{baseline:.0f} req/s hello",
+                 ratio=full["rate"] / baseline, target="ratio >= 0.5", met=full["rate"] / baseline >= 0.5)
+    bench_result("access check, half of full rate", ours=f"p99 {half['p99']:.1f} ms",
+                 baseline=f"p50 {half['p50']:.1f} ms", ratio=half["p99"] / half["p50"], target="p99 <= 25 ms",
+                 met=half["p99"] <= 25)
     print(f"ratio checks/s / hello req/s (mean of both hello runs, {baseline:.0f}): {full['rate'] / baseline:.2f}")
 
 
