@@ -12,6 +12,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -155,3 +156,16 @@ def test_the_worker_serves_its_job_metrics(database, tmp_path):
     assert samples(text, "gatehouse_job_seconds_sum")[(("job", "outbox"), ("outcome", "ok"))] == pytest.approx(
         seconds, abs=0.05)
     assert not list(tmp_path.glob("*.db")), "the worker wrote into a multiprocess directory"
+
+
+def test_the_outbox_backlog_and_dead_letters_are_read_at_scrape_time(client, database):
+    with psycopg.connect(database.owner_url) as conn:  # client built the app: the policy's resources exist
+        conn.execute("INSERT INTO outbound_targets (key, resource_id, type) SELECT 'tool', id, 'scim' FROM resources "
+                     "WHERE key = 'vpn'")
+        for state in ("intent", "intent", "sent", "dead", "confirmed"):
+            conn.execute("INSERT INTO outbox (target, person_id, resource, op, cause, state, sent_at, confirmed_at) "
+                         "VALUES ('tool', gen_random_uuid(), 'vpn', 'disable', 'revoke', %s, now(), now())", (state,))
+    text = client.get("/metrics").text
+    assert samples(text, "gatehouse_outbox_backlog") == {(("target", "tool"),): 3}
+    assert samples(text, "gatehouse_outbox_dead") == {(("target", "tool"),): 1}
+    assert samples(text, "gatehouse_database_up") == {(): 1}
