@@ -69,8 +69,12 @@ def _metrics_dir() -> Iterator[str]:
     path, owner = metrics_dir(), os.getpid()
     private = not path
     if path:
-        for stale in Path(path).glob("*.db"):  # a previous run's: its counters would be added to this one's
-            stale.unlink()
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            for stale in Path(path).glob("*.db"):  # a previous run's: its counters would be added to this one's
+                stale.unlink()
+        except OSError as e:
+            raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"cannot use {path}: {e.strerror}") from None
     else:
         path = tempfile.mkdtemp(prefix="gatehouse-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

@@ -2,8 +2,8 @@
 
 Built on first use, never at import: prometheus-client chooses its multiprocess mode (one file per process
 in PROMETHEUS_MULTIPROC_DIR, merged at scrape time) when it is first imported, and `gatehouse serve` sets
-that directory before gunicorn forks. Every call here is cheap (a few microseconds) and never raises into
-the caller's path for a reason of its own.
+that directory before gunicorn forks. Every call here is cheap: about 10 to 30 microseconds in multiprocess
+mode on a loaded 2-core machine (a lock and a write into a memory-mapped file).
 """
 
 import contextlib

@@ -18,7 +18,7 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.cli import db_env, serving
+from tests.support.cli import db_env, gatehouse, serving
 from tests.support.factories import add_person, allowed_person, lapsed_person, rows
 from tests.support.net import free_port, wait_ready
 from tests.support.scim import USER, make_token
@@ -169,3 +169,11 @@ def test_the_outbox_backlog_and_dead_letters_are_read_at_scrape_time(client, dat
     assert samples(text, "gatehouse_outbox_backlog") == {(("target", "tool"),): 3}
     assert samples(text, "gatehouse_outbox_dead") == {(("target", "tool"),): 1}
     assert samples(text, "gatehouse_database_up") == {(): 1}
+
+
+def test_serve_refuses_a_metrics_directory_it_cannot_use(database, tmp_path):
+    (tmp_path / "file").write_text("")
+    done = gatehouse("serve", env={**db_env(database), "GATEHOUSE_PORT": str(free_port()),
+                                   "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "file" / "metrics")}, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(
+        "gatehouse: error: PROMETHEUS_MULTIPROC_DIR: cannot use"), done.stderr
