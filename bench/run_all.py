@@ -6,12 +6,14 @@ target, met or not.
 --quick runs each at small sizes (a smoke run of the benches themselves: the figures mean little and the targets,
 set for the full sizes, may be missed); without it, each runs at its own default sizes (tens of minutes in all).
 Each bench's output goes to DIR/NAME.log; its rows come from the JSON lines it writes to the file named by
-GATEHOUSE_BENCH_RESULTS (bench/_result.py), so what it prints is unchanged, its ratio last. The 1-minute load
+GATEHOUSE_BENCH_RESULTS (bench/_result.py), so what it prints is unchanged, its ratio last. A quick run starts
+one embedded PostgreSQL that every bench uses (unless GATEHOUSE_BENCH_DATABASE_URL names one). The 1-minute load
 average when each bench finished is in the table: on a shared machine, read the figures next to it.
 Exit 1 if a bench failed or reported nothing; a missed target is a "no" in the table, not a failure.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -21,6 +23,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from bench._pg import server  # noqa: E402
 
 # name: the arguments of a quick run (the default run passes none)
 QUICK = {
@@ -31,7 +36,7 @@ QUICK = {
     "ldap_sync": ["--people", "1000", "--page-size", "100"],
     "outbox": ["--revocations", "100"],
     "reviews": ["--people", "1000", "--reviewers", "100"],
-    "scim": ["--users", "100", "--threads", "4", "--lookup-people", "2000"],
+    "scim": ["--users", "50", "--threads", "4", "--lookup-people", "1000"],
 }
 COLUMNS = ("bench", "workload", "ours", "baseline", "ratio", "target", "met", "load")
 
@@ -78,6 +83,21 @@ def _cell(row: dict, column: str) -> str:
     return str(value)
 
 
+@contextlib.contextmanager
+def _shared_server(quick: bool):
+    """A quick run: one embedded PostgreSQL for every bench (each still makes and migrates its own database),
+    not one each, whose start and stop cost more than the small workloads. A default run: each bench as alone."""
+    if not quick or os.environ.get("GATEHOUSE_BENCH_DATABASE_URL"):
+        yield
+        return
+    with server() as url:
+        os.environ["GATEHOUSE_BENCH_DATABASE_URL"] = url
+        try:
+            yield
+        finally:
+            del os.environ["GATEHOUSE_BENCH_DATABASE_URL"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every bench")
@@ -87,15 +107,16 @@ def main() -> int:
     logs = args.logs or Path(tempfile.mkdtemp(prefix="gatehouse-bench-all-", dir="/tmp"))
     logs.mkdir(parents=True, exist_ok=True)
     rows, failed = [], []
-    for name in args.only or benches():
-        started = time.monotonic()
-        print(f"{name} ...", file=sys.stderr, flush=True)
-        got, error = run(name, QUICK.get(name, []) if args.quick else [], logs)
-        rows.extend(got)
-        if error:
-            failed.append(name)
-            rows.append({"bench": name, "workload": f"FAILED ({error})", "load": f"{os.getloadavg()[0]:.2f}"})
-        print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    with _shared_server(args.quick):
+        for name in args.only or benches():
+            started = time.monotonic()
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            got, error = run(name, QUICK.get(name, []) if args.quick else [], logs)
+            rows.extend(got)
+            if error:
+                failed.append(name)
+                rows.append({"bench": name, "workload": f"FAILED ({error})", "load": f"{os.getloadavg()[0]:.2f}"})
+            print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     print(f"{'quick' if args.quick else 'default'} sizes; each bench's output in {logs}")
     print(table(rows))
     return 1 if failed else 0
