@@ -109,7 +109,7 @@ def _apply_policy(settings: Settings, database: db.Database, policy) -> None:
 class _Gunicorn:
     """gunicorn with our app factory; each worker builds its own pool after the fork."""
 
-    def __init__(self, settings: Settings, database: db.Database, threads: int, policy, metrics_dir: str):
+    def __init__(self, settings: Settings, database: db.Database, threads: int, policy, metrics_path: str):
         from gunicorn.app.base import BaseApplication
 
         from service import gunicorn_glue
@@ -126,7 +126,7 @@ class _Gunicorn:
                     "proc_name": "gatehouse", "keepalive": 5, "logger_class": gunicorn_glue.logger_class(),
                     "limit_request_line": gunicorn_glue.LIMIT_REQUEST_LINE,
                     "worker_exit": lambda arbiter, worker: outer.close(),
-                    "child_exit": lambda arbiter, worker: gunicorn_glue.worker_gone(worker.pid, metrics_dir),
+                    "child_exit": lambda arbiter, worker: gunicorn_glue.worker_gone(worker.pid, metrics_path),
                 }
                 for key, value in options.items():
                     self.cfg.set(key, value)
