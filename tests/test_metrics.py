@@ -177,3 +177,27 @@ def test_serve_refuses_a_metrics_directory_it_cannot_use(database, tmp_path):
                                    "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "file" / "metrics")}, timeout=60)
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(
         "gatehouse: error: PROMETHEUS_MULTIPROC_DIR: cannot use"), done.stderr
+
+
+def test_a_worker_killed_and_replaced_leaves_its_counts_in_the_totals(database, tmp_path):
+    check = {"Authorization": f"Bearer {make_token(database, 'gateway', scopes=('access:check',))}",
+             "Connection": "close"}
+    metrics_dir = tmp_path / "metrics"
+    with serving(database, tmp_path, GATEHOUSE_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as base:
+        def ask(_):
+            return requests.get(f"{base}/api/v1/access/check", params={"user": "nobody", "resource": "vpn"},
+                                headers=check, timeout=10).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            assert set(pool.map(ask, range(12))) == {200}
+            counted = checks_per_worker(metrics_dir)
+            victim = next(pid for pid, n in counted.items() if n)
+            os.kill(int(victim), signal.SIGKILL)  # while idle; gunicorn's arbiter starts another (child_exit)
+            deadline = time.monotonic() + 30
+            while set(checks_per_worker(metrics_dir)) <= set(counted):  # until the new worker has answered one
+                assert time.monotonic() < deadline, "no replacement worker answered"
+                assert set(pool.map(ask, range(4))) == {200}
+        scrape = requests.get(f"{base}/metrics", timeout=10).text
+    journaled = rows(database, "SELECT count(*) FROM journal WHERE kind = 'check'")[0][0]
+    assert samples(scrape, "gatehouse_checks_total") == {(("outcome", "deny"), ("reason", "person_unknown")): journaled}
+    assert len(checks_per_worker(metrics_dir)) == 3 and victim in checks_per_worker(metrics_dir)
