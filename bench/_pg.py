@@ -17,20 +17,33 @@ from service.db import migrate
 
 
 @contextlib.contextmanager
+def server():
+    """A superuser URL: GATEHOUSE_BENCH_DATABASE_URL if set, else a fresh embedded server, removed afterwards."""
+    given = os.environ.get("GATEHOUSE_BENCH_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    pgdata = Path(tempfile.mkdtemp(prefix="gatehouse-bench-pg-", dir="/tmp"))
+    embedded = pgserver.get_server(pgdata, cleanup_mode="delete")
+    info = embedded.get_postmaster_info()
+    try:
+        yield db.url(host=str(info.socket_dir), port=info.port, dbname="postgres", user="postgres")
+    finally:
+        embedded.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def bench_database(name: str = "gatehouse_bench"):
     """Yield a migrated db.Database on a real PostgreSQL, cleaned up afterwards."""
-    given = os.environ.get("GATEHOUSE_BENCH_DATABASE_URL")
-    pgdata = None
-    if given:
-        superuser = given
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-        pgdata = Path(tempfile.mkdtemp(prefix="gatehouse-bench-pg-", dir="/tmp"))
-        server = pgserver.get_server(pgdata, cleanup_mode="delete")
-        info = server.get_postmaster_info()
-        superuser = db.url(host=str(info.socket_dir), port=info.port, dbname="postgres", user="postgres")
+    with server() as superuser:
+        yield from _database(superuser, name)
+
+
+def _database(superuser: str, name: str):
     with psycopg.connect(superuser, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     db.ensure_roles_and_database(superuser, owner="gatehouse_owner", app="gatehouse_app", dbname=name)
@@ -39,9 +52,4 @@ def bench_database(name: str = "gatehouse_bench"):
     database = db.Database(owner_url=db.url(**at, user="gatehouse_owner"), app_url=db.url(**at, user="gatehouse_app"),
                            app_role="gatehouse_app")
     migrate.migrate(database)
-    try:
-        yield database, db.url(**at, user=info.get("user") or "postgres")
-    finally:
-        if pgdata is not None:
-            server.cleanup()
-            shutil.rmtree(pgdata, ignore_errors=True)
+    yield database, db.url(**at, user=info.get("user") or "postgres")

@@ -38,6 +38,7 @@ import psycopg  # noqa: E402
 
 from bench._http import free_port, wait_for  # noqa: E402
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from policies import decide, parse_policy  # noqa: E402
 from service import journal  # noqa: E402
 from service.access import facts  # noqa: E402
@@ -302,6 +303,15 @@ def measure(args, database, tmp: Path) -> None:
     floor_db = database_floor(database, policy, args.seconds)
     hello = (before["rate"] + after["rate"]) / 2
     floor = 1 / (1 / hello + 1 / floor_db)
+    half, hundred = fixed
+    bench_result("access check, full rate", ours=f"{full['rate']:.0f} checks/s",
+                 baseline=f"floor {floor:.0f}/s (hello {hello:.0f}, database {floor_db:.0f})",
+                 ratio=full["rate"] / floor, target="ratio to floor >= 0.7", met=full["rate"] / floor >= 0.7)
+    bench_result("access check, half of full rate", ours=f"p99 {half['p99']:.1f} ms",
+                 baseline=f"p50 {half['p50']:.1f} ms", ratio=half["p99"] / half["p50"], target="p99 <= 25 ms",
+                 met=half["p99"] <= 25)
+    bench_result("access check, 100/s", ours=f"p99 {hundred['p99']:.1f} ms", baseline=f"p50 {hundred['p50']:.1f} ms",
+                 ratio=hundred["p99"] / hundred["p50"], target="p99 <= 10 ms", met=hundred["p99"] <= 10)
     print(f"floor 1 / (1/hello {hello:.0f} + 1/database {floor_db:.0f}): {floor:.0f}/s; "
           f"checks/s / hello req/s: {full['rate'] / hello:.2f}")
     print(f"ratio checks/s / floor: {full['rate'] / floor:.2f}")

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from service import journal  # noqa: E402
 from service.journal import Event, JournalWriter  # noqa: E402
 
@@ -111,6 +112,9 @@ def main():
         with psycopg.connect(database.app_url) as conn:
             check = journal.verify(conn)
         print(f"chain verifies: {check.ok} ({check.count} rows)")
+        bench_result(f"journal append, {args.writers} writers", ours=f"{chained:.0f} chained/s",
+                     baseline=f"{plain:.0f} plain INSERTs/s", ratio=chained / plain,
+                     target="ratio >= 0.8, >= 3,000/s", met=check.ok and chained / plain >= 0.8 and chained >= 3000)
         print(f"ratio chained/plain: {chained / plain:.2f}")
 
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from bench.journal_verify import fill  # noqa: E402
 from service.audit import export, store  # noqa: E402
 from service.audit.store import Search  # noqa: E402
@@ -115,6 +116,11 @@ def main():
             print(f"{name}: {n:,} rows in {secs:.2f} s = {n / secs:,.0f} rows/s, peak RSS {peak:.0f} MB")
         size = Path(path).stat().st_size / 2**20
         print(f"export file: {size:.0f} MB; targets: export >= 100,000 rows/s, verify >= 200,000 rows/s, < 200 MB")
+        for name, base, floor in (("export", "bare read", 100_000), ("verify", "parse only", 200_000)):
+            (n, secs, peak), bare = results[name], results[base]
+            bench_result(f"journal {name} (JSON Lines)", ours=f"{n / secs:,.0f} rows/s, {peak:.0f} MB",
+                         baseline=f"{bare[0] / bare[1]:,.0f} rows/s {base}", ratio=bare[1] / secs,
+                         target=f">= {floor:,} rows/s, < 200 MB", met=n / secs >= floor and peak < 200)
         print(f"ratio export/bare read (rows/s): {results['bare read'][1] / results['export'][1]:.2f}")
         print(f"ratio verify/parse only (rows/s): {results['parse only'][1] / results['verify'][1]:.2f}")
 

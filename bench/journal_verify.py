@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from service import journal  # noqa: E402
 
 FILL = """
@@ -23,7 +24,7 @@ INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, p
 SELECT 'check', 'person-' || (i %% 10000), 'vpn', CASE WHEN i %% 7 = 0 THEN 'deny' ELSE 'allow' END,
        CASE WHEN i %% 7 = 0 THEN '[{"code": "training_lapsed:security-awareness"}]'::jsonb ELSE '[]'::jsonb END,
        jsonb_build_object('n', i), 'client:vpn-gw', 'bench', 'req-' || i
-FROM generate_series(%s, %s) i
+FROM generate_series(%s::int, %s::int) i
 """
 
 
@@ -64,6 +65,10 @@ def main():
             result = journal.verify(conn)
         verify = time.perf_counter() - started
         print(f"verify: OK={result.ok} {result.count:,} rows in {verify:.2f} s (target <= 10 s)")
+        limit = 10 * args.rows / 1_000_000
+        bench_result("journal verify", ours=f"{verify:.2f} s for {result.count:,} rows",
+                     baseline=f"{bare:.2f} s bare read", ratio=verify / bare,
+                     target=f"<= {limit:g} s (10 s a million rows)", met=result.ok and verify <= limit)
         print(f"ratio verify/bare read: {verify / bare:.2f}")
 
 

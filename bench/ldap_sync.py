@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from connectors.ldap import Mapping, _person_attrs  # noqa: E402
 from service import bootstrap
 from service.config import Settings  # noqa: E402
@@ -143,6 +144,9 @@ def report(server: LdapServer, services, args) -> None:
     sync(services, "incremental sync, 100 changed entries (target <= 2 s)", full=False)
     bare = (bare1 + bare2) / 2
     print(f"full re-sync with nothing changed / bare ldap3 read: {again / bare:.2f}")
+    bench_result(f"LDAP full sync, {args.people:,} people", ours=f"{full:.2f} s",
+                 baseline=f"{bare:.2f} s bare ldap3 read", ratio=full / bare, target="ratio <= 1.5",
+                 met=full / bare <= 1.5)
     print(f"ratio full sync / bare ldap3 read: {full / bare:.2f} (target <= 1.5)")
 
 

@@ -26,6 +26,7 @@ import psycopg  # noqa: E402
 
 from bench._http import free_port, start, stop, wait_for  # noqa: E402
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 
 TOKEN = "bench-token"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -125,6 +126,9 @@ def main() -> None:
     print(f"revocations: {n}")
     print(f"gatehouse outbox : {n / ours:8.0f} deliveries/s ({ours:.1f} s; look-up, PATCH, GET, 2 journal rows)")
     print(f"plain HTTP loop  : {n / theirs:8.0f} deliveries/s ({theirs:.1f} s; look-up, PATCH, GET)")
+    bench_result(f"outbox, {n:,} revocations delivered", ours=f"{n / ours:.0f} deliveries/s",
+                 baseline=f"{n / theirs:.0f}/s plain HTTP loop", ratio=theirs / ours, target="ratio >= 0.7",
+                 met=theirs / ours >= 0.7)
     print(f"ratio gatehouse/plain loop: {theirs / ours:.2f}")
 
 

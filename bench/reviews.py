@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from policies import parse_policy  # noqa: E402
 from service.access.resources import sync_resources  # noqa: E402
 from service.reviews import campaigns  # noqa: E402
@@ -86,6 +87,8 @@ def bare(conn, query: str, params=()) -> tuple[int, float]:
 
 def report(what: str, detail: str, took: float, rows: int, base: float, target: int) -> None:
     """One figure as soon as it is measured (a long run still shows what it got)."""
+    bench_result(f"reviews: {what}", ours=f"{took:.2f} s", baseline=f"{base:.2f} s bare INSERT ... SELECT",
+                 ratio=took / base, target=f"<= {target} s", met=took <= target)
     print(f"{what}: {detail}")
     print(f"  {took:.2f} s (target <= {target} s); bare INSERT ... SELECT of {rows:,} rows {base:.2f} s; "
           f"ratio {took / base:.1f}", flush=True)

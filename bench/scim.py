@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._http import free_port, gatehouse_exe, quantiles, run_parallel, start, stop, wait_for  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -135,7 +136,7 @@ def main():
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gatehouse-bench-scim-", dir="/tmp"))
     try:
-        ours, _ = run_gatehouse(args, tmp)
+        ours, (p50, _) = run_gatehouse(args, tmp)
         theirs = run_reference(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -144,6 +145,11 @@ def main():
             print(f"{name:>18} {label:>12}: {r[0]:8.0f} ops/s  p50 {r[1]:6.2f} ms  p99 {r[2]:6.2f} ms")
     total = 2 * args.users
     ratio = (total / sum(r[3] for r in ours.values())) / (total / sum(r[3] for r in theirs.values()))
+    rates = [total / sum(r[3] for r in side.values()) for side in (ours, theirs)]
+    bench_result(f"SCIM create + deactivate, {args.users:,} users", ours=f"{rates[0]:.0f} ops/s",
+                 baseline=f"{rates[1]:.0f} ops/s scim2-server", ratio=ratio, target="ratio >= 1.0", met=ratio >= 1.0)
+    bench_result(f"SCIM userName eq lookup, {args.lookup_people:,} people", ours=f"p50 {p50:.2f} ms", baseline="-",
+                 ratio=p50 / 5, target="p50 <= 5 ms", met=p50 <= 5)
     print(f"ratio gatehouse/scim2-server throughput: {ratio:.2f}")
 
 

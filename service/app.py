@@ -10,7 +10,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import bootstrap, console, health, openapi
+from service import bootstrap, console, health, metrics, openapi
 from service.access import api as access
 from service.access import views as access_views
 from service.admins import views as admins_views
@@ -166,6 +166,8 @@ def _finish_request(response):
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    if _scim_path():
+        metrics.scim_request(request.method, request.path, response.status_code)
     log.info("%s %s %s", request.method, request.path, response.status_code, extra={"fields": {
         "method": request.method, "path": request.path, "status": response.status_code,
         "ms": round(elapsed, 2)}})

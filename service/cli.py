@@ -5,8 +5,10 @@ settings, a database that cannot be reached at start or pending migrations,
 1 for everything else that failed (database errors included).
 """
 
+import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 
 import click
 import psycopg
@@ -18,7 +20,7 @@ from service.access import policy_cli
 from service.admins import cli as admins_cli
 from service.audit import cli as audit_cli
 from service.clients import cli as clients_cli
-from service.config import Settings, load_settings
+from service.config import Settings, load_settings, metrics_dir
 from service.db import migrate
 from service.directory import cli as directory_cli
 from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, JournalBroken, MigrationsPending
@@ -50,7 +52,38 @@ def serve(host, port, workers, threads):
     database = migrate.prepare_for_service(db.resolve(settings), timeout=settings.db_timeout)
     _apply_policy(settings, database, policy)  # the policy's resources, then its rules
     endpoints.announce(database.app_url, settings.public_base_url, timeout=settings.db_timeout)
-    _Gunicorn(settings, database, threads, policy).run()
+    with _metrics_dir() as path:
+        _Gunicorn(settings, database, threads, policy, path).run()
+
+
+@contextlib.contextmanager
+def _metrics_dir() -> Iterator[str]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers' metric files: the operator's (its old files cleared), else a
+    private temporary directory, removed when serve stops. Set before prometheus-client is first imported."""
+    import logging
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path, owner = metrics_dir(), os.getpid()
+    private = not path
+    if path:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            for stale in Path(path).glob("*.db"):  # a previous run's: its counters would be added to this one's
+                stale.unlink()
+        except OSError as e:
+            raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"cannot use {path}: {e.strerror}") from None
+    else:
+        path = tempfile.mkdtemp(prefix="gatehouse-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    logging.getLogger("service.metrics").info("metrics: per-process files in %s", path)
+    try:
+        yield path
+    finally:
+        if private and os.getpid() == owner:  # a gunicorn worker leaves through here too: only serve removes it
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _apply_policy(settings: Settings, database: db.Database, policy) -> None:
@@ -79,7 +112,7 @@ SWITCH_INTERVAL = 0.0005  # seconds; Python's default is 0.005
 class _Gunicorn:
     """gunicorn with our app factory; each worker builds its own pool after the fork."""
 
-    def __init__(self, settings: Settings, database: db.Database, threads: int, policy):
+    def __init__(self, settings: Settings, database: db.Database, threads: int, policy, metrics_path: str):
         from gunicorn.app.base import BaseApplication
 
         from service import gunicorn_glue
@@ -96,6 +129,7 @@ class _Gunicorn:
                     "proc_name": "gatehouse", "keepalive": 5, "logger_class": gunicorn_glue.logger_class(),
                     "limit_request_line": gunicorn_glue.LIMIT_REQUEST_LINE,
                     "worker_exit": lambda arbiter, worker: outer.close(),
+                    "child_exit": lambda arbiter, worker: gunicorn_glue.worker_gone(worker.pid, metrics_path),
                 }
                 for key, value in options.items():
                     self.cfg.set(key, value)

@@ -36,6 +36,11 @@ class Settings:
     pool_size: int = 8
     db_timeout: float = 5.0
     trusted_proxies: int = 0
+    # Who may read /metrics: the client addresses (after trusted_proxies) in these networks; nobody else
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # `gatehouse worker`'s own metrics server (prometheus-client's): off at port 0
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 0
     # SCIM: how a pushed person is matched to one already known from LDAP
     scim_join_key: str = "email"
     # SCIM: when on, a SCIM client may change or delete only the people it created or its join linked (403 else)
@@ -303,6 +308,21 @@ def _list(name: str, value) -> tuple[str, ...]:
     return tuple(_text(name, item).strip() for item in items if str(item).strip())
 
 
+def _networks(name: str, value) -> tuple[str, ...]:
+    import ipaddress
+
+    try:
+        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in _list(name, value))
+    except ValueError as e:
+        raise ConfigError(_env(name), f"expected IP networks separated by commas: {e}") from None
+
+
+def metrics_dir(environ: dict[str, str] | None = None) -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR as the operator set it (prometheus-client reads it too), or None."""
+    environ = os.environ if environ is None else environ
+    return environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def _origins(name: str, value) -> tuple[str, ...]:
     origins = _list(name, value)
     for origin in origins:
@@ -425,6 +445,8 @@ _PARSERS = {
     "workers": _int_in(1, 64),
     "pool_size": _int_in(1, 200),
     "trusted_proxies": _int_in(0, 5),
+    "metrics_allow": _networks,
+    "worker_metrics_port": _int_in(0, 65535),
     "db_timeout": _seconds,
     "base_url": _base_url,
     "log_level": _log_level,

@@ -49,3 +49,14 @@ def install_json_errors() -> None:
         util.write_nonblock(sock, problem_bytes(status_int, reason, mesg or reason))
 
     util.write_error = write_error
+
+
+def worker_gone(pid: int, metrics_dir: str) -> None:
+    """In the arbiter, when a worker has exited: drop its live gauges' files (prometheus-client multiprocess mode).
+
+    Its counters and histograms stay, merged into every later scrape: a total never goes back when a worker
+    is replaced.
+    """
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)

@@ -25,6 +25,15 @@ PATHS: dict[str, dict] = {
             "503": _problem_response("not ready"),
         },
     }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics (text format), to the addresses in GATEHOUSE_METRICS_ALLOW only.",
+        "operationId": "metrics",
+        "responses": {
+            "200": {"description": "every worker's metrics, merged", "content": {"text/plain": {"schema": {
+                "type": "string"}}}},
+            "403": _problem_response("the client's address is not in GATEHOUSE_METRICS_ALLOW"),
+        },
+    }},
     "/openapi.json": {"get": {
         "summary": "This document.",
         "operationId": "openapi",

@@ -82,7 +82,7 @@ def test_logs_are_json_with_the_request_id(app, capsys):
     assert (entry["request_id"], entry["path"], entry["status"]) == ("rid-7", "/healthz", 200)
 
 
-_API_ROOTS = ("/healthz", "/readyz", "/openapi.json")
+_API_ROOTS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
 
 
 def test_openapi_documents_exactly_the_routes(app, client):

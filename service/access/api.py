@@ -15,7 +15,7 @@ import psycopg
 from flask import Blueprint, current_app, g, jsonify, request
 
 from policies import Decision, decide, unavailable
-from service import web
+from service import metrics, web
 from service.access import facts as access
 from service.access.resources import sync_resources_at
 from service.auth.guards import authorize_scope, require_scope
@@ -51,15 +51,18 @@ class Checked:
 def check(principal: Principal, user: str, resource: str, detail: dict) -> Checked:
     """Load the facts, decide at now, journal the decision; returns once the journal row has committed."""
     services = web.services()
-    with _reading(services) as conn:
+    with metrics.step("facts"), _reading(services) as conn:
         loaded = access.load_facts(conn, user, resource, identifiers=services.settings.check_identifiers)
-    decision = decide(loaded.facts, services.policy, datetime.now(UTC))
+    with metrics.step("decide"):
+        decision = decide(loaded.facts, services.policy, datetime.now(UTC))
     if loaded.facts.ambiguous:  # no subject: every person the reference named, for whoever looks into it
         detail = {**detail, "ambiguous": list(loaded.facts.ambiguous)}
-    receipt = services.journal.record(Event(
-        kind="check", outcome="allow" if decision.allow else "deny", actor=principal.actor,
-        subject=loaded.person_id, resource=resource, reasons=tuple(_reasons(decision)), detail=detail,
-        policy_version=decision.policy_version))
+    with metrics.step("journal_wait"):
+        receipt = services.journal.record(Event(
+            kind="check", outcome="allow" if decision.allow else "deny", actor=principal.actor,
+            subject=loaded.person_id, resource=resource, reasons=tuple(_reasons(decision)), detail=detail,
+            policy_version=decision.policy_version))
+    metrics.checked(decision)
     return Checked(decision, receipt.seq)
 
 
@@ -92,19 +95,24 @@ def check_get():
 
 
 def _answer(read_input):
-    try:
-        principal = authorize_scope(SCOPE, journal_kind="check")
-        user, resource = read_input()
-        checked = check(principal, user, resource, {"user": user})
-    except DatabaseUnavailable as e:
-        return _unavailable(e)
-    return jsonify(allow=checked.decision.allow, reasons=_reasons(checked.decision),
-                   decision_id=checked.decision_id, policy_version=checked.decision.policy_version)
+    with metrics.check_timer():
+        try:
+            with metrics.step("token"):
+                principal = authorize_scope(SCOPE, journal_kind="check")
+            user, resource = read_input()
+            checked = check(principal, user, resource, {"user": user})
+        except DatabaseUnavailable as e:
+            return _unavailable(e)
+        with metrics.step("respond"):
+            return jsonify(allow=checked.decision.allow, reasons=_reasons(checked.decision),
+                           decision_id=checked.decision_id, policy_version=checked.decision.policy_version)
 
 
 def _failed_closed(e: DatabaseUnavailable) -> Decision:
     log.warning("access check failed closed: %s", e.message)
-    return unavailable(web.services().policy.version)
+    decision = unavailable(web.services().policy.version)
+    metrics.checked(decision)
+    return decision
 
 
 def _unavailable(e: DatabaseUnavailable):

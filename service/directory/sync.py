@@ -21,7 +21,7 @@ import psycopg
 
 from connectors.directory import Snapshot
 from connectors.ldap import AD_MAPPING, LdapConfig, LdapError, Mapping, ad_preset, openldap_preset, read_directory
-from service import journal
+from service import journal, metrics
 from service.access import grants
 from service.db import first_line
 from service.db.locks import advisory_lock
@@ -130,11 +130,14 @@ def _guard(services) -> tuple[float, int]:
     return getattr(guard, "max_deactivation_share", 0.10), getattr(guard, "max_deactivations", 50)
 
 
+# What a run changes, as its counts name them (conflicts are reported, not changed).
+CHANGES = ("created", "joined", "updated", "revived", "disabled", "removed", "groups_changed", "members_added",
+           "members_removed")
+
+
 def summary(counts: dict) -> str:
     """One line: what a run read and changed."""
-    changed = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in
-                        ("created", "joined", "updated", "revived", "disabled", "removed", "groups_changed",
-                         "members_added", "members_removed", "conflicts") if counts.get(k))
+    changed = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in (*CHANGES, "conflicts") if counts.get(k))
     return f"{counts.get('entries_read', 0)} entries read; " + (changed or "no changes")
 
 
@@ -161,6 +164,7 @@ def run_sync(services, *, full: bool, dry_run: bool = False, on_progress: Callab
                 result = _read_decide_write(services, run, config, since, on_progress, source_actor)
     except psycopg.OperationalError as e:  # the run stays "running"; the next run marks it interrupted
         raise DatabaseUnavailable(f"the database went away during the sync: {first_line(e)}") from None
+    metrics.sync_run(kind, result.state, {k: result.counts.get(k, 0) for k in CHANGES if result.state == "applied"})
     if on_progress and result.state == "applied":
         on_progress("applied", len(result.plan.people) + len(result.plan.removals))
     return result
@@ -271,6 +275,7 @@ def confirm(conn: psycopg.Connection, run_id: str, *, actor: str) -> RunResult:
         raise Stale(f"run {run.id} no longer applies ({first_line(e)}): discard it and sync again") from None
     sync.decide_run(conn, run.id, state="confirmed", actor=actor)
     sync.save_state(conn, run.high_water, full=p.kind == "full")
+    metrics.sync_run(p.kind, "confirmed", {k: run.counts.get(k, 0) for k in CHANGES})  # the caller commits next
     return RunResult(run.id, p.kind, "confirmed", run.counts, "applied: " + summary(run.counts), p)
 
 

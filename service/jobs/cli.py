@@ -14,14 +14,20 @@ from service.jobs.store import last_runs
 
 
 @click.command("worker")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /metrics on this port, 0 for none (GATEHOUSE_WORKER_METRICS_PORT; default 0).")
+@click.option("--metrics-host", default=None, help="Address for it (GATEHOUSE_WORKER_METRICS_HOST; default 127.0.0.1).")
 @pass_ctx
-def worker_command(ctx: Context):
+def worker_command(ctx: Context, metrics_port: int | None, metrics_host: str | None):
     """Run the scheduled jobs (LDAP sync, ...) until stopped; one process, never inside web workers."""
     logs.configure(ctx.settings.log_level)
     registry = configured(ctx.settings)
     if not registry:
         raise ConfigError("GATEHOUSE_LDAP_URL", "no jobs are configured: set it to sync a directory")
     database = migrate.prepare_for_service(ctx.database, timeout=ctx.settings.db_timeout)
+    port = ctx.settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        worker.serve_metrics(metrics_host or ctx.settings.worker_metrics_host, port)
     with ctx.services(database) as services:
         worker.run(services, registry)
 

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from service import db, journal
+from service import db, journal, metrics
 from service.db.locks import advisory_lock
 from service.errors import GatehouseError, Skipped
 from service.jobs import store
@@ -128,4 +128,5 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
                 detail={"job": job.name, "trigger": trigger, "runner": runner(), "run": run_id,
                         "started": started.isoformat(), "finished": finished.isoformat(), "counts": counts,
                         **({"error": error} if error else {})}))
+    metrics.job_ran(job.name, outcome, (finished - started).total_seconds(), finished.timestamp())
     return JobRun(job.name, outcome, counts, error, run_id)

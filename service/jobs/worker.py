@@ -9,6 +9,8 @@ import logging
 import signal
 from datetime import UTC, datetime
 
+from service import metrics
+from service.errors import ConfigError
 from service.jobs.registry import run_job
 
 log = logging.getLogger(__name__)
@@ -41,3 +43,21 @@ def run(services, registry: dict) -> None:
     log.info("worker started: %s", ", ".join(f"{j.name} ({j.schedule})" for j in registry.values()))
     scheduler.start()
     log.info("worker stopped")
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """prometheus-client's own HTTP server for this process's metrics (the jobs'), on a daemon thread.
+
+    The worker is one process: its metrics live in its memory, never in a web server's multiprocess directory.
+    """
+    import os
+
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # before prometheus-client is first imported
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host)
+    except OSError as e:
+        raise ConfigError("GATEHOUSE_WORKER_METRICS_PORT", f"cannot listen on {host}:{port}: {e.strerror}") from None
+    metrics.init()
+    log.info("worker metrics on http://%s:%d/metrics", host, port)

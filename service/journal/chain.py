@@ -12,12 +12,14 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from service import metrics
 from service.db import first_line
 from service.db.query import one, required
 from service.db.tx import current_request_id
@@ -269,8 +271,10 @@ class JournalWriter:
                 holder[0] = psycopg.connect(self._url, connect_timeout=max(1, int(self._timeout)),
                                             application_name="gatehouse-journal", autocommit=True)
             conn = holder[0]
+            started = time.perf_counter()
             columns = [list(c) for c in zip(*(p.event.columns() for p in batch), strict=False)]
             rows = conn.execute(_INSERT_MANY, columns).fetchall()
+            metrics.journal_batch(len(batch), time.perf_counter() - started)
             rows.sort()  # seq follows the batch's order
             for p, (seq, ts, digest) in zip(batch, rows, strict=True):
                 p.receipt = Receipt(seq, ts, digest.hex())

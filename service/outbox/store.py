@@ -202,6 +202,12 @@ def queue_admin_mail(conn: psycopg.Connection, kind: str, to: list[str], subject
                  "VALUES (%s, NULL, %s, '{}', %s, %s)", (kind, to, subject, body))
 
 
+def state_counts(conn: psycopg.Connection) -> list[tuple[str, str, int]]:
+    """(target, state, rows) of the rows still pending (intent, sent) and the dead letters: one scan of an index."""
+    return conn.execute("SELECT target, state, count(*) FROM outbox WHERE state IN ('intent', 'sent', 'dead') "
+                        "GROUP BY target, state").fetchall()
+
+
 @dataclasses.dataclass(frozen=True)
 class TargetSummary:
     """What the console and `outbox targets` show of one target."""

@@ -376,3 +376,21 @@ def test_every_attribute_mapping_is_a_setting(database, ldap):
     both = gatehouse("sync", "ldap", env={**env, "GATEHOUSE_LDAP_DISABLED_BIT": "2"})
     assert both.returncode == 2 and "not both" in both.stderr, both.stderr
     assert rows(database, "SELECT count(*) FROM sync_runs") == [(1,)]  # refused settings start no run
+
+
+def test_sync_runs_and_what_they_changed_are_counted_in_the_metrics(services, database, ldap):
+    from prometheus_client import REGISTRY
+
+    def counted() -> tuple[float, ...]:
+        value = lambda name, **labels: REGISTRY.get_sample_value(name, labels) or 0.0  # noqa: E731
+        return (value("gatehouse_sync_runs_total", kind="full", outcome="applied"),
+                value("gatehouse_sync_runs_total", kind="full", outcome="failed"),
+                value("gatehouse_sync_changes_total", change="created"))
+
+    before = counted()
+    assert ldapsync.run_sync(services, full=True).state == "applied"
+    ldap.stop()
+    assert ldapsync.run_sync(services, full=True).state == "failed"
+    created = rows(database, "SELECT count(*) FROM journal WHERE kind = 'sync' AND outcome = 'created'")[0][0]
+    assert created == COUNT
+    assert [after - was for after, was in zip(counted(), before, strict=True)] == [1, 1, created]

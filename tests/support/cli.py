@@ -30,7 +30,8 @@ def serving(database, tmp_path, **settings):
     base = f"http://localhost:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
     env.update(db_env(database), GATEHOUSE_PORT=str(port), GATEHOUSE_BASE_URL=base, GATEHOUSE_WORKERS="1",
-               GATEHOUSE_HOST="127.0.0.1", **settings)
+               GATEHOUSE_HOST="127.0.0.1")
+    env.update(settings)  # GATEHOUSE_WORKERS among them
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "serve"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
