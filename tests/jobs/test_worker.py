@@ -98,8 +98,12 @@ def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(sett
         thread.join()
     for entry in entries.values():
         assert (entry.coalesce, entry.max_instances, entry.misfire_grace_time) == (True, 1, worker.MISFIRE_GRACE)
-    assert abs(entries["ldap_incremental"].next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
-    assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']"
+    assert abs(entries["ldap_incremental:start"].next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
+    # Every replica fires at the same instants: the epoch's multiples of the interval, whenever it started.
+    nxt = entries["ldap_incremental"].next_run_time
+    assert (nxt - registry.EPOCH) % timedelta(minutes=7) == timedelta(0) and nxt - datetime.now(UTC) <= timedelta(
+        minutes=7)
+    assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']" and "ldap_full:start" not in entries
     assert not {"ldap_incremental", "ldap_full"} & set(registry.configured(dataclasses.replace(settings, ldap_url=())))
 
 
@@ -117,9 +121,9 @@ def test_gatehouse_worker_syncs_at_start_and_stops_on_sigterm(database, ldap):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
-    # The outbox job runs at start too (every minute, with nothing queued here).
-    assert rows(database, "SELECT job, trigger FROM job_runs WHERE job <> 'outbox'") == [
-        ("ldap_incremental", "schedule")]
+    # The outbox, the training sweep and the review deadline run at start too (with nothing to do here).
+    assert rows(database, "SELECT job, trigger FROM job_runs WHERE job NOT IN ('outbox', 'training_sweep', "
+                          "'reviews_deadline')") == [("ldap_incremental", "schedule")]
     assert rows(database, "SELECT count(*) FROM people") == [(COUNT,)]
     assert rows(database, "SELECT actor FROM sync_runs") == [("job:ldap_incremental",)]
     assert '"worker started: ldap_incremental (every 15 min), ldap_full (daily 02:00 UTC)' in stderr
