@@ -167,4 +167,5 @@ def host_of(url: str) -> str:
 # Fixtures shared across the tree, defined with their helpers in tests/support: registered once here rather than
 # imported (and re-exported) by each test module.
 pytest_plugins = ["tests.support.net", "tests.support.admin", "tests.support.ldap", "tests.support.samba",  # net first
-                  "tests.support.smtpserver", "tests.support.training", "tests.support.oidc"]  # (the others import it)
+                  "tests.support.smtpserver", "tests.support.training", "tests.support.oidc",
+                  "tests.support.stoppable"]  # (the others import it)
