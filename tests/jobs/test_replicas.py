@@ -8,10 +8,7 @@ journal both replicas wrote is one chain that verifies.
 """
 
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -23,7 +20,7 @@ import requests
 
 from service.bootstrap import load_policy
 from service.reviews import campaigns
-from tests.support.cli import db_env, gatehouse, serving
+from tests.support.cli import db_env, gatehouse, serving, worker_process
 from tests.support.factories import add_completion, add_grant, now, rows
 from tests.support.outbox import SECRET, webhook_receiver
 from tests.support.policy import course, policy_toml, resource
@@ -42,15 +39,6 @@ def write_policy(path: Path, hook: str) -> Path:
                                 training=[course("security-awareness", validity_days=365, gates=("vpn",))],
                                 reviews={"cadence_days": 90, "due_days": 14, "guard_share": 1.0}, targets=targets))
     return path
-
-
-def start_worker(database, policy_file: Path, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
-    env.update(db_env(database), GATEHOUSE_POLICY_FILE=str(policy_file), GATEHOUSE_DATA_DIR=str(log_path.parent),
-               HOOK_SECRET=SECRET.decode())
-    with log_path.open("w") as log:
-        return subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
 
 
 def scim(base: str, token: str, method: str, path: str, body=None) -> requests.Response:
@@ -115,7 +103,8 @@ def test_two_web_and_two_worker_processes_share_one_database(database, tmp_path)
         assert started.items == len(REVIEWED)
 
         logs = [tmp_path / f"worker-{n}.log" for n in (1, 2)]
-        workers = [start_worker(database, policy_file, log) for log in logs]
+        workers = [worker_process(database, log, GATEHOUSE_POLICY_FILE=str(policy_file), HOOK_SECRET=SECRET.decode())
+                   for log in logs]
         try:
             revoked = len(REVIEWED) + len(LAPSED)
             wait_for(lambda: rows(database, "SELECT count(*) FROM outbox WHERE op = 'disable' AND state = "

@@ -6,10 +6,8 @@ marks the run interrupted, finishes the job: the second campaign revoked, the fi
 once in the grants, the journal and the outbox, and delivered once to a webhook receiver.
 """
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -20,7 +18,7 @@ import pytest
 
 from service.bootstrap import load_policy
 from service.reviews import campaigns
-from tests.support.cli import db_env
+from tests.support.cli import worker_process
 from tests.support.factories import add_grant, add_person, now, rows
 from tests.support.outbox import SECRET, outbox_services, webhook_receiver
 from tests.support.policy import policy_toml, resource
@@ -29,12 +27,7 @@ FIRST, SECOND = ("ann", "ben"), ("cat", "dan")
 
 
 def worker(database, policy_file: Path, log_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
-    env.update(db_env(database), GATEHOUSE_POLICY_FILE=str(policy_file), GATEHOUSE_DATA_DIR=str(log_path.parent),
-               HOOK_SECRET=SECRET.decode())
-    with log_path.open("a") as log:
-        return subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "worker"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+    return worker_process(database, log_path, GATEHOUSE_POLICY_FILE=str(policy_file), HOOK_SECRET=SECRET.decode())
 
 
 def wait_for(check, proc, log_path: Path, seconds: float = 30):

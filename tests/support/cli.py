@@ -41,3 +41,13 @@ def serving(database, tmp_path, **settings):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
+
+
+def worker_process(database, log_path: Path, **env: str) -> subprocess.Popen:
+    """`gatehouse worker` on this test's database, as a real process, with these variables more; output appended to
+    log_path, whose folder is its GATEHOUSE_DATA_DIR."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    full.update(db_env(database), GATEHOUSE_DATA_DIR=str(log_path.parent), **env)
+    with log_path.open("a") as log:
+        return subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "worker"], env=full, stdout=log,
+                                stderr=subprocess.STDOUT)
