@@ -20,11 +20,10 @@ import requests
 
 from service.bootstrap import load_policy
 from service.reviews import campaigns
-from tests.support.cli import db_env, gatehouse, serving, worker_process
+from tests.support.cli import db_env, gatehouse, serving_several, worker_process
 from tests.support.factories import add_completion, add_grant, now, rows
 from tests.support.outbox import SECRET, webhook_receiver
 from tests.support.policy import course, policy_toml, resource
-from tests.support.radiusserver import gateway_token
 from tests.support.scim import USER, make_token, patch_op
 
 PEOPLE = [f"p{n}@example.com" for n in range(6)]
@@ -64,15 +63,11 @@ def wait_for(what, procs, logs, seconds: float):
 
 @pytest.mark.slow
 def test_two_web_and_two_worker_processes_share_one_database(database, tmp_path):
-    scim_token, gw = make_token(database, "okta"), gateway_token(database)
+    scim_token, gw = make_token(database, "okta"), make_token(database, "vpn-gw", scopes=("access:check",))
     with contextlib.ExitStack() as stack:
         hook, url = stack.enter_context(webhook_receiver())
         policy_file = write_policy(tmp_path / "policy.toml", url)
-        webs = []
-        for name in ("web-a", "web-b"):
-            (tmp_path / name).mkdir()
-            webs.append(stack.enter_context(serving(database, tmp_path / name,
-                                                    GATEHOUSE_POLICY_FILE=str(policy_file))))
+        webs = stack.enter_context(serving_several(database, tmp_path, 2, GATEHOUSE_POLICY_FILE=str(policy_file)))
 
         # SCIM through both web processes in turn; each sees what the other wrote.
         ids = {}
