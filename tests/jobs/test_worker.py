@@ -70,6 +70,35 @@ def test_a_runner_that_dies_leaves_the_job_to_the_next_one(database, services):
         ("failed", "interrupted: the runner stopped"), ("ok", None)]
 
 
+def test_a_due_time_is_the_schedules_latest_firing_the_same_on_every_replica():
+    at = datetime(2026, 12, 3, 10, 7, 30, tzinfo=UTC)
+    assert registry.Job("j", dict, every_minutes=15).due(at) == datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    seven = registry.Job("j", dict, every_minutes=7)  # counted from the epoch: 10:05 is a multiple of 7 minutes
+    assert seven.due(at) == datetime(2026, 12, 3, 10, 5, tzinfo=UTC)
+    assert seven.trigger().get_next_fire_time(None, at) == seven.due(at) + timedelta(minutes=7)  # APScheduler agrees
+    assert registry.Job("j", dict, daily_at_hour=6).due(at) == datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    assert registry.Job("j", dict, daily_at_hour=11).due(at) == datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+
+
+def test_a_due_time_that_ran_is_skipped_by_the_next_runner_and_one_that_failed_runs_again(database, services):
+    calls = []
+
+    def tick(services):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first try fails")
+        return {"n": len(calls)}
+
+    daily = registry.Job("tick", tick, every_minutes=24 * 60)  # one due time a day: the calls share it
+    assert [registry.run_job(services, daily).outcome for _ in range(3)] == ["failed", "ok", "already"]
+    assert registry.run_job(services, daily, trigger="manual").outcome == "ok"  # an operator's run always runs
+    due = daily.due(datetime.now(UTC))
+    assert rows(database, "SELECT trigger, outcome, due_at FROM job_runs ORDER BY started_at") == [
+        ("schedule", "failed", due), ("schedule", "ok", due), ("manual", "ok", None)]
+    assert rows(database, "SELECT detail->>'due' FROM journal WHERE kind = 'job' ORDER BY seq") == [
+        (due.isoformat(),), (due.isoformat(),), (None,)]
+
+
 def test_a_failing_job_is_recorded_and_journaled(database, services):
     def broken(services):
         raise RuntimeError("disk on fire\nsecond line")
