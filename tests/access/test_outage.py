@@ -64,7 +64,7 @@ def test_postgresql_stopped_under_load_means_deny_then_answers_again_and_no_deci
             time.sleep(2)  # allows, under load
             stoppable.stop()  # pg_ctl stop -m immediate: no shutdown checkpoint, every backend killed
             stopped = time.monotonic()
-            time.sleep(4)
+            time.sleep(8)  # long enough for a pool backing off by doubling to wait well past the return
             restarting = time.monotonic()
             stoppable.start()
             back = time.monotonic()
