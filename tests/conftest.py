@@ -5,6 +5,7 @@ testcontainers PostgreSQL when a Docker engine answers; else an embedded
 pgserver under /tmp (pgserver opens permissions on every parent directory).
 """
 
+import gc
 import itertools
 import logging
 import os
@@ -32,6 +33,14 @@ def _docker_answers() -> bool:
 
         client = docker.from_env(timeout=2)
     except Exception:  # no engine, no socket, no permission: all mean "no"
+        client = None
+    if client is None:
+        # A client that failed in its constructor leaves its unix socket, in a cycle with the traceback, to the
+        # garbage collector: collect it now, quietly, not in whichever later test the collector happens to run
+        # (where "error" makes its ResourceWarning fail that test).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
         return False
     try:
         return bool(client.ping())
@@ -167,4 +176,5 @@ def host_of(url: str) -> str:
 # Fixtures shared across the tree, defined with their helpers in tests/support: registered once here rather than
 # imported (and re-exported) by each test module.
 pytest_plugins = ["tests.support.net", "tests.support.admin", "tests.support.ldap", "tests.support.samba",  # net first
-                  "tests.support.smtpserver", "tests.support.training", "tests.support.oidc"]  # (the others import it)
+                  "tests.support.smtpserver", "tests.support.training", "tests.support.oidc",
+                  "tests.support.stoppable"]  # (the others import it)

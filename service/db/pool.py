@@ -127,12 +127,21 @@ def connect(url: str, *, timeout: float = 5.0, autocommit: bool = False) -> psyc
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line(e)}") from None
 
 
+RECONNECT_SECONDS = 4.0
+
+
 def make_pool(url: str, *, size: int, timeout: float, name: str = "gatehouse") -> ConnectionPool:
     """The application's pool.
 
     No check on every checkout (a round trip per request): a connection that
     broke, say because the server restarted, fails its request (which answers
     503, closed), and the pool replaces it when it comes back broken.
+
+    While the server is down the pool retries with a doubling delay until
+    reconnect_timeout, then gives up and starts again at the next request:
+    a short timeout keeps the gaps short (1 s, 2 s, 1 s, and again), so the
+    service answers within seconds of the server's return (30 s left gaps of
+    up to 16 s: a restart was seen to take 4.5 s to be noticed).
     """
     return ConnectionPool(
         url,
@@ -141,7 +150,7 @@ def make_pool(url: str, *, size: int, timeout: float, name: str = "gatehouse") -
         timeout=timeout,
         name=name,
         open=False,
-        reconnect_timeout=30,
+        reconnect_timeout=RECONNECT_SECONDS,
         kwargs={"connect_timeout": max(1, int(timeout)), "application_name": name},
     )
 

@@ -4,6 +4,11 @@ Exactly once across replicas: a run holds a PostgreSQL session advisory lock
 for the job on a connection of its own for as long as it runs. A second
 worker's try fails, so it skips that run; if the first worker dies, its
 connection and lock die with it, and the next run goes to whoever asks first.
+Every scheduler fires at the same instants (intervals aligned to the epoch,
+daily jobs at the hour), and a scheduled run names the due time it serves:
+a runner that gets the lock after another finished that due time (ok or
+skipped) skips it too, so a job that takes milliseconds is not run once per
+replica. A due time that failed, or whose runner died, is run again.
 """
 
 import dataclasses
@@ -11,7 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from service import db, journal, metrics
 from service.db.locks import advisory_lock
@@ -19,6 +24,7 @@ from service.errors import GatehouseError, Skipped
 from service.jobs import store
 
 log = logging.getLogger(__name__)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # where every replica's intervals start counting, so they fire together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +36,7 @@ class Job:
     every_minutes: int | None = None
     daily_at_hour: int | None = None
     run_at_start: bool = False  # catch up as soon as a worker starts
+    wakes_outbox: tuple[str, ...] = ()  # counts that, above 0, mean rows were queued: deliver them now
 
     @property
     def schedule(self) -> str:
@@ -43,13 +50,22 @@ class Job:
         from apscheduler.triggers.interval import IntervalTrigger
 
         if self.every_minutes:
-            return IntervalTrigger(minutes=self.every_minutes, timezone=UTC)
+            return IntervalTrigger(minutes=self.every_minutes, start_date=EPOCH, timezone=UTC)
         return CronTrigger(hour=self.daily_at_hour, minute=0, timezone=UTC)
+
+    def due(self, now: datetime) -> datetime:
+        """The due time a run at `now` serves: the latest firing of the schedule at or before `now`."""
+        if self.every_minutes:
+            step = timedelta(minutes=self.every_minutes)
+            return EPOCH + (now - EPOCH) // step * step
+        today = now.replace(hour=self.daily_at_hour or 0, minute=0, second=0, microsecond=0)
+        return today if today <= now else today - timedelta(days=1)
 
 
 @dataclasses.dataclass(frozen=True)
 class JobRun:
-    """How one run ended: ok, failed, skipped (nothing to do now), or busy (another runner holds the job)."""
+    """How one run ended: ok, failed, skipped (nothing to do now), busy (another runner holds the job), or
+    already (another runner ran this due time)."""
 
     job: str
     outcome: str
@@ -79,12 +95,16 @@ def configured(settings) -> dict[str, Job]:
         register(jobs, Job("ldap_incremental", ldapsync.incremental_job, every_minutes=settings.ldap_sync_minutes,
                            run_at_start=True))
         register(jobs, Job("ldap_full", ldapsync.full_job, daily_at_hour=settings.ldap_full_sync_at))
-    register(jobs, Job("training_sweep", training.sweep_job, every_minutes=60))
+    # The revoking jobs catch up as a worker starts: a restart (a deploy, a crash) must not put a lapse or a
+    # missed deadline off until the next firing, nor, restarted often enough, for ever.
+    register(jobs, Job("training_sweep", training.sweep_job, every_minutes=60, run_at_start=True,
+                           wakes_outbox=("suspended", "restored")))
     register(jobs, Job("outbox", outbox.outbox_job, every_minutes=1, run_at_start=True))
     register(jobs, Job("outbox_reconcile", outbox_reconcile.reconcile_job, every_minutes=60))
     if settings.smtp_host:
         register(jobs, Job("mail_deliver", training.deliver_job, every_minutes=1, run_at_start=True))
-    register(jobs, Job("reviews_deadline", reviews.deadline_job, every_minutes=1))
+    register(jobs, Job("reviews_deadline", reviews.deadline_job, every_minutes=1, run_at_start=True,
+                           wakes_outbox=("revoked",)))
     register(jobs, Job("reviews_remind", reviews.remind_job, every_minutes=15))
     register(jobs, Job("reviews_movers", reviews.movers_job, every_minutes=5))
     register(jobs, Job("reviews_schedule", reviews.schedule_job, daily_at_hour=6))
@@ -107,8 +127,12 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
             log.info("job %s skipped: another worker is running it", job.name)
             return JobRun(job.name, "busy", {})
         started = datetime.now(UTC)
+        due = job.due(started) if trigger == "schedule" else None
         store.mark_interrupted(conn, job.name)  # we hold the lock: a run still marked running lost its runner
-        run_id = store.start_run(conn, job.name, trigger, runner())
+        if due is not None and store.ran(conn, job.name, due):
+            log.info("job %s skipped: another worker ran it for %s", job.name, due.isoformat())
+            return JobRun(job.name, "already", {})
+        run_id = store.start_run(conn, job.name, trigger, runner(), due)
         outcome, counts, error = "ok", {}, None
         try:
             counts = job.run(services) or {}
@@ -126,6 +150,7 @@ def run_job(services, job: Job, *, trigger: str = "schedule", actor: str | None 
             journal.append(conn, journal.Event(
                 kind="job", outcome=outcome, actor=actor or f"job:{job.name}",
                 detail={"job": job.name, "trigger": trigger, "runner": runner(), "run": run_id,
+                        **({"due": due.isoformat()} if due else {}),
                         "started": started.isoformat(), "finished": finished.isoformat(), "counts": counts,
                         **({"error": error} if error else {})}))
     metrics.job_ran(job.name, outcome, (finished - started).total_seconds(), finished.timestamp())

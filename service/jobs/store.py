@@ -15,10 +15,16 @@ def mark_interrupted(conn: psycopg.Connection, job: str) -> None:
                  "stopped' WHERE job = %s AND outcome = 'running'", (job,))
 
 
-def start_run(conn: psycopg.Connection, job: str, trigger: str, runner: str) -> str:
-    """Record a run as running; its id."""
-    return scalar(conn, "INSERT INTO job_runs (job, trigger, runner, outcome) VALUES (%s, %s, %s, 'running') "
-                        "RETURNING id::text", (job, trigger, runner))
+def ran(conn: psycopg.Connection, job: str, due: datetime) -> bool:
+    """Whether a run of the job for this due time ended ok or skipped (job_runs_once_per_due)."""
+    return bool(scalar(conn, "SELECT EXISTS (SELECT 1 FROM job_runs WHERE job = %s AND due_at = %s "
+                             "AND outcome IN ('ok', 'skipped'))", (job, due)))
+
+
+def start_run(conn: psycopg.Connection, job: str, trigger: str, runner: str, due: datetime | None = None) -> str:
+    """Record a run as running, for its due time (None: a manual run); its id."""
+    return scalar(conn, "INSERT INTO job_runs (job, trigger, runner, outcome, due_at) "
+                        "VALUES (%s, %s, %s, 'running', %s) RETURNING id::text", (job, trigger, runner, due))
 
 
 def finish_run(conn: psycopg.Connection, run_id: str, finished: datetime, outcome: str, counts: dict,

@@ -1,23 +1,16 @@
 """The access API on real PostgreSQL: decisions, every deny reason, the journal, RADIUS, members, fail closed."""
 
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-import warnings
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from service import bootstrap, db, journal
+from service import bootstrap, journal
 from service.app import create_app
 from service.clients import store as clients
 from service.config import Settings
-from service.db import migrate
 from tests.support.cli import db_env, gatehouse
 from tests.support.factories import add_completion, add_grant, add_person, allowed_person
 
@@ -406,53 +399,9 @@ def test_explain_prints_the_decision_and_the_dates_and_exits_1_on_deny(database,
 # --- fail closed, for real: a PostgreSQL server of its own that the test stops and starts ---------
 
 
-class StoppableServer:
-    """A pgserver cluster in /tmp, stopped (-m immediate) and started again with pg_ctl."""
-
-    def __init__(self, pgdata: Path):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
-        self.pgdata = pgdata
-        self.pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-        self.server = pgserver.get_server(pgdata, cleanup_mode="delete")
-        info = self.server.get_postmaster_info()
-        self.socket_dir, self.port = str(info.socket_dir), info.port
-
-    def url(self, dbname="postgres", user="postgres") -> str:
-        return db.url(host=self.socket_dir, port=self.port, dbname=dbname, user=user)
-
-    def _ctl(self, *args: str) -> subprocess.CompletedProcess:
-        as_owner = ["runuser", "-u", "pgserver", "--"] if os.geteuid() == 0 else []
-        return subprocess.run([*as_owner, str(self.pg_ctl), "-D", str(self.pgdata), *args],
-                              capture_output=True, text=True, timeout=60)
-
-    def stop(self) -> None:
-        result = self._ctl("-w", "stop", "-m", "immediate")
-        assert result.returncode == 0, result.stderr
-
-    def start(self) -> None:
-        result = self._ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l",
-                           str(self.pgdata / "restart.log"), "start")
-        assert result.returncode == 0, result.stderr
-
-
-@pytest.fixture
-def stoppable():
-    parent = Path(tempfile.mkdtemp(prefix="gatehouse-failclosed-", dir="/tmp"))
-    server = StoppableServer(parent / "pgdata")
-    yield server
-    server._ctl("-w", "stop", "-m", "immediate")  # the restarted postmaster is not the one pgserver knows
-    server.server.cleanup()  # now only deletes the data directory (and drops its exit hook)
-    shutil.rmtree(parent, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_fail_closed_when_postgresql_stops_and_answers_again_after_it_restarts(stoppable, tmp_path):
-    db.ensure_roles_and_database(stoppable.url(), owner="gatehouse_owner", app="gatehouse_app", dbname="gatehouse")
-    database = db.Database(owner_url=stoppable.url("gatehouse", "gatehouse_owner"),
-                           app_url=stoppable.url("gatehouse", "gatehouse_app"), app_role="gatehouse_app")
-    migrate.migrate(database)
+    database = stoppable.migrated()
     settings = Settings(database_url=database.app_url, database_owner_url=database.owner_url, data_dir=tmp_path,
                         log_level="WARNING", db_timeout=2.0)
     services = bootstrap.build(settings, database)

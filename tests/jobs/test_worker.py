@@ -70,6 +70,35 @@ def test_a_runner_that_dies_leaves_the_job_to_the_next_one(database, services):
         ("failed", "interrupted: the runner stopped"), ("ok", None)]
 
 
+def test_a_due_time_is_the_schedules_latest_firing_the_same_on_every_replica():
+    at = datetime(2026, 12, 3, 10, 7, 30, tzinfo=UTC)
+    assert registry.Job("j", dict, every_minutes=15).due(at) == datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    seven = registry.Job("j", dict, every_minutes=7)  # counted from the epoch: 10:05 is a multiple of 7 minutes
+    assert seven.due(at) == datetime(2026, 12, 3, 10, 5, tzinfo=UTC)
+    assert seven.trigger().get_next_fire_time(None, at) == seven.due(at) + timedelta(minutes=7)  # APScheduler agrees
+    assert registry.Job("j", dict, daily_at_hour=6).due(at) == datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
+    assert registry.Job("j", dict, daily_at_hour=11).due(at) == datetime(2026, 12, 2, 11, 0, tzinfo=UTC)
+
+
+def test_a_due_time_that_ran_is_skipped_by_the_next_runner_and_one_that_failed_runs_again(database, services):
+    calls = []
+
+    def tick(services):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first try fails")
+        return {"n": len(calls)}
+
+    daily = registry.Job("tick", tick, every_minutes=24 * 60)  # one due time a day: the calls share it
+    assert [registry.run_job(services, daily).outcome for _ in range(3)] == ["failed", "ok", "already"]
+    assert registry.run_job(services, daily, trigger="manual").outcome == "ok"  # an operator's run always runs
+    due = daily.due(datetime.now(UTC))
+    assert rows(database, "SELECT trigger, outcome, due_at FROM job_runs ORDER BY started_at") == [
+        ("schedule", "failed", due), ("schedule", "ok", due), ("manual", "ok", None)]
+    assert rows(database, "SELECT detail->>'due' FROM journal WHERE kind = 'job' ORDER BY seq") == [
+        (due.isoformat(),), (due.isoformat(),), (None,)]
+
+
 def test_a_failing_job_is_recorded_and_journaled(database, services):
     def broken(services):
         raise RuntimeError("disk on fire\nsecond line")
@@ -98,8 +127,12 @@ def test_the_scheduler_coalesces_runs_one_at_a_time_and_catches_up_at_start(sett
         thread.join()
     for entry in entries.values():
         assert (entry.coalesce, entry.max_instances, entry.misfire_grace_time) == (True, 1, worker.MISFIRE_GRACE)
-    assert abs(entries["ldap_incremental"].next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
-    assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']"
+    assert abs(entries["ldap_incremental:start"].next_run_time - datetime.now(UTC)) < timedelta(seconds=5)
+    # Every replica fires at the same instants: the epoch's multiples of the interval, whenever it started.
+    nxt = entries["ldap_incremental"].next_run_time
+    assert (nxt - registry.EPOCH) % timedelta(minutes=7) == timedelta(0) and nxt - datetime.now(UTC) <= timedelta(
+        minutes=7)
+    assert str(entries["ldap_full"].trigger) == "cron[hour='3', minute='0']" and "ldap_full:start" not in entries
     assert not {"ldap_incremental", "ldap_full"} & set(registry.configured(dataclasses.replace(settings, ldap_url=())))
 
 
@@ -117,9 +150,9 @@ def test_gatehouse_worker_syncs_at_start_and_stops_on_sigterm(database, ldap):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
-    # The outbox job runs at start too (every minute, with nothing queued here).
-    assert rows(database, "SELECT job, trigger FROM job_runs WHERE job <> 'outbox'") == [
-        ("ldap_incremental", "schedule")]
+    # The outbox, the training sweep and the review deadline run at start too (with nothing to do here).
+    assert rows(database, "SELECT job, trigger FROM job_runs WHERE job NOT IN ('outbox', 'training_sweep', "
+                          "'reviews_deadline')") == [("ldap_incremental", "schedule")]
     assert rows(database, "SELECT count(*) FROM people") == [(COUNT,)]
     assert rows(database, "SELECT actor FROM sync_runs") == [("job:ldap_incremental",)]
     assert '"worker started: ldap_incremental (every 15 min), ldap_full (daily 02:00 UTC)' in stderr

@@ -1,9 +1,6 @@
 """A webhook event reaches a local receiver that verifies it by the documented recipe; a replay is refused."""
 
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -13,46 +10,13 @@ from connectors.webhook import REPLAY_WINDOW, verify_signature
 from service.access import store as grant_store
 from service.outbox.delivery import deliver_due
 from tests.support.factories import add_grant, add_person, rows
-from tests.support.net import free_port
-
-SECRET = b"hook-secret"
-
-
-class Receiver(BaseHTTPRequestHandler):
-    """The recipe of connectors/webhook.py: signature, replay window, and ids seen before."""
-
-    seen: dict = {}
-    accepted: list = []
-    refused: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        stamp, sig = self.headers.get("Gatehouse-Timestamp", ""), self.headers.get("Gatehouse-Signature", "")
-        event = json.loads(body)
-        now = time.time()
-        for old in [k for k, at in self.seen.items() if now - at > REPLAY_WINDOW]:
-            del self.seen[old]
-        ok = verify_signature(SECRET, stamp, body, sig) and event["id"] not in self.seen
-        (self.accepted if ok else self.refused).append(event)
-        if ok:
-            self.seen[event["id"]] = now
-        self.send_response(204 if ok else 401)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-        type(self).last = (stamp, sig, body)
-
-    def log_message(self, *args):
-        pass
+from tests.support.outbox import SECRET, webhook_receiver
 
 
 @pytest.fixture
 def receiver():
-    handler = type("R", (Receiver,), {"seen": {}, "accepted": [], "refused": []})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield handler, f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (handler, url):
+        yield handler, url
 
 
 def test_a_signed_event_is_accepted_once_and_a_replay_is_refused(receiver, database, make_services, monkeypatch):

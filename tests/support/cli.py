@@ -42,3 +42,32 @@ def serving(database, tmp_path, **settings):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
+
+
+@contextlib.contextmanager
+def serving_several(database, tmp_path, count: int, **settings):
+    """`count` serving() processes started at once (each in tmp_path/web-N): their base URLs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    managers = []
+    for n in range(count):
+        (tmp_path / f"web-{n}").mkdir()
+        managers.append(serving(database, tmp_path / f"web-{n}", **settings))
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(m.__enter__) for m in managers]
+        for m, f in zip(managers, futures, strict=True):
+            if f.exception() is None:  # stopped at the end, even if another one failed to start
+                stack.push(m.__exit__)
+        for f in futures:
+            f.result()  # the first failure to start, if any
+        yield [f.result() for f in futures]
+
+
+def worker_process(database, log_path: Path, **env: str) -> subprocess.Popen:
+    """`gatehouse worker` on this test's database, as a real process, with these variables more; output appended to
+    log_path, whose folder is its GATEHOUSE_DATA_DIR."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    full.update(db_env(database), GATEHOUSE_DATA_DIR=str(log_path.parent), **env)
+    with log_path.open("a") as log:
+        return subprocess.Popen([str(Path(sys.executable).with_name("gatehouse")), "worker"], env=full, stdout=log,
+                                stderr=subprocess.STDOUT)
