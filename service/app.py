@@ -109,7 +109,7 @@ def _rate_limit():
     wait = current_app.extensions["gatehouse_limits"].take(rate, request.endpoint, request.remote_addr or "")
     if not wait:
         return None
-    log.warning("rate limited %s %s", request.method, _loggable_path(), extra={"fields": {
+    log.warning("rate limited %s %s", request.method, request.path, extra={"fields": {
         "endpoint": request.endpoint, "client": request.remote_addr, "retry_after": wait}})
     text = f"Too many requests from your address; try again in {wait} seconds."
     if request.endpoint in _PAGES:
@@ -201,17 +201,10 @@ def _finish_request(response):
     response.headers.setdefault("Cache-Control", "no-store")
     web.add_security_headers(response, https=web.services().settings.public_base_url.startswith("https://"))
     elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    path = _loggable_path()
-    log.info("%s %s %s", request.method, path, response.status_code, extra={"fields": {
-        "method": request.method, "path": path, "status": response.status_code,
+    log.info("%s %s %s", request.method, request.path, response.status_code, extra={"fields": {
+        "method": request.method, "path": request.path, "status": response.status_code,
         "ms": round(elapsed, 2)}})
     return response
-
-
-def _loggable_path() -> str:
-    """The path, a review or enrollment link's token replaced by "<token>": the log never holds a working link."""
-    token = (request.view_args or {}).get("token")
-    return request.path.replace(token, "<token>") if isinstance(token, str) and token else request.path
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra):
