@@ -7,9 +7,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policies import Policy, PolicyError, parse_policy
-from tests.support.policy import DEFAULT, SOURCE, VALID
+from tests.support.policy import DEFAULT, SOURCE, VALID, policy_toml, resource
 
-LINES = {name: text.splitlines() for name, text in (("default", DEFAULT.read_text()), ("valid", VALID))}
+# Outbound targets too, each type with its retry settings, so the mutations reach every part of the loader
+TARGETS = policy_toml(resources=[resource("github"), resource("vpn", kind="vpn")], rules=[
+    {"group": "Engineering", "resources": ["github"]}], targets=[
+    {"key": "gh", "type": "scim", "resource": "github", "url": "https://t.example/scim/v2", "token_env": "T",
+     "max_attempts": 3, "backoff_seconds": 30},
+    {"key": "hook", "type": "webhook", "resource": "vpn", "url": "https://hooks.example/x", "secret_env": "H"}])
+LINES = {name: text.splitlines() for name, text in (("default", DEFAULT.read_text()), ("valid", VALID),
+                                                    ("targets", TARGETS))}
 _ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_.\"-]+\s*=\s*)(.*)$")
 _KEYS = sorted({m.group(1).split("=")[0].strip() for lines in LINES.values() for line in lines
                 if (m := _ASSIGNMENT.match(line))})
@@ -60,6 +67,10 @@ def _loads_or_refuses_clearly(data: bytes) -> None:
         assert str(e).startswith(SOURCE + ": ") and "\n" not in str(e).strip() or "invalid TOML" in str(e)
         return
     assert isinstance(policy, Policy) and policy.resources
+
+
+def test_the_targets_policy_is_valid():
+    assert parse_policy(TARGETS.encode(), source=SOURCE).targets
 
 
 _FUZZ = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
