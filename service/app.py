@@ -6,11 +6,11 @@ import re
 import time
 import uuid
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import bootstrap, console, health, metrics, openapi
+from service import bootstrap, console, health, limits, metrics, openapi, web
 from service.access import api as access
 from service.access import views as access_views
 from service.admins import views as admins_views
@@ -35,6 +35,17 @@ from service.training import api as training
 log = logging.getLogger("gatehouse.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_BODY = 1024 * 1024
+# The doors anyone may knock on, by endpoint, and the setting that limits each (README "Rate limits")
+RATE_LIMITED = {
+    "oauth_token": "rate_limit_token",
+    "oidc.login": "rate_limit_signin", "oidc.callback": "rate_limit_signin",
+    "console_admins.login_begin": "rate_limit_signin", "console_admins.login_finish": "rate_limit_signin",
+    "console_admins.enroll_page": "rate_limit_enroll", "console_admins.enroll_begin": "rate_limit_enroll",
+    "console_admins.enroll_finish": "rate_limit_enroll",
+    "reviews.review_page": "rate_limit_review", "reviews.review_decide": "rate_limit_review",
+}
+_PAGES = {"oidc.login", "oidc.callback", "console_admins.enroll_page", "reviews.review_page",
+          "reviews.review_decide"}
 
 
 def create_app(settings: Settings | None = None, *, services: bootstrap.Services | None = None) -> Flask:
@@ -44,6 +55,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.json.sort_keys = False
     app.extensions["gatehouse"] = services
+    app.extensions["gatehouse_limits"] = limits.Limiter(max_keys=services.settings.rate_limit_keys)
     if services.settings.trusted_proxies:
         n = services.settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
@@ -53,6 +65,7 @@ def create_app(settings: Settings | None = None, *, services: bootstrap.Services
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=services.settings.secure_cookies,
                       PERMANENT_SESSION_LIFETIME=600)
     app.before_request(_start_request)
+    app.before_request(_rate_limit)
     app.before_request(_refuse_unstorable_text)
     app.after_request(_finish_request)
     app.teardown_request(_end_request)
@@ -85,6 +98,28 @@ def _end_request(_error=None):
     token = g.pop("request_id_token", None)
     if token is not None:
         tx.REQUEST_ID.reset(token)  # the thread serves the next request with no id left over
+
+
+def _rate_limit():
+    """A 429 with Retry-After once this address has used up its bucket for this endpoint; nothing is written."""
+    setting = RATE_LIMITED.get(request.endpoint or "")
+    if setting is None:
+        return None
+    rate = getattr(web.services().settings, setting)
+    wait = current_app.extensions["gatehouse_limits"].take(rate, request.endpoint, request.remote_addr or "")
+    if not wait:
+        return None
+    log.warning("rate limited %s %s", request.method, request.path, extra={"fields": {
+        "endpoint": request.endpoint, "client": request.remote_addr, "retry_after": wait}})
+    text = f"Too many requests from your address; try again in {wait} seconds."
+    if request.endpoint in _PAGES:
+        response = current_app.make_response(
+            (render_template("oidc_message.html", title="Too many requests", message=text, retry=False), 429))
+    else:
+        oauth = {"error": "slow_down"} if request.endpoint == "oauth_token" else {}
+        response = problem(429, "Too Many Requests", text, "rate_limited", **oauth)
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -164,7 +199,7 @@ def _unstorable(text: str) -> bool:
 def _finish_request(response):
     response.headers["X-Request-Id"] = g.get("request_id", "")
     response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    web.add_security_headers(response, https=web.services().settings.public_base_url.startswith("https://"))
     elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     if _scim_path():
         metrics.scim_request(request.method, request.path, response.status_code)
@@ -191,8 +226,9 @@ def _scim_path() -> bool:
 
 def _http_error(e: HTTPException):
     if _scim_path():
-        return error_response(ScimError(e.description or e.name, status=e.code or 500))
-    response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
+        response = error_response(ScimError(e.description or e.name, status=e.code or 500))
+    else:
+        response = problem(e.code or 500, e.name, e.description or e.name, e.name.lower().replace(" ", "_"))
     if e.code == 405 and e.valid_methods:
         response.headers["Allow"] = ", ".join(e.valid_methods)
     return response

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from service.errors import ConfigError
+from service.limits import Rate
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.toml"
@@ -114,6 +115,13 @@ class Settings:
     journal_pkcs11_pin: str = dataclasses.field(default="", repr=False)
     journal_checkpoint_file: Path | None = None  # each new checkpoint is also written here (a copy outside)
     journal_checkpoint_minutes: int = 10
+    # Rate limits per client address and endpoint, in each process's memory ("N/SECONDS"; "0" turns one off):
+    # the OAuth token endpoint, sign-in (OIDC start and callback, WebAuthn login), admin enrollment, review links
+    rate_limit_token: Rate = Rate(60, 60)
+    rate_limit_signin: Rate = Rate(30, 60)
+    rate_limit_enroll: Rate = Rate(10, 60)
+    rate_limit_review: Rate = Rate(60, 60)
+    rate_limit_keys: int = 10000  # buckets kept per process (least recently used dropped first)
 
     @property
     def public_base_url(self) -> str:
@@ -399,7 +407,24 @@ def _address(name: str, value) -> str:
     return value
 
 
+def _rate(name: str, value) -> Rate:
+    text = str(value).strip()
+    if text == "0":
+        return Rate(0, 1)
+    burst, _, seconds = text.partition("/")
+    try:
+        rate = Rate(int(burst), float(seconds))
+    except ValueError:
+        raise ConfigError(_env(name), f"expected requests/seconds such as 30/60, or 0 for no limit, got {value!r}") \
+            from None
+    if not (1 <= rate.burst <= 100000 and 0 < rate.seconds <= 86400):
+        raise ConfigError(_env(name), f"{text} is out of range (1..100000 requests per 0..86400 seconds)")
+    return rate
+
+
 _PARSERS = {
+    **{f"rate_limit_{door}": _rate for door in ("token", "signin", "enroll", "review")},
+    "rate_limit_keys": _int_in(100, 10_000_000),
     "journal_origin": _origin_line,
     "journal_key_file": _readable_file,
     "journal_pkcs11_module": _readable_file,

@@ -37,7 +37,7 @@ def front():
     if admins_exist and here == base:
         return redirect("/admin")
     response = render_template("index.html", admins_exist=admins_exist, base=base, here=here)
-    return response, 200, web.CONSOLE_HEADERS
+    return response
 
 
 @bp.get("")

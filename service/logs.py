@@ -2,10 +2,20 @@
 
 import json
 import logging
+import re
 import sys
 import time
 
 from flask import g, has_request_context
+
+# A review or enrollment link's token is a credential: a logged path or URL shows <token> in its place (the
+# console's /admin/reviews/<campaign> pages keep their key: a letter stands before that /reviews/).
+_LINK_TOKEN = re.compile(r"(?<![A-Za-z])(/reviews/|/admin/enroll/|/admin/api/enroll/)[^/\s\"'?#<>]+")
+
+
+def redact(text: str) -> str:
+    """The text with each review or enrollment link's token replaced by <token>."""
+    return _LINK_TOKEN.sub(r"\1<token>", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 class _Demote(logging.Filter):
@@ -47,6 +57,7 @@ def configure(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("werkzeug").setLevel("WARNING")
+    logging.getLogger("authlib").setLevel("INFO")  # its DEBUG records print each issued token ("Issue token {...}")
     for name in _DEMOTED:
         demoted = logging.getLogger(name)
         if not any(isinstance(f, _Demote) for f in demoted.filters):

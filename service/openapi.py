@@ -54,46 +54,74 @@ PATHS: dict[str, dict] = {
         "responses": {
             "200": {"description": "an opaque bearer token (RFC 6749 §5.1)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthToken"}}}},
-            "400": {"description": "invalid request, grant or scope (RFC 6749 §5.2)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "400": {"description": "invalid request, grant or scope (RFC 6749 §5.2); a problem body that also "
+                                   "carries error when the form holds text that cannot be stored (a NUL)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}},
+                                "application/problem+json": {"schema": {"allOf": [
+                                    PROBLEM, {"$ref": "#/components/schemas/OAuthError"}]}}}},
             "401": {"description": "client authentication failed (invalid_client)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}},
+            "429": {"description": "this address asked too often (GATEHOUSE_RATE_LIMIT_TOKEN); error slow_down",
+                    "headers": {"Retry-After": {"schema": {"type": "string"}}},
+                    "content": {"application/problem+json": {"schema": {"allOf": [
+                        PROBLEM, {"$ref": "#/components/schemas/OAuthError"}]}}}},
             "503": _problem_response("the database is unavailable"),
         },
     }},
 }
 
-def _scim(summary: str, *, body: bool = False, ok: str = "200") -> dict:
-    operation = {"summary": summary, "tags": ["SCIM"], "security": [{"bearer": []}],
-                 "responses": {ok: {"description": "success", "content": {"application/scim+json": {}}},
-                               "400": {"description": "SCIM error (RFC 7644 §3.12)"},
-                               "401": {"description": "no valid bearer token"},
-                               "403": {"description": "the token lacks the scim scope"}}}
+_SCIM_ERROR = {"description": "SCIM error (RFC 7644 §3.12)",
+               "content": {"application/scim+json": {"schema": {"$ref": "#/components/schemas/ScimError"}}}}
+
+
+def _scim(summary: str, *, body: bool = False, ok: str = "200", item: str | None = None, method: str = "get") -> dict:
+    """A SCIM operation: its success and every SCIM error it can answer (an item's 404, 409 on a write, ...)."""
+    errors = ["400", "401", "403"]
+    if item:
+        errors.append("404")
+    if method in ("post", "put", "patch") and not summary.startswith("Search"):
+        errors.append("409")  # uniqueness (RFC 7644 §3.3)
+    if item and method in ("put", "patch", "delete"):
+        errors.append("412")  # If-Match names an older version (RFC 7644 §3.14)
     if body:
-        operation["requestBody"] = {"content": {"application/scim+json": {"schema": {"type": "object"}}}}
+        errors += ["413", "415"]
+    operation = {"summary": summary, "tags": ["SCIM"], "security": [{"bearer": []}],
+                 "responses": {ok: {"description": "success", "content": {"application/scim+json": {}}}
+                               if ok != "204" else {"description": "success, no body"},
+                               **{status: _SCIM_ERROR for status in errors}}}
+    if item:
+        operation["parameters"] = [{"name": item, "in": "path", "required": True, "schema": {"type": "string"}}]
+    if body:
+        operation["requestBody"] = {"required": True, "content": {"application/scim+json": {"schema": {
+            "type": "object", "description": "a SCIM resource, PatchOp or SearchRequest (RFC 7643, RFC 7644 §3); "
+                                            "checked against the schemas /scim/v2/Schemas serves"}}}}
     return operation
 
 
 def _scim_resource(kind: str) -> dict[str, dict]:
     """The SCIM endpoints for Users or Groups (RFC 7644 §3)."""
     plural = f"/scim/v2/{kind}s"
+    key = "person_id" if kind == "User" else "group_id"
     return {
-        plural: {"get": _scim(f"List or filter {kind}s"), "post": _scim(f"Create a {kind}", body=True, ok="201")},
-        f"{plural}/.search": {"post": _scim(f"Search {kind}s", body=True)},
-        plural + "/{%s_id}" % ("person" if kind == "User" else "group"): {
-            "get": _scim(f"Get a {kind}"), "put": _scim(f"Replace a {kind}", body=True),
-            "patch": _scim(f"Patch a {kind}", body=True, ok="200" if kind == "User" else "204"),
-            "delete": _scim(f"Delete a {kind}", ok="204")},
+        plural: {"get": _scim(f"List or filter {kind}s"),
+                 "post": _scim(f"Create a {kind}", body=True, ok="201", method="post")},
+        f"{plural}/.search": {"post": _scim(f"Search {kind}s", body=True, method="post")},
+        f"{plural}/{{{key}}}": {
+            "get": _scim(f"Get a {kind}", item=key),
+            "put": _scim(f"Replace a {kind}", body=True, item=key, method="put"),
+            "patch": _scim(f"Patch a {kind}", body=True, ok="200" if kind == "User" else "204", item=key,
+                           method="patch"),
+            "delete": _scim(f"Delete a {kind}", ok="204", item=key, method="delete")},
     }
 
 
 PATHS.update({
     "/scim/v2/ServiceProviderConfig": {"get": _scim("What this SCIM service provider supports")},
     "/scim/v2/Schemas": {"get": _scim("The supported schemas")},
-    "/scim/v2/Schemas/{schema_id}": {"get": _scim("One schema")},
+    "/scim/v2/Schemas/{schema_id}": {"get": _scim("One schema", item="schema_id")},
     "/scim/v2/ResourceTypes": {"get": _scim("The resource types")},
-    "/scim/v2/ResourceTypes/{type_id}": {"get": _scim("One resource type")},
-    "/scim/v2/.search": {"post": _scim("Search every resource type (Users, then Groups)", body=True)},
+    "/scim/v2/ResourceTypes/{type_id}": {"get": _scim("One resource type", item="type_id")},
+    "/scim/v2/.search": {"post": _scim("Search every resource type (Users, then Groups)", body=True, method="post")},
     **_scim_resource("User"),
     **_scim_resource("Group"),
 })
@@ -113,8 +141,9 @@ _CHECK_RESPONSES = {
     "200": {"description": "the decision, journaled (kind check) before this answer", **_DECISION},
     "503": {"description": "fail closed: the facts or the journal are unavailable; allow is false", **_DECISION},
 }
-_QUERY = [{"name": n, "in": "query", "required": True, "schema": {"type": "string", "maxLength": 256}}
-          for n in ("user", "resource")]
+_VALUE = {"type": "string", "minLength": 1, "maxLength": 256,
+          "description": "printable text (str.isprintable: no control, format or unassigned characters)"}
+_QUERY = [{"name": n, "in": "query", "required": True, "schema": _VALUE} for n in ("user", "resource")]
 
 PATHS.update({
     "/api/v1/access/check": {
@@ -129,8 +158,7 @@ PATHS.update({
         "tags": ["Access"], "security": [{"oauth2": ["access:check"]}], "operationId": "accessRadius",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["user"], "properties": {
-                "user": {"type": "string", "maxLength": 256},
-                "resource": {"type": "string", "maxLength": 256, "default": "vpn"}}}}}},
+                "user": _VALUE, "resource": {**_VALUE, "default": "vpn"}}}}}},
         "responses": {"200": {"description": "allowed", **_RADIUS},
                       "401": {"description": "denied, unavailable, refused or bad input", **_RADIUS}},
     }},
@@ -142,7 +170,7 @@ PATHS.update({
             "404": _problem_response("no such resource"),
             "503": _problem_response("the facts or the journal are unavailable"),
         }, operationId="accessMembers", parameters=[
-            {"name": "resource", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "resource", "in": "path", "required": True, "schema": _VALUE},
             {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}}])},
 })
 
@@ -153,7 +181,9 @@ _COMPLETION_FIELDS = {
     "source": {"type": "string", "maxLength": 64},
     "source_id": {"type": "string", "maxLength": 256},
 }
-_COMPLETION = {"type": "object", "required": list(_COMPLETION_FIELDS), "properties": _COMPLETION_FIELDS}
+_COMPLETION = {"type": "object", "required": list(_COMPLETION_FIELDS), "properties": _COMPLETION_FIELDS,
+               "description": "a valid completion; an item that is not one is answered with status invalid in "
+                              "its result (a 200), never a 400"}
 _STATUSES = ["accepted", "duplicate", "unknown_person", "ambiguous_person", "invalid"]
 PATHS.update({
     "/api/v1/training/completions": {"post": {
@@ -161,7 +191,8 @@ PATHS.update({
         "tags": ["Training"], "security": [{"oauth2": ["training:write"]}], "operationId": "trainingCompletions",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["completions"], "properties": {"completions": {
-                "type": "array", "minItems": 1, "maxItems": 1000, "items": _COMPLETION}}}}}},
+                "type": "array", "minItems": 1, "maxItems": 1000, "items": {
+                    "description": "each item is checked on its own: see TrainingCompletion for a valid one"}}}}}}},
         "responses": {
             "200": {"description": "one result per item, in order; accepted items are journaled (kind sync, or "
                                    "restore when they bring the person back into compliance)",
@@ -233,7 +264,8 @@ PATHS.update({
         "summary": "The RFC 9162 inclusion proof of journal row seq (leaf seq-1, leaf input = the row's hash).",
         "tags": ["Journal"], "security": [{"oauth2": ["journal:read"]}], "operationId": "journalProof",
         "parameters": [{"name": "seq", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
-                       {"name": "tree_size", "in": "query", "required": False, "schema": {"type": "integer"},
+                       {"name": "tree_size", "in": "query", "required": False,
+                        "schema": {"type": "integer", "minimum": 1},
                         "description": "default: the newest stored checkpoint's if it covers seq, else the head"}],
         "responses": {"200": {"description": "the proof", "content": {"application/json": {"schema": {
             "type": "object", "properties": {
@@ -296,6 +328,12 @@ COMPONENTS = {
                 "expires_in": {"type": "integer"}, "scope": {"type": "string"},
             },
         },
+        "ScimError": {
+            "type": "object", "required": ["schemas", "status"], "description": "RFC 7644 §3.12",
+            "properties": {"schemas": {"type": "array", "items": {"type": "string"}}, "status": {"type": "string"},
+                           "detail": {"type": "string"}, "scimType": {"type": "string"}},
+        },
+        "TrainingCompletion": _COMPLETION,
         "OAuthError": {
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},

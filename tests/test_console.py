@@ -2,9 +2,10 @@
 
 import pytest
 
+from service.web import SECURITY_HEADERS
 from tests.support.admin import ORIGIN
 
-HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'", "X-Frame-Options": "DENY"}
+HEADERS = SECURITY_HEADERS
 
 
 def _console_rules(app):

@@ -57,15 +57,6 @@ class _FlowSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-@bp.after_request
-def _page_policy(response):
-    # No scripts, styles or frames; forms post only to us (CSP Level 3).
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
-
-
 def _page(status: int, title: str, message: str, *, retry: bool = False):
     return render_template("oidc_message.html", title=title, message=message, retry=retry), status
 

@@ -23,22 +23,6 @@ from service.reviews import store as reviews
 bp = Blueprint("reviews", __name__)
 console = web.console_blueprint("console_reviews", __name__)
 
-PAGE_HEADERS = {
-    # The token is in the URL: never sent on as a Referer, never cached, never framed.
-    "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    # same-origin: a link elsewhere never gets the URL; our own form posts keep their Origin (no-referrer makes
-    # a browser send "Origin: null", which the origin check refuses).
-    "Referrer-Policy": "same-origin", "Cache-Control": "no-store", "X-Frame-Options": "DENY",
-}
-
-
-@bp.after_request
-def _headers(response):
-    for header, value in PAGE_HEADERS.items():
-        response.headers.setdefault(header, value)
-    return response
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
