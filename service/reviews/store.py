@@ -109,7 +109,8 @@ ORDER BY p.id, r.key
 # -- items -- the snapshot above as rows of review_items, in one INSERT ... SELECT, each with its reviewer picked in
 # SQL as policies.reviews.pick_reviewer picks one: the active manager, else the active manager's manager, else the
 # first of the resource's owners (%(owner_resources)s, %(owner_ids)s: pairs in the policy's order), never the
-# person; else nobody (NULL: the admins' queue). The snapshot jsonb is what snapshot() builds for one person.
+# person; else nobody (NULL: the admins' queue). The snapshot jsonb is what snapshot() builds for one person
+# (its instants in UTC with six digits of microseconds, which datetime.fromisoformat reads).
 _ITEMS = """
 WITH owner AS (
     SELECT o.resource, o.person_id, o.n
@@ -119,8 +120,9 @@ WITH owner AS (
            jsonb_build_object(
                'user', p.user_name,
                'name', coalesce(p.display_name, concat_ws(' ', p.given_name, p.family_name), p.user_name),
-               'title', p.title, 'department', p.department, 'started_at', p.started_at, 'resource', r.key,
-               'granted_by', g.granted_by, 'granted_at', g.granted_at,
+               'title', p.title, 'department', p.department, 'started_at', to_char(p.started_at AT TIME ZONE 'UTC',
+               'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'resource', r.key, 'granted_by', g.granted_by,
+               'granted_at', to_char(g.granted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
                'via', CASE WHEN rg.groups IS NOT NULL THEN 'group rule (' || array_to_string(rg.groups, ', ') || ')'
                            WHEN g.granted_by = 'rule' THEN 'group rule'
                            ELSE 'admin (' || g.granted_by || ')' END) AS snapshot,
