@@ -14,7 +14,7 @@ import psycopg
 
 from policies import Policy
 from policies.model import ReviewItem
-from policies.reviews import held, pick_reviewer
+from policies.reviews import ADMINS, MANAGER, OWNER, SKIP_MANAGER, held
 from service import journal
 from service.errors import BadRequest, Conflict, NotFound
 from service.reviews import links, mails
@@ -24,6 +24,8 @@ from service.training import store as outbox
 MISSED_PREFIX, REVOKED_PREFIX = "review_missed:", "review_revoked:"
 DEADLINE_ACTOR = "job:reviews_deadline"
 MAX_DUE_DAYS = 365
+# The route of an item by how its reviewer was found (store._ITEMS picks them as policies.reviews.pick_reviewer).
+ROUTES = {"manager": MANAGER, "managers_manager": SKIP_MANAGER, "owner": OWNER, "admins": ADMINS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,30 +60,23 @@ def start(conn: psycopg.Connection, policy: Policy, *, resources: Sequence[str],
     if reviews.key_taken(conn, key):
         raise Conflict(f"a campaign {key!r} exists already")
     due_at = now + timedelta(days=due_days)
-    candidates = reviews.snapshot(conn, resources, people=people)
-    owners = _owners(conn, policy, resources)
-    rows, queued = [], []
-    for c in candidates:
-        reviewer, route = pick_reviewer(c.person_id, c.chain, owners.get(c.resource, ()))
-        rows.append((c.grant_id, c.epoch, c.person_id, c.resource_id, reviewer, route, c.snapshot))
-        if reviewer is None:
-            queued.append(c)
     campaign_id = reviews.create_campaign(conn, key=key, origin=origin, resources=resources, started_at=now,
                                           due_at=due_at, guard_share=policy.reviews.guard_share, created_by=actor,
                                           policy_version=policy.version)
-    reviews.insert_items(conn, campaign_id, rows)
+    count, queued = reviews.insert_items(conn, campaign_id, resources, owners=_owners(conn, policy, resources),
+                                         routes=ROUTES, people=people)
     sent = queue_requests(conn, campaign_id, key, due_at, base_url)
-    for c in queued:  # nobody may review these: the admins' console lists them
-        journal.append(conn, journal.Event(kind="review", outcome="admins_queue", actor=actor, subject=c.person_id,
-                                           resource=c.resource, policy_version=policy.version,
-                                           detail={"campaign": key, "grant": c.grant_id, "user": c.snapshot["user"],
-                                                   "why": "no active manager, manager's manager or resource owner "
-                                                          "other than the person"}))
-    journal.append(conn, journal.Event(kind="review", outcome="started", actor=actor, policy_version=policy.version,
-                                       detail={"campaign": key, "origin": origin, "resources": resources,
-                                               "due_at": due_at.isoformat(), "items": len(rows), "reviewers": sent,
-                                               "admins_queue": len(queued)}))
-    return Started(campaign_id, key, len(rows), sent, len(queued), due_at)
+    why = "no active manager, manager's manager or resource owner other than the person"
+    events = [journal.Event(kind="review", outcome="admins_queue", actor=actor, subject=person_id, resource=resource,
+                            policy_version=policy.version,  # nobody may review these: the admins' console lists them
+                            detail={"campaign": key, "grant": grant_id, "user": user, "why": why})
+              for person_id, resource, grant_id, user in queued]
+    events.append(journal.Event(kind="review", outcome="started", actor=actor, policy_version=policy.version,
+                                detail={"campaign": key, "origin": origin, "resources": resources,
+                                        "due_at": due_at.isoformat(), "items": count, "reviewers": sent,
+                                        "admins_queue": len(queued)}))
+    journal.append_many(conn, events)
+    return Started(campaign_id, key, count, sent, len(queued), due_at)
 
 
 def _new_key(conn: psycopg.Connection, now: datetime, origin: str) -> str:
@@ -156,34 +151,28 @@ def _hold(conn, c: reviews.Campaign, now: datetime, base_url: str, policy: Polic
 
 
 def _revoke_missed(conn, c: reviews.Campaign, now: datetime, *, actor: str, policy: Policy) -> int:
-    missed = {i.id: i for i in reviews.mark_missed(conn, c.id, now)}
-    revoked = reviews.revoke_missed(conn, c.id, MISSED_PREFIX + c.key)
+    missed, revoked = reviews.miss_and_revoke(conn, c.id, now, MISSED_PREFIX + c.key)
     reviews.set_state(conn, c.id, "closed", closed_at=now)
-    _tell_missed(conn, c.key, [(missed.get(item_id), resource) for item_id, _, resource in revoked])
+    _tell_missed(conn, c.key, revoked)
     reason = {"code": MISSED_PREFIX + c.key, "text": f"review {c.key} was due at {mails.at(c.due_at)} and not approved"}
-    events = []
-    for item_id, person_id, resource in revoked:
-        item = missed.get(item_id)
-        events.append(journal.Event(
-            kind="revoke", outcome="review_missed", actor=actor, subject=person_id, resource=resource,
-            policy_version=policy.version, reasons=(reason,),
-            detail={"campaign": c.key, "item": item_id, "grant": item.grant_id if item else None,
-                    "reviewer": item.reviewer_id if item else None}))
+    events = [journal.Event(kind="revoke", outcome="review_missed", actor=actor, subject=r.person_id,
+                            resource=r.resource, policy_version=policy.version, reasons=(reason,),
+                            detail={"campaign": c.key, "item": r.item_id, "grant": r.grant_id,
+                                    "reviewer": r.reviewer_id})
+              for r in revoked]
     events.append(journal.Event(kind="review", outcome="closed", actor=actor, policy_version=policy.version,
-                                detail={"campaign": c.key, "missed": len(missed), "revoked": len(revoked)}))
-    journal.append_many(conn, events)  # last: the journal's head stays locked until commit
+                                detail={"campaign": c.key, "missed": missed, "revoked": len(revoked)}))
+    journal.append_many(conn, events, chunk=5000)  # last: the journal's head stays locked until commit
     return len(revoked)
 
 
-def _tell_missed(conn, key: str, revoked: Sequence[tuple[reviews.Item | None, str]]) -> None:
+def _tell_missed(conn, key: str, revoked: Sequence[reviews.Revoked]) -> None:
     """Each person and each reviewer once per campaign, whatever the number of their grants; queued in bulk."""
     first: dict[str, tuple[str, bool]] = {}  # person id -> (the resource named, as reviewer?)
-    for item, resource in revoked:
-        if item is None:
-            continue
-        first.setdefault(item.person_id, (resource, False))
-        if item.reviewer_id:
-            first.setdefault(item.reviewer_id, (resource, True))
+    for r in revoked:
+        first.setdefault(r.person_id, (r.resource, False))
+        if r.reviewer_id:
+            first.setdefault(r.reviewer_id, (r.resource, True))
     found = reviews.people_named(conn, list(first))
     mail = []
     for person_id, (resource, as_reviewer) in first.items():

@@ -106,6 +106,55 @@ ORDER BY p.id, r.key
 """
 
 
+# -- items -- the snapshot above as rows of review_items, in one INSERT ... SELECT, each with its reviewer picked in
+# SQL as policies.reviews.pick_reviewer picks one: the active manager, else the active manager's manager, else the
+# first of the resource's owners (%(owner_resources)s, %(owner_ids)s: pairs in the policy's order), never the
+# person; else nobody (NULL: the admins' queue). The snapshot jsonb is what snapshot() builds for one person
+# (its instants in UTC with six digits of microseconds, which datetime.fromisoformat reads).
+_ITEMS = """
+WITH owner AS (
+    SELECT o.resource, o.person_id, o.n
+    FROM unnest(%(owner_resources)s::text[], %(owner_ids)s::uuid[]) WITH ORDINALITY AS o (resource, person_id, n)
+), c AS (
+    SELECT g.id AS grant_id, g.epoch, p.id AS person_id, r.id AS resource_id, r.key AS resource,
+           jsonb_build_object(
+               'user', p.user_name,
+               'name', coalesce(p.display_name, concat_ws(' ', p.given_name, p.family_name), p.user_name),
+               'title', p.title, 'department', p.department, 'started_at', to_char(p.started_at AT TIME ZONE 'UTC',
+               'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), 'resource', r.key, 'granted_by', g.granted_by,
+               'granted_at', to_char(g.granted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+               'via', CASE WHEN rg.groups IS NOT NULL THEN 'group rule (' || array_to_string(rg.groups, ', ') || ')'
+                           WHEN g.granted_by = 'rule' THEN 'group rule'
+                           ELSE 'admin (' || g.granted_by || ')' END) AS snapshot,
+           CASE WHEN m.active AND m.deleted_at IS NULL AND m.id <> p.id THEN 1
+                WHEN mm.active AND mm.deleted_at IS NULL AND mm.id <> p.id THEN 2 END AS level,
+           m.id AS manager_id, mm.id AS managers_manager_id
+    FROM grants g
+    JOIN resources r ON r.id = g.resource_id
+    JOIN people p ON p.id = g.person_id AND p.deleted_at IS NULL AND p.active
+    LEFT JOIN people m ON m.id = p.manager_id
+    LEFT JOIN people mm ON mm.id = m.manager_id
+    LEFT JOIN (  -- the groups whose rule grants it, for every (person, resource) at once (not a subquery per row)
+        SELECT gm.person_id, x.resource_id, array_agg(gr.display_name ORDER BY gr.display_name) AS groups
+        FROM group_grant_rules x JOIN group_members gm ON gm.group_id = x.group_id
+        JOIN groups gr ON gr.id = x.group_id
+        GROUP BY gm.person_id, x.resource_id
+    ) rg ON rg.person_id = p.id AND rg.resource_id = r.id AND g.granted_by = 'rule'
+    WHERE g.state = 'active' AND r.key = ANY(%(resources)s) {only}
+), picked AS (
+    SELECT c.*, CASE c.level WHEN 1 THEN c.manager_id WHEN 2 THEN c.managers_manager_id
+                ELSE (SELECT o.person_id FROM owner o WHERE o.resource = c.resource AND o.person_id <> c.person_id
+                      ORDER BY o.n LIMIT 1) END AS reviewer_id
+    FROM c
+)
+INSERT INTO review_items (campaign_id, grant_id, grant_epoch, person_id, resource_id, reviewer_id, route, snapshot)
+SELECT %(campaign)s, grant_id, epoch, person_id, resource_id, reviewer_id,
+       CASE WHEN level = 1 THEN %(manager)s WHEN level = 2 THEN %(managers_manager)s
+            WHEN reviewer_id IS NOT NULL THEN %(owner)s ELSE %(admins)s END, snapshot
+FROM picked ORDER BY person_id, resource
+"""
+
+
 def secret(conn: psycopg.Connection, name: str, *, create: bool = True) -> bytes | None:
     """A key the service keeps for itself (app_secrets), created on first use, the same for every replica.
 
@@ -157,14 +206,26 @@ def create_campaign(conn: psycopg.Connection, *, key: str, origin: str, resource
         (key, origin, list(resources), started_at, due_at, guard_share, created_by, policy_version))
 
 
-def insert_items(conn: psycopg.Connection, campaign_id: str, rows: Sequence[tuple]) -> None:
-    """Rows of (grant_id, epoch, person_id, resource_id, reviewer_id, route, snapshot dict), by COPY; then counts."""
-    columns = "campaign_id, grant_id, grant_epoch, person_id, resource_id, reviewer_id, route, snapshot"
-    with conn.cursor().copy(f"COPY review_items ({columns}) FROM STDIN") as copy:
-        for grant_id, epoch, pid, rid, reviewer, route, snap in rows:
-            copy.write_row((campaign_id, grant_id, epoch, pid, rid, reviewer, route, Jsonb(snap)))
+def insert_items(conn: psycopg.Connection, campaign_id: str, resources: Sequence[str], *,
+                 owners: dict[str, Sequence[str]], routes: dict[str, str], people: Sequence[str] | None = None
+                 ) -> tuple[int, list[tuple[str, str, str, str]]]:
+    """The campaign's items, one per active grant of `resources` (of `people` only, when given), reviewers picked
+    in the same statement (_ITEMS); then its counts. `owners`: resource key -> owner ids in the policy's order;
+    `routes`: the route names by level (manager, managers_manager, owner, admins).
+
+    Returns how many items, and those nobody may review, (person id, resource key, grant id, user name), for the
+    admins' queue."""
+    only = "AND p.id = ANY(%(people)s::uuid[])" if people is not None else ""
+    pairs = [(r, o) for r, ids in owners.items() for o in ids]
+    count = conn.execute(_ITEMS.format(only=only), {
+        "campaign": campaign_id, "resources": list(resources), "people": list(people or ()),
+        "owner_resources": [r for r, _ in pairs], "owner_ids": [o for _, o in pairs], **routes}).rowcount
     conn.execute("UPDATE review_campaigns SET items_total = %s, items_open = %s WHERE id = %s",
-                 (len(rows), len(rows), campaign_id))
+                 (count, count, campaign_id))
+    return count, conn.execute(
+        "SELECT i.person_id::text, r.key, i.grant_id::text, i.snapshot->>'user' FROM review_items i "
+        "JOIN resources r ON r.id = i.resource_id WHERE i.campaign_id = %s AND i.reviewer_id IS NULL "
+        "ORDER BY i.person_id, r.key", (campaign_id,)).fetchall()
 
 
 def campaign(conn: psycopg.Connection, ref: str, *, lock: bool = False) -> Campaign | None:
@@ -272,23 +333,42 @@ def revoke_grant(conn: psycopg.Connection, grant_id: str, epoch: int, reason: st
     return row is not None
 
 
-def mark_missed(conn: psycopg.Connection, campaign_id: str, at: datetime) -> list[Item]:
-    """Mark every undecided item missed; the items so marked."""
-    ids = [r[0] for r in conn.execute(
-        "UPDATE review_items SET missed_at = %s WHERE campaign_id = %s AND decision IS NULL AND missed_at IS NULL "
-        "RETURNING id::text", (at, campaign_id))]
-    return items(conn, campaign_id, ids=ids) if ids else []
+# Every undecided item missed at once, and the grants of those still live at the item's epoch revoked, in one
+# statement (the grants trigger queues their outbox rows); the missed count, then one row per revocation.
+_MISS = """
+WITH missed AS (
+    UPDATE review_items SET missed_at = %(at)s
+    WHERE campaign_id = %(c)s AND decision IS NULL AND missed_at IS NULL
+    RETURNING id, grant_id, grant_epoch, person_id, reviewer_id
+), revoked AS (
+    UPDATE grants g SET state = 'revoked', reason = %(reason)s, updated_at = now() FROM missed i
+    WHERE g.id = i.grant_id AND g.epoch = i.grant_epoch AND g.state <> 'revoked'
+    RETURNING i.id, i.person_id, i.reviewer_id, i.grant_id, g.resource_id
+)
+SELECT m.n, v.id::text, v.person_id::text, v.reviewer_id::text, v.grant_id::text, v.key
+FROM (SELECT count(*) AS n FROM missed) m
+LEFT JOIN (SELECT revoked.*, r.key FROM revoked JOIN resources r ON r.id = revoked.resource_id) v ON true
+ORDER BY v.person_id, v.key
+"""
 
 
-def revoke_missed(conn: psycopg.Connection, campaign_id: str, reason: str) -> list[tuple[str, str, str]]:
-    """Revoke, in one statement, the grants of the campaign's missed items at their epoch: (item, person, resource)."""
-    rows = conn.execute(
-        "UPDATE grants g SET state = 'revoked', reason = %s, updated_at = now() FROM review_items i "
-        "WHERE i.campaign_id = %s AND i.missed_at IS NOT NULL AND i.decision IS NULL AND g.id = i.grant_id "
-        "AND g.epoch = i.grant_epoch AND g.state <> 'revoked' "
-        "RETURNING i.id::text, i.person_id::text, (SELECT key FROM resources WHERE id = g.resource_id)",
-        (reason, campaign_id))
-    return rows.fetchall()
+@dataclasses.dataclass(frozen=True)
+class Revoked:
+    """A missed item whose grant the deadline revoked."""
+
+    item_id: str
+    person_id: str
+    reviewer_id: str | None
+    grant_id: str
+    resource: str
+
+
+def miss_and_revoke(conn: psycopg.Connection, campaign_id: str, at: datetime, reason: str
+                    ) -> tuple[int, list[Revoked]]:
+    """Mark every undecided item missed at `at` and revoke its grant at the item's epoch (never a later grant),
+    in one statement: how many items were missed, and each revocation, by person and resource."""
+    rows = conn.execute(_MISS, {"c": campaign_id, "at": at, "reason": reason}).fetchall()
+    return rows[0][0], [Revoked(*r[1:]) for r in rows if r[1] is not None]
 
 
 def set_state(conn: psycopg.Connection, campaign_id: str, state: str, **fields) -> None:

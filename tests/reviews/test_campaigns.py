@@ -1,5 +1,7 @@
 """Campaigns end to end: start, mail, links, decisions, the deadline and the guard, on real PostgreSQL and SMTP."""
 
+from datetime import datetime
+
 import psycopg
 
 from service.reviews import campaigns
@@ -165,3 +167,54 @@ def test_the_guard_holds_an_over_threshold_deadline_and_checks_keep_allowing(set
         assert w.grant_state("bob", "vpn") == ("revoked", f"review_missed:{started.key}")
     finally:
         w.services.close()
+
+
+def test_the_reviewer_chain_picked_in_sql_is_pick_reviewers_on_every_shape_and_the_snapshot_as_built_before(world):
+    """Many people in every shape the chain meets (no manager, an inactive or deleted one, a manager's
+    manager in each of those states, a two-person cycle, the resource's owner as the person): the items
+    the one INSERT ... SELECT writes name the reviewer and route policies.reviews.pick_reviewer picks, and carry
+    the snapshot store.snapshot builds row by row."""
+    from policies.reviews import pick_reviewer
+    from service.reviews import store
+
+    db = world.database
+    with psycopg.connect(db.owner_url) as conn:
+        def person(name, manager=None, active=True, deleted=False):
+            return conn.execute(
+                "INSERT INTO people (user_name, display_name, title, primary_email, manager_id, active, source, "
+                "started_at, deleted_at) VALUES (%s, %s, 'Engineer', %s, %s, %s, 'manual', "
+                "now() - interval '400 days', CASE WHEN %s THEN now() END) RETURNING id::text",
+                (name, name.upper() if len(name) % 2 else None, f"{name}@example.com", manager, active and not deleted,
+                 deleted)
+            ).fetchone()[0]
+        tops = [person("top-ok"), person("top-off", active=False), person("top-gone", deleted=True), None]
+        for t, top in enumerate(tops):
+            for s, (active, deleted) in enumerate(((True, False), (False, False), (True, True))):
+                mid = person(f"mid{t}{s}", manager=top, active=active, deleted=deleted)
+                for k in range(4):
+                    person(f"p{t}{s}{k}", manager=mid if k else None)
+        a = person("cycle-a")
+        b = person("cycle-b", manager=a, active=False)  # a: an inactive manager whose manager is a
+        conn.execute("UPDATE people SET manager_id = %s WHERE id = %s", (b, a))  # a's manager's manager is a
+        conn.execute("UPDATE people SET manager_id = %s WHERE user_name = 'olivia'", (a,))
+        conn.execute("INSERT INTO grants (person_id, resource_id, state, granted_by) SELECT p.id, r.id, 'active', "
+                     "CASE WHEN p.user_name LIKE '%%1' THEN 'rule' ELSE 'operator:root' END FROM people p, resources r "
+                     "WHERE p.deleted_at IS NULL ON CONFLICT DO NOTHING")
+    with psycopg.connect(db.app_url) as conn:
+        before = {c.grant_id: c for c in store.snapshot(conn, ["vpn", "github"])}
+        chain = dict(conn.execute("SELECT p.id::text, p.manager_id::text FROM people p").fetchall())
+    started = world.start()
+    olivia = world.ids["olivia"]
+    got = rows(db, "SELECT grant_id::text, person_id::text, reviewer_id::text, route, snapshot FROM review_items")
+    assert started.items == len(got) == len(before) > 100
+    assert any(g[3] == "admins" for g in got) and any(g[3] == "manager's manager" for g in got)
+    for grant_id, person_id, reviewer, route, snapshot in got:
+        c = before[grant_id]
+        owners = (olivia,) if c.resource == "github" else ()
+        assert (reviewer, route) == pick_reviewer(person_id, c.chain, owners), (c.snapshot["user"], c.resource)
+        assert c.chain[0][0] == chain[person_id] and reviewer != person_id
+        for at in ("started_at", "granted_at"):  # the same instants (SQL writes them in UTC, six digits of µs)
+            assert datetime.fromisoformat(snapshot.pop(at)) == datetime.fromisoformat(c.snapshot[at])
+        assert snapshot == {k: v for k, v in c.snapshot.items() if k not in ("started_at", "granted_at")}
+    queued = journal(db, "review", "admins_queue")
+    assert sorted((q[0], q[4]) for q in queued) == sorted((g[1], before[g[0]].resource) for g in got if g[2] is None)
