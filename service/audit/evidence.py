@@ -121,21 +121,22 @@ def _sign(conn: psycopg.Connection, signer: signers.Signer, since: datetime, unt
 def _write_journal(zf: zipfile.ZipFile, conn: psycopg.Connection, search: Search, files: dict) -> dict:
     digest, size, count = hashlib.sha256(), 0, 0
     first = last = None
-    versions: set[str] = set()
+    versions: set[str | None] = set()
     with zf.open(JOURNAL, "w", force_zip64=True) as out:
-        for entry in store.stream(conn, search):
-            line = (entry.as_json() + "\n").encode()
-            out.write(line)
-            digest.update(line)
-            size, count = size + len(line), count + 1
-            first = first or entry
-            last = entry
-            if entry.policy_version:
-                versions.add(entry.policy_version)
+        for rows in store.stream_lines(conn, search):
+            data = ("\n".join([r[2] for r in rows]) + "\n").encode()
+            out.write(data)
+            digest.update(data)
+            size, count = size + len(data), count + len(rows)
+            first = first or json.loads(rows[0][2])
+            last = rows[-1]
+            versions.update(r[1] for r in rows)
+    versions.discard(None)
     files[JOURNAL] = {"sha256": digest.hexdigest(), "bytes": size}
-    return {"count": count, "first_seq": first.seq if first else None, "last_seq": last.seq if last else None,
-            "prev_hash": first.prev_hash if first else None, "last_hash": last.hash if last else None,
-            "policy_versions": sorted(versions)}
+    end = json.loads(last[2]) if last else None
+    return {"count": count, "first_seq": first["seq"] if first else None, "last_seq": end["seq"] if end else None,
+            "prev_hash": first["prev_hash"] if first else None, "last_hash": end["hash"] if end else None,
+            "policy_versions": sorted(v for v in versions if v)}
 
 
 def _put(zf: zipfile.ZipFile, files: dict, name: str, data: bytes) -> None:

@@ -83,11 +83,13 @@ def _export(fmt: str):
         raise NotFound(f"no export format {fmt!r}: csv or jsonl")
     with web.connection() as conn:
         search, _ = query.parse(conn, request.args)  # refused before the stream starts: a clear 400
-    writer = export.csv_rows if fmt == "csv" else export.jsonl
 
     def rows():
         with web.transaction() as conn:
-            yield from writer(store.stream(conn, search))
+            if fmt == "csv":
+                yield from export.csv_rows(store.stream(conn, search))
+            else:
+                yield from export.jsonl_lines(store.stream_lines(conn, search))
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(stream_with_context(rows()), mimetype=export.FORMATS[fmt],

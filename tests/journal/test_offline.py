@@ -7,28 +7,15 @@ import pytest
 from service.audit import export, store
 from service.audit.store import Search
 from service.journal import offline
+from tests.support.audit import odd_rows
 
-# Rows of every shape the fast way must handle or hand over: NULLs, escapes, non-ASCII, numbers with a scale,
-# a string ending in `,` before a quote, nested objects with keys out of jsonb's order.
-FILL = """
-INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
-SELECT 'check', CASE WHEN i %% 5 = 0 THEN NULL ELSE 'person-' || i END, CASE WHEN i %% 3 = 0 THEN NULL ELSE 'vpn' END,
-       CASE WHEN i %% 7 = 0 THEN 'deny' ELSE 'allow' END,
-       CASE WHEN i %% 7 = 0 THEN '[{"code": "training_lapsed:x,", "why": "a \\"quote\\""}]'::jsonb ELSE '[]' END,
-       jsonb_build_object('n', i, 'amount', 1.50, 'name', CASE WHEN i %% 4 = 0 THEN 'Zoë "z" ,"detail":' ELSE 'a' END,
-                          'nested', jsonb_build_object('bbb', 1, 'a', ARRAY[1, 2])),
-       CASE WHEN i %% 11 = 0 THEN 'admin:ä\\tb' ELSE 'client:vpn-gw' END, CASE WHEN i %% 2 = 0 THEN 'v1' END,
-       'req-' || i
-FROM generate_series(1, %s) i
-"""
 ROWS = 120
 
 
 @pytest.fixture
 def lines(database) -> list[bytes]:
+    odd_rows(database, ROWS)
     with psycopg.connect(database.app_url) as conn:
-        conn.execute(FILL, (ROWS,))
-        conn.commit()
         with conn.transaction():
             data = b"".join(export.jsonl(store.stream(conn, Search())))
     return data.splitlines(keepends=True)
@@ -94,3 +81,13 @@ def test_a_file_checked_in_a_pool_and_cut_anywhere(lines, tmp_path):
     assert len(cut) > 10 and all(b.endswith(b"\n") for b in cut) and b"".join(cut) == path.read_bytes()
     with open(path, "rb") as f:
         assert offline.check_blocks(offline.blocks_of(f, size=1000), workers=2).result.count == ROWS
+
+
+def test_the_lines_postgresql_builds_are_the_entries_json_byte_for_byte(database):
+    odd_rows(database, ROWS)
+    with psycopg.connect(database.app_url) as conn, conn.transaction():
+        entries = [e.as_json() for e in store.stream(conn, Search())]
+        built = [line for rows in store.stream_lines(conn, Search(), chunk=7) for _, _, line in rows]
+        assert b"".join(export.jsonl_lines(store.stream_lines(conn, Search(outcome="deny")))) == b"".join(
+            export.jsonl(store.stream(conn, Search(outcome="deny"))))
+    assert len(built) == ROWS and built == entries
