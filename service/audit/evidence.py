@@ -139,6 +139,15 @@ def _write_journal(zf: zipfile.ZipFile, conn: psycopg.Connection, search: Search
             "policy_versions": sorted(v for v in versions if v)}
 
 
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file (a bundle, as the journal row of its export records it), read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _put(zf: zipfile.ZipFile, files: dict, name: str, data: bytes) -> None:
     zf.writestr(name, data)
     files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}

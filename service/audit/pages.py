@@ -15,7 +15,7 @@ from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.errors import BadRequest, NotFound
 from service.identity import people
-from service.journal import Event
+from service.journal import Event, signers
 from service.training import outlook
 
 bp = web.console_blueprint("console_audit", __name__)
@@ -160,11 +160,13 @@ def _evidence():
         raise BadRequest("since and until (dates, since before until) are required")
     services = web.services()
     spool = tempfile.NamedTemporaryFile(prefix="gatehouse-evidence-", suffix=".zip")  # closed with the response
-    with web.connection() as conn:
+    with web.connection() as conn:  # a checkpoint is signed at every export, the button's too (a key configured)
         done = evidence.export(conn, spool.name, since=since, until=until, policy=services.policy,
-                               now=datetime.now(UTC), generated_by=g.principal.actor)
+                               now=datetime.now(UTC), generated_by=g.principal.actor,
+                               signer=signers.configured(services.settings))
     services.journal.record(Event(kind="admin", outcome="ok", actor=g.principal.actor, detail={
-        "action": "evidence.export", "since": since.isoformat(), "until": until.isoformat(), "rows": done.rows}))
+        "action": "evidence.export", "since": since.isoformat(), "until": until.isoformat(), "rows": done.rows,
+        "first_seq": done.first_seq, "last_seq": done.last_seq, "sha256": evidence.file_sha256(spool.name)}))
     name = f"gatehouse-evidence-{since.date()}-{(until - timedelta(seconds=1)).date()}.zip"
     response = send_file(spool, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)
     response.call_on_close(spool.close)

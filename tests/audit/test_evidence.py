@@ -1,10 +1,13 @@
 """Evidence bundles: exported for a period through the real CLI, verified offline, and each tampering caught with
 its place named."""
 
+import dataclasses
+import hashlib
 import json
 import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -125,9 +128,31 @@ def test_an_auditor_downloads_the_bundle_from_the_console(web, database, tmp_pat
     path.write_bytes(r.get_data())
     r.close()
     assert _verify(path).stdout.startswith(f"OK {len(told['seqs'])} rows")
-    assert rows(database, "SELECT actor, detail->>'action' FROM journal WHERE kind = 'admin'") == [
-        ("person:audra", "evidence.export")]
+    assert rows(database, "SELECT actor, detail->>'action', detail->>'sha256' FROM journal WHERE kind = 'admin'") \
+        == [("person:audra", "evidence.export", hashlib.sha256(path.read_bytes()).hexdigest())]  # who, and what
     assert web.get("/admin/audit/evidence.zip?since=2026-02-01").status_code == 400
+
+
+def test_the_consoles_bundle_is_signed_at_export_when_a_key_is_configured(settings, database, tmp_path):
+    from tests.support.admin import make_app
+    from tests.support.people import session_for
+    told = story(database)
+    env, vkey = _keyed(database, tmp_path)
+    app, services = make_app(dataclasses.replace(settings, journal_origin=env["GATEHOUSE_JOURNAL_ORIGIN"],
+                                                 journal_key_file=Path(env["GATEHOUSE_JOURNAL_KEY_FILE"])), database)
+    try:
+        web = app.test_client()
+        session_for(web, database, told["audra"])
+        r = web.get(f"/admin/audit/evidence.zip?since={TODAY}&until={TODAY}")
+        assert r.status_code == 200
+        path = tmp_path / "signed-download.zip"
+        path.write_bytes(r.get_data())
+        r.close()
+    finally:
+        services.close()
+    assert rows(database, "SELECT count(*) FROM journal_checkpoints") == [(1,)]  # signed at this export
+    checked = _verify(path, "--key", vkey)
+    assert checked.returncode == 0 and "signed checkpoint of" in checked.stdout, checked
 
 
 def _keyed(database, tmp_path, name="keys"):
