@@ -81,6 +81,9 @@ def main():
             took = timed(lambda: outlook.compliance(conn, policy, now))
             print(f"compliance (a page view's figures): {took * 1000:.0f} ms (best of 3; "
                   f"load {os.getloadavg()[0]:.2f})")
+            took = timed(lambda: store.load_holdings(conn))
+            print(f"  of which the query and its rows (load_holdings): {took * 1000:.0f} ms (best of 3; "
+                  f"load {os.getloadavg()[0]:.2f})")
             took = timed(lambda: person_by_person(conn, policy, now), repeat=1)
             print(f"the same figures person by person (the sweep's load_standing, as before): {took * 1000:.0f} ms "
                   f"(load {os.getloadavg()[0]:.2f})")

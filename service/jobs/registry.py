@@ -89,7 +89,7 @@ def configured(settings) -> dict[str, Job]:
     register(jobs, Job("reviews_remind", reviews.remind_job, every_minutes=15))
     register(jobs, Job("reviews_movers", reviews.movers_job, every_minutes=5))
     register(jobs, Job("reviews_schedule", reviews.schedule_job, daily_at_hour=6))
-    register(jobs, Job("evidence_export", evidence_requests.evidence_job, every_minutes=1, run_at_start=True))
+    register(jobs, Job("evidence_export", evidence_requests.evidence_job, every_minutes=1))
     if settings.journal_key_file or settings.journal_pkcs11_module:
         register(jobs, Job("journal_checkpoint", checkpoints.checkpoint_job,
                            every_minutes=settings.journal_checkpoint_minutes, run_at_start=True))
