@@ -172,9 +172,10 @@ def compliance_query() -> sql.Composed:
 
 
 def load_holdings(conn: psycopg.Connection) -> list[Holding]:
-    """Every active person holding a resource (active, or suspended for a training lapse), with completions."""
+    """Every active person holding a resource (active, or suspended for a training lapse), with completions. In
+    binary: 100,000 rows of arrays decode faster than their text."""
     return [Holding(pid, name, started, department, tuple(held), dict(zip(courses or (), completed or (), strict=True)))
-            for pid, name, started, department, held, courses, completed in conn.execute(_COMPLIANCE)]
+            for pid, name, started, department, held, courses, completed in conn.execute(_COMPLIANCE, binary=True)]
 
 
 def load_standing(conn: psycopg.Connection, ids: Sequence[str] | None = None) -> list[Standing]:
