@@ -2,9 +2,10 @@
 
     python bench/journal_export.py [--rows 1000000]
 
-Export: the auditor's export path (audit.store.stream_lines, a server-side cursor over lines PostgreSQL builds, then
-audit.export.jsonl_lines) written to a file; its baseline is the bare streaming read of the same rows as columns
-(the Entry path, store.stream + export.jsonl, is measured too). Verify: service.journal.offline.check_file over the
+Export: the auditor's export path (audit.store.copy_lines: lines PostgreSQL builds, through COPY ... TO STDOUT)
+written to a file (the same lines through a server-side cursor, store.stream_lines, and the Entry path,
+store.stream + export.jsonl, are measured too, and must write the same bytes); its baseline is the bare streaming
+read of the same rows as columns. Verify: service.journal.offline.check_file over the
 file (blocks in a pool of one process per CPU), no database; its baseline is reading and json-parsing the same
 lines in one process (the one-pass check_lines is measured too). Each runs in its own process, so its peak RSS
 (VmHWM) is its own (for verify, the larger of its own and its pool workers'). Also prints the plans of the
@@ -45,9 +46,21 @@ def _export(url: str, path: str, out) -> None:
     started = time.perf_counter()
     n = 0
     with psycopg.connect(url) as conn, conn.transaction(), open(path, "wb") as f:
+        for chunk in store.copy_lines(conn, Search()):
+            f.write(chunk)
+            n += chunk.count(b"\n")
+    out.put((n, time.perf_counter() - started, _peak_mb()))
+
+
+def _export_lines(url: str, path: str, out) -> None:
+    started = time.perf_counter()
+    n = 0
+    with psycopg.connect(url) as conn, conn.transaction(), open(path + ".lines", "wb") as f:
         for chunk in export.jsonl_lines(store.stream_lines(conn, Search())):
             f.write(chunk)
             n += chunk.count(b"\n")
+    assert _sha256(path + ".lines") == _sha256(path)  # the same bytes either way
+    Path(path + ".lines").unlink()
     out.put((n, time.perf_counter() - started, _peak_mb()))
 
 
@@ -144,7 +157,8 @@ def main():
         plans(database.app_url)
         path = str(Path(tmp) / "journal.jsonl")
         results = {}
-        for name, work in (("bare read", _bare_read), ("export", _export), ("export via entries", _export_entries),
+        for name, work in (("bare read", _bare_read), ("export", _export), ("export via a cursor", _export_lines),
+                           ("export via entries", _export_entries),
                            ("parse only", _parse_only), ("verify", _verify), ("verify, one pass", _verify_one_pass)):
             n, secs, peak = results[name] = measure(work, database.app_url, path)
             print(f"{name}: {n:,} rows in {secs:.2f} s = {n / secs:,.0f} rows/s, peak RSS {peak:.0f} MB "

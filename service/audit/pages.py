@@ -88,7 +88,7 @@ def _export(fmt: str):
             if fmt == "csv":
                 yield from export.csv_rows(store.stream(conn, search))
             else:
-                yield from export.jsonl_lines(store.stream_lines(conn, search))
+                yield from store.copy_lines(conn, search)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(stream_with_context(rows()), mimetype=export.FORMATS[fmt],

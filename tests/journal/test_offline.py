@@ -91,3 +91,13 @@ def test_the_lines_postgresql_builds_are_the_entries_json_byte_for_byte(database
         assert b"".join(export.jsonl_lines(store.stream_lines(conn, Search(outcome="deny")))) == b"".join(
             export.jsonl(store.stream(conn, Search(outcome="deny"))))
     assert len(built) == ROWS and built == entries
+
+
+def test_the_copy_path_gives_the_same_bytes_as_the_lines(database):
+    odd_rows(database, ROWS)
+    with psycopg.connect(database.app_url) as conn, conn.transaction():
+        lines = b"".join(export.jsonl_lines(store.stream_lines(conn, Search())))
+        copied = list(store.copy_lines(conn, Search(), every=2000))
+        denied = b"".join(store.copy_lines(conn, Search(outcome="deny")))
+        assert denied == b"".join(export.jsonl_lines(store.stream_lines(conn, Search(outcome="deny"))))
+    assert len(copied) > 5 and b"".join(copied) == lines and b"\\\\" in lines  # escapes survive COPY's doubling
