@@ -115,6 +115,8 @@ class Settings:
     journal_pkcs11_pin: str = dataclasses.field(default="", repr=False)
     journal_checkpoint_file: Path | None = None  # each new checkpoint is also written here (a copy outside)
     journal_checkpoint_minutes: int = 10
+    journal_checkpoint_webhook_url: str = ""  # each new checkpoint is also POSTed here, signed (connectors/webhook.py)
+    journal_checkpoint_webhook_secret_file: Path | None = None  # the HMAC secret of those POSTs
     # Rate limits per client address and endpoint, in each process's memory ("N/SECONDS"; "0" turns one off):
     # the OAuth token endpoint, sign-in (OIDC start and callback, WebAuthn login), admin enrollment, review links
     rate_limit_token: Rate = Rate(60, 60)
@@ -430,6 +432,8 @@ _PARSERS = {
     "journal_pkcs11_module": _readable_file,
     "journal_checkpoint_file": _path,
     "journal_checkpoint_minutes": _int_in(1, 24 * 60),
+    "journal_checkpoint_webhook_url": _base_url,
+    "journal_checkpoint_webhook_secret_file": _readable_file,
     "smtp_port": _int_in(1, 65535),
     "smtp_from": _address,
     "smtp_starttls": _bool,

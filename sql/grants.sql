@@ -33,6 +33,14 @@ BEGIN
         EXECUTE format('REVOKE ALL ON public.policy_texts FROM %I', app);
         EXECUTE format('GRANT SELECT, INSERT ON public.policy_texts TO %I', app);
     END IF;
+    -- Evidence bundles (027): a request moves queued -> running -> done|failed; a built bundle's parts are
+    -- written once and never changed.
+    IF to_regclass('public.evidence_requests') IS NOT NULL THEN
+        EXECUTE format('REVOKE ALL ON public.evidence_requests, public.evidence_bundle_parts FROM %I', app);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE (state, started_at, finished_at, row_count, bytes, sha256, '
+                       'error) ON public.evidence_requests TO %I', app);
+        EXECUTE format('GRANT SELECT, INSERT ON public.evidence_bundle_parts TO %I', app);
+    END IF;
     -- Checkpoints (022): the Merkle tree's nodes and the signed checkpoints are append-only, like the journal.
     EXECUTE format('REVOKE ALL ON public.journal_merkle, public.journal_checkpoints FROM %I', app);
     EXECUTE format('GRANT SELECT, INSERT ON public.journal_merkle, public.journal_checkpoints TO %I', app);

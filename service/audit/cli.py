@@ -1,6 +1,5 @@
 """`gatehouse evidence export|verify`: an auditor's bundle for a period, and its check with no database."""
 
-import hashlib
 import sys
 from datetime import UTC, datetime
 
@@ -40,7 +39,7 @@ def evidence_export(ctx: Context, since: str, until: str, output: str):
             journal.append(conn, journal.Event(kind="admin", outcome="ok", actor=operator_actor(), detail={
                 "action": "evidence.export", "since": start.isoformat(), "until": end.isoformat(),
                 "rows": done.rows, "first_seq": done.first_seq, "last_seq": done.last_seq,
-                "sha256": _sha256(output)}))
+                "sha256": evidence.file_sha256(output)}))
     click.echo(f"wrote {output}: {done.rows} journal rows"
                + (f" (seq {done.first_seq} to {done.last_seq})" if done.rows else "")
                + f", {len(done.policies)} policy version(s)")
@@ -65,10 +64,3 @@ def evidence_verify(bundle: str, expect: tuple[str, ...], key: str | None):
         sys.exit(1)
     click.echo(result.message)
 
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

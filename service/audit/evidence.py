@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from datetime import datetime
 
 import psycopg
@@ -29,7 +28,6 @@ from service.audit import store
 from service.audit.store import Search
 from service.db.query import one
 from service.journal import checkpoints, merkle, note, offline, proofs, signers
-from service.journal.jsonb import loads
 from service.training import outlook
 
 FORMAT = "gatehouse-evidence-v1"
@@ -123,21 +121,31 @@ def _sign(conn: psycopg.Connection, signer: signers.Signer, since: datetime, unt
 def _write_journal(zf: zipfile.ZipFile, conn: psycopg.Connection, search: Search, files: dict) -> dict:
     digest, size, count = hashlib.sha256(), 0, 0
     first = last = None
-    versions: set[str] = set()
+    versions: set[str | None] = set()
     with zf.open(JOURNAL, "w", force_zip64=True) as out:
-        for entry in store.stream(conn, search):
-            line = (entry.as_json() + "\n").encode()
-            out.write(line)
-            digest.update(line)
-            size, count = size + len(line), count + 1
-            first = first or entry
-            last = entry
-            if entry.policy_version:
-                versions.add(entry.policy_version)
+        for rows in store.stream_lines(conn, search):
+            data = ("\n".join([r[2] for r in rows]) + "\n").encode()
+            out.write(data)
+            digest.update(data)
+            size, count = size + len(data), count + len(rows)
+            first = first or json.loads(rows[0][2])
+            last = rows[-1]
+            versions.update(r[1] for r in rows)
+    versions.discard(None)
     files[JOURNAL] = {"sha256": digest.hexdigest(), "bytes": size}
-    return {"count": count, "first_seq": first.seq if first else None, "last_seq": last.seq if last else None,
-            "prev_hash": first.prev_hash if first else None, "last_hash": last.hash if last else None,
-            "policy_versions": sorted(versions)}
+    end = json.loads(last[2]) if last else None
+    return {"count": count, "first_seq": first["seq"] if first else None, "last_seq": end["seq"] if end else None,
+            "prev_hash": first["prev_hash"] if first else None, "last_hash": end["hash"] if end else None,
+            "policy_versions": sorted(v for v in versions if v)}
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file (a bundle, as the journal row of its export records it), read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _put(zf: zipfile.ZipFile, files: dict, name: str, data: bytes) -> None:
@@ -282,41 +290,22 @@ def _digest_problem(zf: zipfile.ZipFile, name: str, want: dict) -> str | None:
 
 
 def _check_journal(zf: zipfile.ZipFile, chain: dict, expect: tuple[tuple[int, str], ...]) -> tuple[str | None, dict]:
-    anchors: dict = dict(expect)
+    """The slice's rows, checked in parallel blocks (offline.check_blocks): each row's hash, the chain from the row
+    before the slice, the anchors kept outside; the first problem named with its line."""
     seen: dict = {"anchors": set(), "first": None}
     if not chain["count"]:
         return None, seen
     with zf.open(JOURNAL) as raw:
-        lines = io.TextIOWrapper(raw, encoding="utf-8")
-        rows = _rows(lines, anchors, seen)
-        try:
-            result = journal.check_rows(rows, after_seq=chain["first_seq"] - 1, after_hash=chain["prev_hash"])
-        except _Bad as e:
-            return f"{JOURNAL}: {e}", seen
+        checked = offline.check_blocks(offline.blocks_of(raw), after_seq=chain["first_seq"] - 1,
+                                       after_hash=chain["prev_hash"], anchors=dict(expect), blank_ok=False)
+    result = checked.result
+    if checked.kind in ("row", "anchor"):
+        return f"{JOURNAL}: {checked.text}", seen
     if not result.ok:
-        line = result.bad_seq - chain["first_seq"] + 1 if result.bad_seq else "?"
-        return f"{JOURNAL} line {line}: seq {result.bad_seq}: {result.problem}", seen
+        return f"{JOURNAL} line {checked.line}: seq {result.bad_seq}: {result.problem}", seen
     if result.count != chain["count"] or result.head != chain["last_hash"]:
         return (f"{JOURNAL}: {result.count} rows ending in {result.head}, but the manifest says {chain['count']} "
                 f"ending in {chain['last_hash']} (rows removed at the end?)"), seen
+    seen["first"] = checked.first_hash
+    seen["anchors"] = {seq for seq, _ in expect if chain["first_seq"] <= seq < chain["first_seq"] + result.count}
     return None, seen
-
-
-class _Bad(Exception):
-    pass
-
-
-def _rows(lines, anchors: dict, seen: dict) -> Iterator[tuple]:
-    for n, line in enumerate(lines, 1):
-        try:
-            row = offline.fields(loads(line))
-        except (ValueError, KeyError, TypeError) as e:
-            raise _Bad(f"line {n} is not a journal row ({e})") from None
-        seq = int(row[0])
-        if n == 1:
-            seen["first"] = row[12]
-        if seq in anchors:
-            seen["anchors"].add(seq)
-            if anchors[seq] != row[12]:
-                raise _Bad(f"line {n}: seq {seq} has hash {row[12]}, but the anchor kept outside says {anchors[seq]}")
-        yield row

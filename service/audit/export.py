@@ -26,6 +26,12 @@ def jsonl(entries: Iterable[Entry], *, every: int = 500) -> Iterator[bytes]:
         yield ("\n".join(buffer) + "\n").encode()
 
 
+def jsonl_lines(chunks: Iterable[list[tuple]]) -> Iterator[bytes]:
+    """jsonl() of store.stream_lines' chunks: the lines PostgreSQL built, joined (the same bytes)."""
+    for rows in chunks:
+        yield ("\n".join([r[2] for r in rows]) + "\n").encode()
+
+
 def csv_rows(entries: Iterable[Entry], *, every: int = 500) -> Iterator[bytes]:
     """A header, then a line per row; reasons and detail as JSON text.
 

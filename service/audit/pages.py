@@ -4,13 +4,12 @@ timeline, training compliance and the dashboard's charts. GET only; nothing here
 They read every domain, so they sit at the top beside the people pages.
 """
 
-import tempfile
 from datetime import UTC, datetime, timedelta
 
-from flask import Response, g, render_template, request, send_file, stream_with_context
+from flask import Response, g, redirect, render_template, request, stream_with_context
 
 from service import web
-from service.audit import charts, evidence, export, query, store
+from service.audit import charts, export, query, requests, store
 from service.auth import sessions
 from service.auth.guards import require_role, session_principal
 from service.errors import BadRequest, NotFound
@@ -83,11 +82,13 @@ def _export(fmt: str):
         raise NotFound(f"no export format {fmt!r}: csv or jsonl")
     with web.connection() as conn:
         search, _ = query.parse(conn, request.args)  # refused before the stream starts: a clear 400
-    writer = export.csv_rows if fmt == "csv" else export.jsonl
 
     def rows():
         with web.transaction() as conn:
-            yield from writer(store.stream(conn, search))
+            if fmt == "csv":
+                yield from export.csv_rows(store.stream(conn, search))
+            else:
+                yield from store.copy_lines(conn, search)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(stream_with_context(rows()), mimetype=export.FORMATS[fmt],
@@ -144,29 +145,61 @@ def _training():
     return _page("audit_training.html", courses=courses)
 
 
-@bp.get("/audit/evidence.zip")
-def evidence_bundle():
-    return _signed_out() if session_principal() is None else _evidence()
+@bp.post("/audit/evidence")
+def evidence_request():
+    return _signed_out() if session_principal() is None else _evidence_request()
 
 
 @require_role(*ROLES)
-def _evidence():
-    """The evidence bundle of [since, until] (dates), as `gatehouse evidence export` writes it; its taking journaled."""
-    since = query.instant(request.args.get("since"), "since")
-    until = query.instant(request.args.get("until"), "until", end=True)
+def _evidence_request():
+    """Queue the evidence bundle of [since, until] (dates) for the worker; the request journaled with it. Nothing
+    else changes: the bundle is built by the evidence_export job, never inside this request."""
+    since = query.instant(request.form.get("since"), "since")
+    until = query.instant(request.form.get("until"), "until", end=True)
     if since is None or until is None or since >= until:
         raise BadRequest("since and until (dates, since before until) are required")
-    services = web.services()
-    spool = tempfile.NamedTemporaryFile(prefix="gatehouse-evidence-", suffix=".zip")  # closed with the response
+    with web.transaction() as conn:
+        requests.queue(conn, by=g.principal.actor, since=since, until=until)
+    return redirect("/admin/audit/evidence", code=303)
+
+
+@bp.get("/audit/evidence")
+def evidence_list():
+    return _signed_out() if session_principal() is None else _evidence_list()
+
+
+@require_role(*ROLES)
+def _evidence_list():
     with web.connection() as conn:
-        done = evidence.export(conn, spool.name, since=since, until=until, policy=services.policy,
-                               now=datetime.now(UTC), generated_by=g.principal.actor)
-    services.journal.record(Event(kind="admin", outcome="ok", actor=g.principal.actor, detail={
-        "action": "evidence.export", "since": since.isoformat(), "until": until.isoformat(), "rows": done.rows}))
-    name = f"gatehouse-evidence-{since.date()}-{(until - timedelta(seconds=1)).date()}.zip"
-    response = send_file(spool, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)
-    response.call_on_close(spool.close)
-    return response
+        found = requests.recent(conn)
+    return _page("audit_evidence.html", found=found)
+
+
+@bp.get("/audit/evidence/<request_id>.zip")
+def evidence_download(request_id: str):
+    return _signed_out() if session_principal() is None else _evidence_download(request_id)
+
+
+@require_role(*ROLES)
+def _evidence_download(request_id: str):
+    """A built bundle, streamed from its stored parts; its download journaled (who, which bundle, its hash)."""
+    if not request_id.isdigit() or len(request_id) > 18:
+        raise NotFound("no built evidence bundle with that number")
+    with web.connection() as conn:
+        found = requests.get(conn, int(request_id))
+    if found is None or found.state != "done":
+        raise NotFound("no built evidence bundle with that number")
+    web.services().journal.record(Event(kind="admin", outcome="ok", actor=g.principal.actor, detail={
+        "action": "evidence.download", "request": found.id, "sha256": found.sha256}))
+
+    def body():
+        with web.connection() as conn:
+            yield from requests.parts(conn, found.id)
+
+    name = f"gatehouse-evidence-{found.since.date()}-{(found.until - timedelta(seconds=1)).date()}.zip"
+    return Response(stream_with_context(body()), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(found.bytes),
+        "Cache-Control": "no-store"})
 
 
 def init_app(app) -> None:

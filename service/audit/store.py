@@ -159,6 +159,45 @@ def stream(conn: psycopg.Connection, q: Search, *, chunk: int = 5000) -> Iterato
             yield Entry(*row)
 
 
+# Entry.as_json's line, built by PostgreSQL as it reads the row: row_to_json writes the columns in order with no
+# spaces, escapes a string as Python's encoder does (non-ASCII kept) and prints jsonb as its text, so the export
+# joins text it never parses.
+_LINE = sql.SQL("""SELECT seq, policy_version, line FROM (SELECT j.*, (SELECT row_to_json(l)::text FROM (SELECT j.seq,
+    to_char(j.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ts, j.kind, j.subject, j.resource, j.outcome,
+    j.reasons, j.detail, j.actor, j.policy_version, j.request_id, encode(j.prev_hash, 'hex') AS prev_hash,
+    encode(j.hash, 'hex') AS hash) l) AS line FROM public.journal j) AS journal WHERE """)
+
+
+def stream_lines(conn: psycopg.Connection, q: Search, *, chunk: int = 10000) -> Iterator[list[tuple[int, str | None,
+                                                                                                    str]]]:
+    """stream()'s rows as (seq, policy_version, Entry.as_json line), a chunk (a list) at a time: for the JSON Lines
+    export and the evidence bundle, which write the line and look at nothing else."""
+    where, params = _where(conn, q)
+    with conn.cursor(name="journal_export_lines") as cur:
+        cur.execute(sql.SQL("{}{} ORDER BY seq").format(_LINE, where), params)
+        while rows := cur.fetchmany(chunk):
+            yield rows
+
+
+def copy_lines(conn: psycopg.Connection, q: Search, *, every: int = 1 << 20) -> Iterator[bytes]:
+    """stream_lines()'s lines, newline-terminated, as blocks of about `every` bytes, through COPY ... TO STDOUT: no
+    row passes through Python on its own. COPY's text format doubles each backslash (a JSON line holds no raw
+    control character for it to escape otherwise), undone per block: a block ends at a row's end, so no pair is
+    split."""
+    where, params = _where(conn, q)
+    select = psycopg.ClientCursor(conn).mogrify(sql.SQL("{}{} ORDER BY seq").format(_LINE, where), params)
+    line_only = f"SELECT line FROM ({select}) AS t (seq, policy_version, line)"
+    buffer = bytearray()
+    with conn.cursor() as cur, cur.copy(f"COPY ({line_only}) TO STDOUT") as copy:
+        for data in copy:
+            buffer += data
+            if len(buffer) >= every:
+                yield bytes(buffer).replace(b"\\\\", b"\\")
+                buffer.clear()
+    if buffer:
+        yield bytes(buffer).replace(b"\\\\", b"\\")
+
+
 def explain(conn: psycopg.Connection, q: Search, *, before: int | None = None) -> str:
     """The plan of a page's query (for the tests and the bench: each filter must use its index)."""
     where, params = _where(conn, q)

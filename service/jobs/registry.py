@@ -83,6 +83,7 @@ def register(jobs: dict, job: Job) -> None:
 
 def configured(settings) -> dict[str, Job]:
     """The jobs these settings turn on (later jobs add a register() call here)."""
+    from service.audit import requests as evidence_requests
     from service.directory import sync as ldapsync
     from service.journal import checkpoints
     from service.outbox import delivery as outbox
@@ -108,6 +109,7 @@ def configured(settings) -> dict[str, Job]:
     register(jobs, Job("reviews_remind", reviews.remind_job, every_minutes=15))
     register(jobs, Job("reviews_movers", reviews.movers_job, every_minutes=5))
     register(jobs, Job("reviews_schedule", reviews.schedule_job, daily_at_hour=6))
+    register(jobs, Job("evidence_export", evidence_requests.evidence_job, every_minutes=1))
     if settings.journal_key_file or settings.journal_pkcs11_module:
         register(jobs, Job("journal_checkpoint", checkpoints.checkpoint_job,
                            every_minutes=settings.journal_checkpoint_minutes, run_at_start=True))

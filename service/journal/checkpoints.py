@@ -2,7 +2,8 @@
 
 A checkpoint commits to the whole journal up to its tree size; stored in
 journal_checkpoints (append-only) and written to GATEHOUSE_JOURNAL_CHECKPOINT_FILE,
-so that a copy survives a superuser who deletes the stored ones.
+and POSTed to GATEHOUSE_JOURNAL_CHECKPOINT_WEBHOOK_URL (signed), so that a copy survives a superuser who deletes
+the stored ones.
 """
 
 import dataclasses
@@ -12,10 +13,19 @@ from pathlib import Path
 
 import psycopg
 
+from connectors import webhook
+from connectors.outbound import DeliveryError
 from service import db
 from service.db.query import one
-from service.errors import DatabaseUnavailable, Skipped
+from service.errors import ConfigError, DatabaseUnavailable, GatehouseError, Skipped
 from service.journal import note, signers, tree
+
+
+class Upstream(GatehouseError):
+    """A copy could not be published outside."""
+
+    status = 502
+    code = "upstream"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,4 +78,24 @@ def checkpoint_job(services) -> dict:
         raise DatabaseUnavailable(f"journal checkpoint: {db.first_line(e)}") from None
     if settings.journal_checkpoint_file:
         publish(settings.journal_checkpoint_file, made.note)
-    return {"checkpoint": made.id, "tree_size": made.tree_size, "root": made.root.hex()}
+    counts = {"checkpoint": made.id, "tree_size": made.tree_size, "root": made.root.hex()}
+    if settings.journal_checkpoint_webhook_url:
+        counts["webhook_status"] = publish_webhook(settings, signer.name, made)
+    return counts
+
+
+def publish_webhook(settings, origin: str, made: Stored) -> int:
+    """POST the checkpoint to GATEHOUSE_JOURNAL_CHECKPOINT_WEBHOOK_URL, signed as the outbox's webhooks are; the
+    HTTP status. A failure fails the run (the checkpoint stays stored; the next run publishes the newer one)."""
+    if settings.journal_checkpoint_webhook_secret_file is None:
+        raise ConfigError("GATEHOUSE_JOURNAL_CHECKPOINT_WEBHOOK_SECRET_FILE",
+                          "required with GATEHOUSE_JOURNAL_CHECKPOINT_WEBHOOK_URL (the POSTs are signed)")
+    secret = Path(settings.journal_checkpoint_webhook_secret_file).read_bytes().strip()
+    try:
+        return webhook.post(settings.journal_checkpoint_webhook_url, secret, {
+            "id": f"checkpoint-{made.id}", "type": "journal.checkpoint", "origin": origin,
+            "tree_size": made.tree_size, "root": made.root.hex(), "signed_at": made.signed_at.isoformat(),
+            "note": made.note}, timeout=settings.db_timeout)
+    except DeliveryError as e:
+        raise Upstream(f"checkpoint {made.id} (tree size {made.tree_size}) is stored, but publishing it failed: "
+                       f"{e}") from None

@@ -65,13 +65,18 @@ def compliance(conn: psycopg.Connection, policy: Policy, now: datetime) -> list[
     due soon, lapsed or missing: the people the sweep looks at, by the sweep's rule."""
     tally = {t.course: {"ok": 0, "due_soon": 0, "lapsed": 0, "missing": 0} for t in policy.training}
     behind: dict[str, list] = {t.course: [] for t in policy.training}
-    for standing in store.load_standing(conn):
-        held = {g.resource for g in standing.grants}
-        requirements = [t for t in policy.training if any(t.gates_resource(k) for k in held)]
-        for s in training_status(standing.completions, requirements, now, started_at=standing.started_at,
-                                 department=standing.department):
+    gated: dict[tuple[str, ...], list] = {}  # the requirements of a set of held resources, worked out once
+    for person in store.load_holdings(conn):
+        requirements = gated.get(person.held)
+        if requirements is None:
+            requirements = gated[person.held] = [t for t in policy.training
+                                                 if any(t.gates_resource(k) for k in person.held)]
+        if not requirements:
+            continue
+        for s in training_status(person.completions, requirements, now, started_at=person.started_at,
+                                 department=person.department):
             tally[s.course][s.state] += 1
             if s.denies:
-                behind[s.course].append((standing.person_id, standing.name, s.state, s.lapses_at))
-    return [Compliance(t.course, t.name, tally[t.course], tuple(sorted(behind[t.course], key=lambda b: b[3])))
+                behind[s.course].append((person.person_id, person.name, s.state, s.lapses_at))
+    return [Compliance(t.course, t.name, tally[t.course], tuple(sorted(behind[t.course], key=lambda b: (b[3], b[0]))))
             for t in policy.training]

@@ -137,6 +137,47 @@ def insert_completion(conn: psycopg.Connection, person_id: str, course: str, com
     return inserted.fetchone() is not None
 
 
+# Compliance's facts for everyone at once, set-wise: each person's held resources and latest completion per course
+# aggregated over the whole tables (hash joins), not looked up person by person as _STANDING's laterals do.
+_COMPLIANCE = sql.SQL("""
+SELECT p.id::text, coalesce(p.display_name, p.given_name, p.user_name), p.started_at, p.department, g.held,
+       c.courses, c.completed
+FROM (SELECT g.person_id, array_agg(r.key ORDER BY r.key) AS held
+      FROM grants g JOIN resources r ON r.id = g.resource_id
+      WHERE g.state = 'active' OR (g.state = 'suspended' AND g.reason LIKE 'training\\_lapsed:%')
+      GROUP BY g.person_id) g
+JOIN people p ON p.id = g.person_id
+LEFT JOIN (SELECT person_id, array_agg(course) AS courses, array_agg(completed_at) AS completed
+           FROM (SELECT person_id, course, max(completed_at) AS completed_at FROM training_completions
+                 GROUP BY person_id, course) t
+           GROUP BY person_id) c ON c.person_id = p.id
+WHERE p.deleted_at IS NULL AND p.active
+""")
+
+
+@dataclasses.dataclass(frozen=True)
+class Holding:
+    """What compliance needs of a person: the resources they hold (or held until a lapse) and their completions."""
+
+    person_id: str
+    name: str
+    started_at: datetime
+    department: str | None
+    held: tuple[str, ...]
+    completions: dict[str, datetime]
+
+
+def compliance_query() -> sql.Composed:
+    return sql.Composed([_COMPLIANCE])
+
+
+def load_holdings(conn: psycopg.Connection) -> list[Holding]:
+    """Every active person holding a resource (active, or suspended for a training lapse), with completions. In
+    binary: 100,000 rows of arrays decode faster than their text."""
+    return [Holding(pid, name, started, department, tuple(held), dict(zip(courses or (), completed or (), strict=True)))
+            for pid, name, started, department, held, courses, completed in conn.execute(_COMPLIANCE, binary=True)]
+
+
 def load_standing(conn: psycopg.Connection, ids: Sequence[str] | None = None) -> list[Standing]:
     """Everyone the sweep looks at, or only the people `ids`."""
     query = _STANDING.format(only=_ONLY if ids is not None else sql.SQL(""))

@@ -1,18 +1,24 @@
 """Evidence bundles: exported for a period through the real CLI, verified offline, and each tampering caught with
 its place named."""
 
+import dataclasses
+import hashlib
 import json
 import shutil
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from service import journal
+from service.jobs import registry
+from tests.support.admin import ORIGIN
 from tests.support.audit import story
 from tests.support.cli import db_env, gatehouse
 from tests.support.factories import rows
+from tests.support.people import session_for
 
 TODAY = datetime.now(UTC).date()
 
@@ -115,19 +121,83 @@ def test_export_refuses_a_bad_period_in_one_line(database, tmp_path):
         assert not (tmp_path / "x.zip").exists()
 
 
-def test_an_auditor_downloads_the_bundle_from_the_console(web, database, tmp_path):
-    from tests.support.people import session_for
+def _ask(web, csrf, since, until):
+    return web.post("/admin/audit/evidence", data={"since": since, "until": until, "csrf_token": csrf},
+                    headers={"Origin": ORIGIN})
+
+
+def test_an_auditor_asks_the_worker_for_a_bundle_and_downloads_it(web, database, tmp_path, services):
     told = story(database)
-    session_for(web, database, told["audra"])
-    r = web.get(f"/admin/audit/evidence.zip?since={TODAY}&until={TODAY}")
+    csrf = session_for(web, database, told["audra"])
+    r = _ask(web, csrf, str(TODAY), str(TODAY))
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/audit/evidence"
+    assert rows(database, "SELECT requested_by, state FROM evidence_requests") == [("person:audra", "queued")]
+    assert rows(database, "SELECT actor, outcome, detail->>'action' FROM journal WHERE kind = 'admin'") == [
+        ("person:audra", "queued", "evidence.request")]  # who asked, when: the request's own journal row
+    page = web.get("/admin/audit/evidence").get_data(as_text=True)
+    assert "queued" in page and "/admin/audit/evidence/1.zip" not in page
+    assert web.get("/admin/audit/evidence/1.zip").status_code == 404  # not built yet
+
+    done = registry.run_job(services, registry.configured(services.settings)["evidence_export"])
+    assert (done.outcome, done.counts) == ("ok", {"built": 1, "failed": 0})
+    (state, count, digest), = rows(database, "SELECT state, row_count, sha256 FROM evidence_requests")
+    assert (state, count) == ("done", len(told["seqs"]) + 1)  # the story and the request's row
+    built = rows(database, "SELECT actor, detail->>'sha256', detail->>'built_by' FROM journal "
+                           "WHERE detail->>'action' = 'evidence.export'")
+    assert built == [("person:audra", digest, "job:evidence_export")]  # who asked, the bundle's hash
+    page = web.get("/admin/audit/evidence").get_data(as_text=True)
+    assert "done" in page and digest in page and "/admin/audit/evidence/1.zip" in page
+    r = web.get("/admin/audit/evidence/1.zip")
     assert r.status_code == 200 and r.mimetype == "application/zip"
     path = tmp_path / "download.zip"
     path.write_bytes(r.get_data())
     r.close()
-    assert _verify(path).stdout.startswith(f"OK {len(told['seqs'])} rows")
-    assert rows(database, "SELECT actor, detail->>'action' FROM journal WHERE kind = 'admin'") == [
-        ("person:audra", "evidence.export")]
-    assert web.get("/admin/audit/evidence.zip?since=2026-02-01").status_code == 400
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert _verify(path).stdout.startswith(f"OK {count} rows")
+    assert rows(database, "SELECT actor, detail->>'sha256' FROM journal WHERE detail->>'action' = "
+                          "'evidence.download'") == [("person:audra", digest)]
+
+
+def test_a_bad_period_queues_nothing_and_others_may_not_download(web, database, services):
+    told = story(database)
+    csrf = session_for(web, database, told["audra"])
+    assert _ask(web, csrf, "2026-02-01", "").status_code == 400
+    assert _ask(web, csrf, str(TODAY), str(TODAY - timedelta(days=2))).status_code == 400
+    assert web.post("/admin/audit/evidence", data={"since": str(TODAY), "until": str(TODAY)},
+                    headers={"Origin": ORIGIN}).status_code == 403  # no CSRF token
+    assert rows(database, "SELECT count(*) FROM evidence_requests") == [(0,)]
+    assert _ask(web, csrf, str(TODAY), str(TODAY)).status_code == 303
+    registry.run_job(services, registry.configured(services.settings)["evidence_export"])
+    hr = rows(database, "INSERT INTO people (user_name, source) VALUES ('hank', 'scim') RETURNING id::text")[0][0]
+    rows(database, "INSERT INTO person_roles (person_id, role, granted_by) VALUES (%s, 'hr', 'test') RETURNING 1",
+         (hr,))
+    session_for(web, database, hr)
+    assert web.get("/admin/audit/evidence/1.zip").status_code == 403
+    assert web.get("/admin/audit/evidence").status_code == 403
+    web.delete_cookie("gatehouse_session", domain="localhost")
+    assert web.get("/admin/audit/evidence/1.zip").status_code == 401
+
+
+def test_the_consoles_bundle_is_signed_at_export_when_a_key_is_configured(settings, database, tmp_path):
+    from tests.support.admin import make_app
+    told = story(database)
+    env, vkey = _keyed(database, tmp_path)
+    app, services = make_app(dataclasses.replace(settings, journal_origin=env["GATEHOUSE_JOURNAL_ORIGIN"],
+                                                 journal_key_file=Path(env["GATEHOUSE_JOURNAL_KEY_FILE"])), database)
+    try:
+        web = app.test_client()
+        assert _ask(web, session_for(web, database, told["audra"]), str(TODAY), str(TODAY)).status_code == 303
+        assert registry.run_job(services, registry.configured(services.settings)["evidence_export"]).outcome == "ok"
+        r = web.get("/admin/audit/evidence/1.zip")
+        assert r.status_code == 200
+        path = tmp_path / "signed-download.zip"
+        path.write_bytes(r.get_data())
+        r.close()
+    finally:
+        services.close()
+    assert rows(database, "SELECT count(*) FROM journal_checkpoints") == [(1,)]  # signed at this export
+    checked = _verify(path, "--key", vkey)
+    assert checked.returncode == 0 and "signed checkpoint of" in checked.stdout, checked
 
 
 def _keyed(database, tmp_path, name="keys"):

@@ -232,3 +232,52 @@ def test_verify_with_checkpoints_matches_the_library(database, keyed):
         wrong = journal.verify(conn, checkpoints=[(2, cps[0].root, "c"), (9, cps[0].root, "d")])
     assert result.ok
     assert (wrong.ok, wrong.bad_seq) == (False, 2)
+
+
+@pytest.fixture
+def hook(tmp_path):
+    from http.server import ThreadingHTTPServer
+    from threading import Thread
+
+    from tests.outbox.test_webhook import SECRET, Receiver
+    from tests.support.net import free_port
+
+    handler = type("R", (Receiver,), {"seen": {}, "accepted": [], "refused": []})
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    secret = tmp_path / "hook.secret"
+    secret.write_bytes(SECRET + b"\n")
+    yield handler, f"http://127.0.0.1:{server.server_port}/checkpoints", secret
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_job_publishes_each_checkpoint_to_a_signed_webhook(database, keyed, services, hook):
+    env, vkey, published = keyed
+    handler, url, secret = hook
+    settings = dataclasses.replace(services.settings, journal_origin=ORIGIN,
+                                   journal_key_file=Path(env["GATEHOUSE_JOURNAL_KEY_FILE"]),
+                                   journal_checkpoint_webhook_url=url, journal_checkpoint_webhook_secret_file=secret)
+    job = registry.configured(settings)["journal_checkpoint"]
+    _append(database.app_url, [_event(i) for i in range(3)])
+    done = registry.run_job(dataclasses.replace(services, settings=settings), job)
+    assert (done.outcome, done.counts["webhook_status"]) == ("ok", 204)
+    (event,) = handler.accepted  # its signature verified by the receiver's recipe (connectors/webhook.py)
+    stored = _stored(database)
+    with psycopg.connect(database.app_url) as conn:
+        (last,) = conn.execute("SELECT max(id) FROM journal_checkpoints").fetchone()
+    assert (event["type"], event["id"], event["tree_size"]) == ("journal.checkpoint", f"checkpoint-{last}", 3)
+    opened = note.open_checkpoint(event["note"], *note.parse_verifier_key(vkey))  # the signed note itself
+    assert (opened.size, opened.root.hex()) == (3, event["root"])
+
+    wrong = secret.with_name("other.secret")
+    wrong.write_bytes(b"not the receiver's")
+    refused = registry.run_job(dataclasses.replace(services, settings=dataclasses.replace(
+        settings, journal_checkpoint_webhook_secret_file=wrong)), job)
+    assert refused.outcome == "failed"
+    assert "is stored, but publishing it failed: POST webhook: HTTP 401" in refused.error
+    assert len(_stored(database)) == len(stored) + 1 and len(handler.refused) == 1  # stored all the same
+    with psycopg.connect(database.app_url) as conn:
+        outcome, detail = conn.execute("SELECT outcome, detail FROM journal WHERE kind = 'job' "
+                                       "ORDER BY seq DESC LIMIT 1").fetchone()
+    assert (outcome, detail["error"]) == ("failed", refused.error)

@@ -42,3 +42,24 @@ def story(database) -> dict:
 
 def at(seq_ts: datetime, **delta) -> str:
     return (seq_ts + timedelta(**delta)).astimezone(UTC).isoformat()
+
+
+# Rows of every shape the fast way must handle or hand over: NULLs, escapes, non-ASCII, numbers with a scale,
+# a string ending in `,` before a quote, nested objects with keys out of jsonb's order.
+_ODD_ROWS = """
+INSERT INTO journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
+SELECT 'check', CASE WHEN i %% 5 = 0 THEN NULL ELSE 'person-' || i END, CASE WHEN i %% 3 = 0 THEN NULL ELSE 'vpn' END,
+       CASE WHEN i %% 7 = 0 THEN 'deny' ELSE 'allow' END,
+       CASE WHEN i %% 7 = 0 THEN '[{"code": "training_lapsed:x,", "why": "a \\"quote\\""}]'::jsonb ELSE '[]' END,
+       jsonb_build_object('n', i, 'amount', 1.50, 'name', CASE WHEN i %% 4 = 0 THEN 'Zoë "z" ,"detail":' ELSE 'a' END,
+                          'nested', jsonb_build_object('bbb', 1, 'a', ARRAY[1, 2])),
+       CASE WHEN i %% 11 = 0 THEN 'admin:ä\\tb' ELSE 'client:vpn-gw' END, CASE WHEN i %% 2 = 0 THEN 'v1' END,
+       'req-' || i
+FROM generate_series(1, %s) i
+"""
+
+
+def odd_rows(database, count: int) -> None:
+    """`count` journal rows of every odd shape an export and its offline check must carry byte for byte."""
+    with psycopg.connect(database.app_url) as conn:
+        conn.execute(_ODD_ROWS, (count,))
