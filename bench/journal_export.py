@@ -53,28 +53,23 @@ def _export(url: str, path: str, out) -> None:
     out.put((n, time.perf_counter() - started, _peak_mb()))
 
 
-def _export_lines(url: str, path: str, out) -> None:
-    started = time.perf_counter()
-    n = 0
-    with psycopg.connect(url) as conn, conn.transaction(), open(path + ".lines", "wb") as f:
-        for chunk in export.jsonl_lines(store.stream_lines(conn, Search())):
-            f.write(chunk)
-            n += chunk.count(b"\n")
-    assert _sha256(path + ".lines") == _sha256(path)  # the same bytes either way
-    Path(path + ".lines").unlink()
-    out.put((n, time.perf_counter() - started, _peak_mb()))
+def _export_again(chunks, suffix: str):
+    """An older export path: the same rows through `chunks(conn)`, which must write the export's very bytes."""
+    def work(url: str, path: str, out) -> None:
+        started = time.perf_counter()
+        n = 0
+        with psycopg.connect(url) as conn, conn.transaction(), open(path + suffix, "wb") as f:
+            for chunk in chunks(conn):
+                f.write(chunk)
+                n += chunk.count(b"\n")
+        assert _sha256(path + suffix) == _sha256(path)  # the same bytes either way
+        Path(path + suffix).unlink()
+        out.put((n, time.perf_counter() - started, _peak_mb()))
+    return work
 
 
-def _export_entries(url: str, path: str, out) -> None:
-    started = time.perf_counter()
-    n = 0
-    with psycopg.connect(url) as conn, conn.transaction(), open(path + ".entries", "wb") as f:
-        for chunk in export.jsonl(store.stream(conn, Search())):
-            f.write(chunk)
-            n += chunk.count(b"\n")
-    assert _sha256(path + ".entries") == _sha256(path)  # the same bytes either way
-    Path(path + ".entries").unlink()
-    out.put((n, time.perf_counter() - started, _peak_mb()))
+_export_lines = _export_again(lambda conn: export.jsonl_lines(store.stream_lines(conn, Search())), ".lines")
+_export_entries = _export_again(lambda conn: export.jsonl(store.stream(conn, Search())), ".entries")
 
 
 def _sha256(path: str) -> str:
