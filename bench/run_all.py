@@ -37,6 +37,7 @@ QUICK = {
     "outbox": ["--revocations", "100"],
     "reviews": ["--people", "1000", "--reviewers", "100"],
     "scim": ["--users", "50", "--threads", "4", "--lookup-people", "1000"],
+    "training_compliance": ["--people", "2000"],
 }
 COLUMNS = ("bench", "workload", "ours", "baseline", "ratio", "target", "met", "load")
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 
 from bench._pg import bench_database  # noqa: E402
+from bench._result import bench_result  # noqa: E402
 from policies import training_status  # noqa: E402
 from policies.loader import parse_policy  # noqa: E402
 from service.training import outlook, store  # noqa: E402
@@ -81,15 +82,18 @@ def main():
             took = timed(lambda: outlook.compliance(conn, policy, now))
             print(f"compliance (a page view's figures): {took * 1000:.0f} ms (best of 3; "
                   f"load {os.getloadavg()[0]:.2f})")
-            took = timed(lambda: store.load_holdings(conn))
-            print(f"  of which the query and its rows (load_holdings): {took * 1000:.0f} ms (best of 3; "
+            query = timed(lambda: store.load_holdings(conn))
+            print(f"  of which the query and its rows (load_holdings): {query * 1000:.0f} ms (best of 3; "
                   f"load {os.getloadavg()[0]:.2f})")
-            took = timed(lambda: person_by_person(conn, policy, now), repeat=1)
-            print(f"the same figures person by person (the sweep's load_standing, as before): {took * 1000:.0f} ms "
+            before = timed(lambda: person_by_person(conn, policy, now), repeat=1)
+            print(f"the same figures person by person (the sweep's load_standing, as before): {before * 1000:.0f} ms "
                   f"(load {os.getloadavg()[0]:.2f})")
             plan = conn.execute(psycopg.sql.SQL("EXPLAIN ") + store.compliance_query()).fetchall()
             print("plan of compliance's query:\n  " + "\n  ".join(r[0] for r in plan))
-
+    bench_result(f"training compliance, {args.people:,} people", ours=f"{took * 1000:.0f} ms a view",
+                 baseline=f"{before * 1000:.0f} ms person by person", ratio=took / before, target="< 1 s a view",
+                 met=took < 1)
+    print(f"ratio set-wise / person by person (time): {took / before:.2f}")
 
 if __name__ == "__main__":
     main()
