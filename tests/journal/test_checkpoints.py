@@ -236,20 +236,12 @@ def test_verify_with_checkpoints_matches_the_library(database, keyed):
 
 @pytest.fixture
 def hook(tmp_path):
-    from http.server import ThreadingHTTPServer
-    from threading import Thread
+    from tests.support.outbox import SECRET, webhook_receiver
 
-    from tests.outbox.test_webhook import SECRET, Receiver
-    from tests.support.net import free_port
-
-    handler = type("R", (Receiver,), {"seen": {}, "accepted": [], "refused": []})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    Thread(target=server.serve_forever, daemon=True).start()
     secret = tmp_path / "hook.secret"
     secret.write_bytes(SECRET + b"\n")
-    yield handler, f"http://127.0.0.1:{server.server_port}/checkpoints", secret
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (handler, url):
+        yield handler, url + "/checkpoints", secret
 
 
 def test_the_job_publishes_each_checkpoint_to_a_signed_webhook(database, keyed, services, hook):
@@ -272,8 +264,8 @@ def test_the_job_publishes_each_checkpoint_to_a_signed_webhook(database, keyed, 
 
     wrong = secret.with_name("other.secret")
     wrong.write_bytes(b"not the receiver's")
-    refused = registry.run_job(dataclasses.replace(services, settings=dataclasses.replace(
-        settings, journal_checkpoint_webhook_secret_file=wrong)), job)
+    refused = registry.run_job(dataclasses.replace(services, settings=dataclasses.replace(  # manual: in the same due
+        settings, journal_checkpoint_webhook_secret_file=wrong)), job, trigger="manual")  # time, as an operator's
     assert refused.outcome == "failed"
     assert "is stored, but publishing it failed: POST webhook: HTTP 401" in refused.error
     assert len(_stored(database)) == len(stored) + 1 and len(handler.refused) == 1  # stored all the same
