@@ -55,6 +55,11 @@ BEGIN
 END
 $$;
 
+-- One mechanism: person_login_set (018) is person_logins_set for one person.
+CREATE OR REPLACE FUNCTION person_login_set(person uuid, source text, login text) RETURNS void
+    LANGUAGE sql SET search_path = pg_catalog, public, pg_temp
+    AS $$ SELECT person_logins_set(ARRAY[person], source, ARRAY[login]) $$;
+
 -- New people: their userName's login, for all the rows of one INSERT or COPY at once. Not deferred: a violation
 -- surfaces at the statement that caused it, as a 409, as with the row trigger before.
 CREATE FUNCTION people_added_logins() RETURNS trigger LANGUAGE plpgsql
