@@ -242,7 +242,7 @@ def _write_logins(conn: psycopg.Connection, entries: list) -> None:
     """Each entry's uid as the person's "ldap" login (sql/018): it resolves them at gateways whoever sets their
     userName. The plan already refused a uid another person has (a conflict), so this does not raise."""
     if entries:
-        conn.execute("SELECT person_logins_set(%s::uuid[], 'ldap', %s::text[])",
+        conn.execute("SELECT person_logins_set(%b::uuid[], 'ldap', %b::text[])",
                      ([e["id"] for e in entries], [e["user_name"] for e in entries]))
 
 

@@ -41,12 +41,16 @@ RETURNING seq, ts, hash
 """
 
 # Many events in one statement (group commit): rows are inserted, and so
-# chained, in ordinality order, which is the order of the batch.
+# chained, in ordinality order, which is the order of the batch. The arrays go
+# in the binary format (%b): psycopg writes a text-format array element by
+# element through a regular expression (its quoting), 15 times slower (356 ms
+# against 23 ms for 5,000 rows, measured); a review deadline's 100,000 journal
+# rows spent 15 s of its 47 there.
 _INSERT_MANY = """
 INSERT INTO public.journal (kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id)
 SELECT kind, subject, resource, outcome, reasons::jsonb, detail::jsonb, actor, policy_version, request_id
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[]) WITH ORDINALITY
+FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+            %b::text[]) WITH ORDINALITY
      AS e(kind, subject, resource, outcome, reasons, detail, actor, policy_version, request_id, n)
 ORDER BY n
 RETURNING seq, ts, hash

@@ -96,17 +96,15 @@ def queue_requests(conn: psycopg.Connection, campaign_id: str, key: str, due_at:
     count = 0
     secret = reviews.secret(conn, links.SECRET_NAME)
     base = base_url.rstrip("/")
-    with conn.cursor() as cur:
-        params = []
-        for r in reviews.reviewers(conn, campaign_id, ids=only):
-            count += 1
-            if not r.email:
-                continue
-            url = f"{base}/reviews/{links.make(secret, campaign_id, r.id)}"
-            subject, text, html = mails.request(r.name, r.people, r.open_items, key, due_at, url)
-            params.append(("review_request", r.id, [r.email], [], subject, text, html))
-        cur.executemany("INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body, html) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s)", params)
+    params = []
+    for r in reviews.reviewers(conn, campaign_id, ids=only):
+        count += 1
+        if not r.email:
+            continue
+        url = f"{base}/reviews/{links.make(secret, campaign_id, r.id)}"
+        subject, text, html = mails.request(r.name, r.people, r.open_items, key, due_at, url)
+        params.append(("review_request", r.id, [r.email], [], subject, text, html))
+    outbox.queue_mails(conn, params)
     return count
 
 

@@ -31,12 +31,12 @@ IMPORT_IDENTIFIERS = ("user_name", "email", "employee_number")
 # -- resolve_people -- each reference as store.people.matching finds it, through IMPORT_IDENTIFIERS.
 _RESOLVE = sql.SQL("""
 SELECT r.ref, p.id::text, p.deleted, p.ambiguous
-FROM unnest(%s::text[]) AS r (ref)
+FROM unnest(%b::text[]) AS r (ref)
 LEFT JOIN LATERAL ({match}) p ON true
 """).format(match=people.matching(sql.SQL("r.ref"), IMPORT_IDENTIFIERS))
 
 # -- lock_people -- in id order, so concurrent writers never deadlock.
-_LOCK = "SELECT id FROM people WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE"
+_LOCK = "SELECT id FROM people WHERE id = ANY(%b::uuid[]) ORDER BY id FOR NO KEY UPDATE"
 
 _INSERT_COMPLETION = """
 INSERT INTO training_completions (person_id, course, completed_at, source, source_id)
@@ -88,8 +88,8 @@ ON CONFLICT DO NOTHING
 """
 _QUEUE = """
 INSERT INTO notifications (kind, person_id, to_addrs, cc_addrs, subject, body, html)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-"""
+VALUES (%s, %s, %b, %b, %s, %s, %s)
+"""  # the address arrays binary: psycopg quotes a text-format array's elements through a regular expression
 # Waiting, and not claimed by a run lately: a claim's lease doubles with each attempt (2, 4, ... 60 minutes), so a
 # failure is retried with backoff and a message a runner took is not taken again while that runner sends it.
 _CLAIMABLE = """
