@@ -250,8 +250,9 @@ def test_every_function_of_ours_pins_its_search_path_with_pg_temp_last(database)
         found = conn.execute(
             "SELECT p.proname, p.prosecdef, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'public' ORDER BY 1").fetchall()
-    # outbox_enqueue (017): the grants trigger writes the outbox rows the application role may not insert.
-    assert {name for name, definer, _ in found if definer} == {"journal_chain", "journal_advance", "outbox_enqueue"}
+    # outbox_enqueue_set (017, 033): the grants triggers write the outbox rows the application role may not insert.
+    assert {name for name, definer, _ in found if definer} == {"journal_chain", "journal_advance",
+                                                               "outbox_enqueue_set"}
     # Besides the path, a function may carry only planner settings (026: outbox_guard plans each call for its
     # partial index); nothing that changes what a name resolves to.
     for name, _, config in found:

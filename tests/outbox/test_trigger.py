@@ -71,6 +71,30 @@ def test_each_transition_maps_to_one_operation(targeted):
         ("enable", "grant"), ("disable", "suspend"), ("enable", "restore"), ("disable", "delete")]
 
 
+def test_one_statement_over_many_grants_queues_each_change_once_in_person_and_target_order(targeted):
+    """The triggers run once per statement (033): a statement's rows are queued together, each changed grant once
+    per target, nothing for a grant whose state stayed; a person's deletion disables what their grants gave."""
+    people = {name: add_person(targeted, name) for name in ("fay", "gus", "hal", "ivy")}
+    for name in people:
+        add_grant(targeted, people[name], "github")
+        add_grant(targeted, people[name], "vpn")
+    before = len(outbox(targeted))
+    with psycopg.connect(targeted.app_url) as conn:
+        conn.execute("UPDATE grants SET state = 'suspended', reason = 'training_lapsed:sec' "
+                     "WHERE person_id = ANY(%s::uuid[])", ([people["fay"], people["gus"]],))
+        conn.execute("UPDATE grants SET state = 'revoked', reason = 'later' WHERE person_id = %s "
+                     "OR state = 'suspended'", (people["hal"],))  # fay's and gus's: suspended -> revoked, nothing
+        conn.execute("UPDATE grants SET updated_at = now()")  # no state changed: nothing
+    with psycopg.connect(targeted.owner_url) as conn:  # cascades to their grants: gus's revoked, ivy's active
+        conn.execute("DELETE FROM people WHERE id = ANY(%s::uuid[])", ([people["gus"], people["ivy"]],))
+    queued = rows(targeted, "SELECT person_id::text, target, op, cause FROM outbox ORDER BY id")[before:]
+    every = ("gh-hook", "gh-scim", "vpn-group")
+    assert queued == (
+        [(p, t, "disable", "suspend") for p in sorted([people["fay"], people["gus"]]) for t in every]
+        + [(people["hal"], t, "disable", "revoke") for t in every]
+        + [(people["ivy"], t, "disable", "delete") for t in every])
+
+
 def test_a_target_dropped_from_the_policy_is_disabled_and_gets_no_rows(targeted):
     with psycopg.connect(targeted.app_url) as conn:
         sync_resources(conn, policy([t for t in TARGETS if t["key"] != "gh-hook"]))
@@ -92,7 +116,7 @@ def _as_app(database, statement, params=()):
     "TRUNCATE outbox",
     "UPDATE outbox SET op = 'disable'",
     "UPDATE outbox SET target = 'gh-hook'",
-    "ALTER TABLE grants DISABLE TRIGGER grants_outbox",
+    "ALTER TABLE grants DISABLE TRIGGER grants_outbox_update",
     "SET session_replication_role = replica",
     "UPDATE outbound_targets SET key = 'other'",
     "DELETE FROM outbound_targets",
