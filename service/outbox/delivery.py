@@ -1,10 +1,12 @@
 """The outbox job: deliver due rows to their targets, outside any transaction, and journal every step.
 
-A row moves intent → sent (the target took the change) → confirmed (a re-read shows it). A failure, or a
-re-read that still shows the old access, counts an attempt and waits an exponentially growing, jittered
-delay (at least what Retry-After asked); after the target's max_attempts the row is dead, for an admin to
-retry or discard. A row left `sent` by a worker that died is delivered again: the operations are
-idempotent, so the effect is not doubled.
+A row moves intent → sent (the target took the change) → confirmed (a re-read shows it); both steps, each
+journaled with the target's answer, commit together once the re-read is back (one commit per delivery, not
+two). A failure, or a re-read that still shows the old access, records what happened (sent, when the change
+went through) and counts an attempt, then waits an exponentially growing, jittered delay (at least what
+Retry-After asked); after the target's max_attempts the row is dead, for an admin to retry or discard. A row
+left `intent` or `sent` by a worker that died is delivered again: the operations are idempotent, so the
+effect is not doubled.
 """
 
 import dataclasses
@@ -131,7 +133,7 @@ def deliver_due(services, *, now: datetime | None = None, limit: int = BATCH) ->
 
 def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None = None, mail_on: bool = False,
             known: tuple | None = None, note_success: bool = True) -> str:
-    """One attempt at one row: apply, record sent, re-read, record confirmed; or record the failure.
+    """One attempt at one row: apply, re-read, record sent and confirmed; or record what failed.
 
     `known`: the row's (e-mail, DN, remote id) when the caller loaded them for a batch; `note_success`: whether
     to record the target's success (a run records it once per target, with its first confirmation)."""
@@ -146,27 +148,38 @@ def deliver(conn, row: store.Row, policy: TargetPolicy, *, now: datetime | None 
     try:
         target = build(policy)
         applied = target.apply(row.op, account, idempotency_key=row.idempotency_key)
-        with conn.transaction():
-            if applied.remote_id and applied.remote_id != remote_id:
-                store.remember_remote_id(conn, row, applied.remote_id)
-            store.move(conn, row, outcome="sent", actor=ACTOR, state="sent", attempts=attempt,
-                       detail={"attempt": attempt, "answer": applied.detail})
-        row = dataclasses.replace(row, state="sent", attempts=attempt)
-        if applied.remote_id:  # re-read the very account the change went to, by its id
-            account = dataclasses.replace(account, remote_id=applied.remote_id)
+    except DeliveryError as e:
+        return _failed(conn, row, policy, attempt, e, now=now, mail_on=mail_on)
+    sent = dataclasses.replace(row, state="sent", attempts=attempt)
+    if applied.remote_id:  # re-read the very account the change went to, by its id
+        account = dataclasses.replace(account, remote_id=applied.remote_id)
+    try:
         verified = target.verify(row.op, account)
         if verified is None:
             raise DeliveryError("the target answered, but a re-read still shows the access as it was")
     except DeliveryError as e:
-        return _failed(conn, row, policy, attempt, e, now=now, mail_on=mail_on)
+        with conn.transaction():
+            _sent(conn, row, applied, remote_id, attempt)
+        return _failed(conn, sent, policy, attempt, e, now=now, mail_on=mail_on)
+    # Sent and confirmed in one commit: a worker that dies before it leaves the row as it found it, delivered
+    # again (idempotently) by the next run, as one that dies between two commits would.
     with conn.transaction():
+        _sent(conn, row, applied, remote_id, attempt)
         if verified.remote_id and verified.remote_id not in (remote_id, applied.remote_id):
             store.remember_remote_id(conn, row, verified.remote_id)
-        store.move(conn, row, outcome="confirmed", actor=ACTOR, state="confirmed",
+        store.move(conn, sent, outcome="confirmed", actor=ACTOR, state="confirmed",
                    detail={"attempt": attempt, "answer": verified.detail})
         if note_success:
             targets_health.succeeded(conn, row.target, mail_on=mail_on)
     return "confirmed"
+
+
+def _sent(conn, row: store.Row, applied, remote_id: str | None, attempt: int) -> None:
+    """Record what the target answered to the change (in the caller's transaction)."""
+    if applied.remote_id and applied.remote_id != remote_id:
+        store.remember_remote_id(conn, row, applied.remote_id)
+    store.move(conn, row, outcome="sent", actor=ACTOR, state="sent", attempts=attempt,
+               detail={"attempt": attempt, "answer": applied.detail})
 
 
 def _failed(conn, row: store.Row, policy: TargetPolicy, attempt: int, e: DeliveryError, *, now: datetime,
